@@ -76,6 +76,10 @@ def test_matches_torchvision(arch, fn):
     ours.load_state_dict(theirs.state_dict())  # strict: the module names and shapes agree
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad(): torch.testing.assert_close(ours(x), theirs(x))
+    # the modules are built and initialised in torchvision's order, so one seed gives the same weights
+    torch.manual_seed(1); theirs = getattr(tvm, arch)(num_classes=10)
+    torch.manual_seed(1); ours = fn(10, stem="imagenet")
+    for (k, a), b in zip(theirs.state_dict().items(), ours.state_dict().values()): assert torch.equal(a, b), k
 
 
 def test_make_model_errors():
@@ -98,7 +102,8 @@ def test_make_model_passes_options():
     assert make_model("resnet50", (3, 64, 64), 10).stem == "cifar"
     assert make_model("resnet50", (3, 224, 224), 10, stem="cifar").stem == "cifar"
     assert make_model("resnet18", (1, 28, 28), 10).conv1.in_channels == 1
-    assert make_model("cnn", (1, 28, 28), 10, width=8).head.in_features == 16
+    assert make_model("cnn", (1, 28, 28), 10, width=8).head.in_features == 16 * 16
+    assert make_model("cnn", (1, 28, 28), 10, width=8, grid=1).head.in_features == 16
     assert make_model("mlp", (1, 28, 28), 10, hidden=()).net[1].in_features == 784
     assert make_model("mlp", torch.Size([1, 28, 28]), 10).in_shape == (1, 28, 28)
 

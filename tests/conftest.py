@@ -1,0 +1,28 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = REPO/".venv"/"bin"
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def digits_audit(tmp_path_factory):
+    "A small real audit of scikit-learn's digits: real training, real trajectories (about 15 s on 2 cores)."
+    from mapd.audit import AuditConfig, run_audit
+    out = tmp_path_factory.mktemp("digits")/"audit"
+    cfg = AuditConfig(dataset="digits", noise=0.2, epochs=15, batch_size=64, scores="speed", score_epochs=3,
+                      n_fit=60, n_heldout=60, k=10, device="cpu")
+    return out, cfg, run_audit(cfg, out, quiet=True)
+
+
+def mapd_cmd() -> list[str]:
+    "The installed `mapd` command of the venv (or the one on PATH)."
+    exe = VENV_BIN/"mapd"
+    return [str(exe)] if exe.exists() else ["mapd"]

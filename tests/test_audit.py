@@ -1,0 +1,70 @@
+"The audit end to end on real data: its outputs, its figures' inputs, bad input and what a failed run leaves behind."
+import hashlib, json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mapd.audit import AuditConfig, run_audit
+from mapd.metadata import load_table
+from mapd.store import TrajectoryStore
+
+
+def _digest(folder):
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_audit_outputs(digits_audit):
+    out, cfg, res = digits_audit
+    for fn in ("config.json", "scores.npy", "probes.csv", "history.csv", "metadata.parquet", "probe_predictions.csv", "results.json"):
+        assert (out/fn).exists(), fn
+    results = json.loads((out/"results.json").read_text())
+    for key in ("probe_accuracy_4", "probe_accuracy_6", "mislabel_auroc"):
+        assert 0 <= results[key] <= 1
+    assert results["parameters"]["noise"] == 0.2 and "mapd_version" in results
+    table = load_table(out/"metadata.parquet")
+    st = TrajectoryStore(out/"trajectories")
+    assert len(table) == (st.rows.role == "train").sum() == results["n_train"]
+    assert table["index"].is_unique
+    p = table[[c for c in table.columns if c.startswith("p_")]].to_numpy()
+    np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
+    assert (table.category.astype(str) == table[[c for c in table.columns if c.startswith("p_")]].idxmax(1).str[2:]).all()
+    # the flipped labels are known, and MAP-D ranks them far above chance even on this tiny run
+    assert results["mislabel_auroc"] > 0.7, results["mislabel_auroc"]
+    # probes are made from the noisy data, as a user would: flipped examples have low consistency and crowd
+    # into the atypical probe, leaving fewer of them among the training rows
+    assert results["atypical_probe_noisy_fraction"] > 0.2 > table.is_noisy.mean()
+    assert results["typical_probe_noisy_fraction"] < 0.2
+
+
+def test_probe_accuracy_well_above_chance(digits_audit):
+    _, cfg, res = digits_audit
+    assert res["probe_accuracy_6"] > 2 / 6, res["probe_accuracy_6"]      # chance is 1/6
+    assert res["probe_accuracy_4"] > 2 / 4, res["probe_accuracy_4"]      # chance is 1/4
+
+
+def test_other_configuration_refused_and_nothing_overwritten(digits_audit):
+    out, cfg, _ = digits_audit
+    before = _digest(out)
+    with pytest.raises(FileExistsError, match="another configuration"):
+        run_audit(replace(cfg, epochs=3), out, quiet=True)
+    assert _digest(out) == before
+
+
+def test_bad_config_fails_before_writing(tmp_path):
+    with pytest.raises(ValueError, match="n_fit=5 .* fewer than k=20"):
+        run_audit(AuditConfig(dataset="digits", n_fit=5), tmp_path/"a", quiet=True)
+    with pytest.raises(ValueError, match="unknown data set 'imagenet21k'"):
+        run_audit(AuditConfig(dataset="imagenet21k"), tmp_path/"b", quiet=True)
+    with pytest.raises(ValueError, match="noise must lie in"):
+        AuditConfig(noise=1.5)
+    assert not (tmp_path/"a").exists() and not (tmp_path/"b").exists()
+
+
+def test_diverged_run_is_a_clear_error_and_keeps_nothing_half_written(tmp_path):
+    cfg = AuditConfig(dataset="digits", epochs=3, lr=1e6, scores="speed", score_epochs=1, n_fit=30, n_heldout=30, k=5)
+    with pytest.raises(FloatingPointError, match="training diverged"):
+        run_audit(cfg, tmp_path/"d", quiet=True)
+    assert not (tmp_path/"d"/"results.json").exists() and not (tmp_path/"d"/"metadata.parquet").exists()
+    assert TrajectoryStore(tmp_path/"d"/"trajectories").completed == 0

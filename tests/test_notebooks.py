@@ -1,0 +1,76 @@
+"Each experiment notebook run by papermill with tiny parameters, and the report built from them."
+import json, re, shutil
+
+import nbformat
+import pytest
+import yaml
+
+from mapd.report import run_report, load_plan, ReportError
+
+
+@pytest.fixture(scope="module")
+def tiny_report(repo, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")/"outputs"
+    results = run_report(repo/"nbs"/"experiments"/"report.yaml", out, tiny=True, quiet=True)
+    return out, results
+
+
+def test_every_run_writes_notebook_html_figures_and_results(repo, tiny_report):
+    out, results = tiny_report
+    plan = load_plan(repo/"nbs"/"experiments"/"report.yaml")
+    for r in plan["runs"]:
+        d = out/r["name"]
+        assert (d/f"{r['name']}.ipynb").exists() and (d/f"{r['name']}.html").exists()
+        res = json.loads((d/"results.json").read_text())
+        assert res == results[r["name"]]
+        assert {"out_dir", "seed", "device", "dataset"} <= set(res["parameters"]) | {"out_dir"}
+        nb = nbformat.read(d/f"{r['name']}.ipynb", as_version=4)
+        assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    audit = out/"audit"
+    for fig in ("fig4_trajectories.png", "fig4_confusion.png", "fig_category_counts.png", "fig1_surfaced.png"):
+        assert (audit/fig).stat().st_size > 5000, fig
+    assert (out/"audit_noise20"/"fig_mislabel_detection.png").exists()
+
+
+def test_readme_numbers_are_the_results_files(repo, tiny_report):
+    out, results = tiny_report
+    plan = load_plan(repo/"nbs"/"experiments"/"report.yaml")
+    readme = (out/"README.md").read_text()
+    assert "Tiny parameters" in readme
+    manifest = json.loads((out/"manifest.json").read_text())
+    assert manifest["commit"] != "" and "torch" in manifest["packages"]
+    for c in plan["claims"]:
+        v = results[c["run"]][c["key"]]
+        row = next(l for l in readme.splitlines() if l.startswith(f"| {c['claim']} |"))
+        assert f"| {c.get('format', '{}').format(v)} |" in row, (row, v)
+
+
+def _failing_notebook(path):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = nbformat.v4.new_code_cell('out_dir = "x"'); p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell('raise ValueError("the data set is on fire")')]
+    nbformat.write(nb, path)
+
+
+def test_failing_notebook_stops_the_report_and_keeps_the_previous_one(repo, tiny_report, tmp_path):
+    out, _ = tiny_report
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and ".failed" not in p.parts}
+    nbs = tmp_path/"nbs"; nbs.mkdir()
+    _failing_notebook(nbs/"fail.ipynb")
+    (nbs/"report.yaml").write_text(yaml.safe_dump(dict(runs=[dict(name="audit", notebook="fail.ipynb")])))
+    with pytest.raises(ReportError, match="fail.ipynb .*ValueError: the data set is on fire"):
+        run_report(nbs/"report.yaml", out, quiet=True)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and ".failed" not in p.parts}
+    assert after == before
+    assert (out/".failed"/"audit"/"audit.ipynb").exists()
+
+
+def test_parameters_cells_hold_literals_and_the_contract(repo):
+    for nb_path in (repo/"nbs"/"experiments").glob("*.ipynb"):
+        nb = nbformat.read(nb_path, as_version=4)
+        assert nb.metadata.get("kernelspec", {}).get("name") == "python3", nb_path
+        params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1, nb_path
+        names = re.findall(r"^(\w+)\s*:", params[0].source, re.M)
+        assert {"out_dir", "seed", "device", "dataset"} <= set(names), (nb_path, names)
