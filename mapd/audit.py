@@ -43,6 +43,7 @@ class AuditConfig:
     augment: bool = False            # crop + flip (the paper's CIFAR augmentation)
     record: str = "eval"             # "eval" (the paper's way) or "online"
     scores: str = "heldout"          # "heldout" (C-score estimate), "speed" (learning-speed proxy) or a path to a .npz file
+    score_kind: str = "confidence"   # held-out estimate from the label's probability ("confidence") or 0/1 hits ("accuracy", Jiang et al.)
     score_ratios: tuple = (0.25, 0.5, 0.75)  # subset ratios of the held-out estimate
     score_runs: int = 4              # models per ratio
     score_epochs: int = 4            # epochs of each held-out model
@@ -98,7 +99,8 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     else:
         if config.scores == "heldout":
             scores = heldout_consistency(train, ratios=config.score_ratios, runs=config.score_runs, model=config.model,
-                                         config=replace(DEFAULT_SCORE_CONFIG, epochs=config.score_epochs), device=device, seed=config.seed, quiet=quiet)
+                                         config=replace(DEFAULT_SCORE_CONFIG, epochs=config.score_epochs), kind=config.score_kind,
+                                         device=device, seed=config.seed, quiet=quiet)
         elif config.scores == "speed":
             scores = learning_speed(train, epochs=config.score_epochs, model=config.model, device=device, seed=config.seed, quiet=quiet)
         else: scores = load_cscores(config.scores, train.labels)

@@ -29,8 +29,10 @@ def heldout_consistency(ds: ImageDataset,                    # N examples
                         runs: int = 4,                        # models per ratio (raised where needed so every example is held out)
                         model: str = "mlp",                   # architecture of the held-out models (see mapd.models)
                         config: TrainConfig | None = None,    # their training; DEFAULT_SCORE_CONFIG when None
+                        kind: str = "accuracy",               # "accuracy": 0/1 hits (the C-score); "confidence": the label's held-out probability
                         device="auto", seed: int = 0, quiet: bool = False) -> np.ndarray:
-    "`(N,)` C-scores in [0, 1]: the held-out accuracy of models trained on random subsets, averaged over `ratios`."
+    "`(N,)` consistency scores in [0, 1]: held-out accuracy (or confidence) of models trained on random subsets, averaged over `ratios`."
+    if kind not in ("accuracy", "confidence"): raise ValueError(f"kind must be 'accuracy' or 'confidence', got {kind!r}")
     ratios = [float(r) for r in ratios]
     bad = [r for r in ratios if not 0 < r < 1]
     if bad: raise ValueError(f"ratios must lie strictly between 0 and 1, got {bad}")
@@ -46,8 +48,9 @@ def heldout_consistency(ds: ImageDataset,                    # N examples
         torch.manual_seed(seed * 7919 + n)
         net = make_model(model, ds.shape, ds.n_classes)
         res = fit(net, ds.subset(np.flatnonzero(mask)), replace(config, seed=seed * 7919 + n), device=device, quiet=True)
-        pred = predict_logits(res.model, ds.images[held], normalize=res.normalize, device=device).argmax(1)
-        hits[ri, held] += (pred == ds.labels[held]).numpy()
+        logits = predict_logits(res.model, ds.images[held], normalize=res.normalize, device=device)
+        if kind == "accuracy": hits[ri, held] += (logits.argmax(1) == ds.labels[held]).numpy()
+        else: hits[ri, held] += logits.softmax(1).gather(1, ds.labels[held][:, None]).squeeze(1).numpy()
         seen[ri, held] += 1
     with np.errstate(invalid="ignore"): per_ratio = hits / seen
     return np.nanmean(per_ratio, 0).astype(np.float32)
