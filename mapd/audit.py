@@ -43,6 +43,7 @@ class AuditConfig:
     augment: bool = False            # crop + flip (the paper's CIFAR augmentation)
     record: str = "eval"             # "eval" (the paper's way) or "online"
     scores: str = "heldout"          # "heldout" (C-score estimate), "speed" (learning-speed proxy) or a path to a .npz file
+    score_model: str = "mlp"         # architecture of the held-out models: a small one keeps the estimate cheap whatever `model` is
     score_kind: str = "confidence"   # held-out estimate from the label's probability ("confidence") or 0/1 hits ("accuracy", Jiang et al.)
     score_ratios: tuple = (0.25, 0.5, 0.75)  # subset ratios of the held-out estimate
     score_runs: int = 4              # models per ratio
@@ -98,11 +99,11 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     elif (out/"scores.npy").exists(): scores = np.load(out/"scores.npy", allow_pickle=False)
     else:
         if config.scores == "heldout":
-            scores = heldout_consistency(train, ratios=config.score_ratios, runs=config.score_runs, model=config.model,
+            scores = heldout_consistency(train, ratios=config.score_ratios, runs=config.score_runs, model=config.score_model,
                                          config=replace(DEFAULT_SCORE_CONFIG, epochs=config.score_epochs), kind=config.score_kind,
                                          device=device, seed=config.seed, quiet=quiet)
         elif config.scores == "speed":
-            scores = learning_speed(train, epochs=config.score_epochs, model=config.model, device=device, seed=config.seed, quiet=quiet)
+            scores = learning_speed(train, epochs=config.score_epochs, model=config.score_model, device=device, seed=config.seed, quiet=quiet)
         else: scores = load_cscores(config.scores, train.labels)
         with atomic_write(out/"scores.npy", "wb") as f: np.save(f, scores)
     score_seconds = time.perf_counter() - t0
