@@ -71,12 +71,13 @@ class MAPD:
         X = self._check(X)
         dev = resolve_device(self.device)
         G = self._X.to(dev); g2 = (G * G).sum(1)
-        chunk = max(1, self.max_block // len(G))
+        chunk = max(1, min(8192, self.max_block // len(G)))  # blocks of a few thousand rows stay in cache
         dists, idxs = [], []
         for i in progress(range(0, len(X), chunk), quiet=self.quiet, desc="k-NN", unit="chunk"):
             x = X[i:i + chunk].to(dev)
-            d2 = (x * x).sum(1, keepdim=True) + g2 - 2 * x @ G.T
+            d2 = torch.addmm(g2[None], x, G.T, alpha=-2)     # |g|^2 - 2 x.g in one fused product; |x|^2 does not change the ranking
             d, j = d2.topk(self.k, dim=1, largest=False)   # sorted, nearest first
+            d += (x * x).sum(1, keepdim=True)              # ... so it is added to the k winners only
             dists.append(d.clamp_min_(0).sqrt_().cpu()); idxs.append(j.cpu())
         return torch.cat(dists).numpy(), torch.cat(idxs).numpy()
 
