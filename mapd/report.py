@@ -35,9 +35,18 @@ def load_plan(path: str | Path) -> dict:
         if not (path.parent/r["notebook"]).exists(): raise FileNotFoundError(f"{path}: run {r['name']!r} names {r['notebook']}, which is not in {path.parent}")
     dup = {n for n in names if names.count(n) > 1}
     if dup: raise ValueError(f"{path}: run names must be unique, repeated: {sorted(dup)}")
+    for i, r in enumerate(runs):
+        for k, v in (r.get("parameters") or {}).items():
+            ref = _ref(v)
+            if ref is not None and ref not in names[:i]:
+                raise ValueError(f"{path}: run {r['name']!r} parameter {k}={v!r} refers to {ref!r}, which is not an earlier run")
     for c in plan.get("claims", []):
         if c.get("run") not in names: raise ValueError(f"{path}: claim {c.get('claim')!r} refers to run {c.get('run')!r}, which the plan does not have")
     return plan
+
+def _ref(v) -> str | None:
+    "The run named by a parameter value of the form '{name}', else None."
+    return v[1:-1] if isinstance(v, str) and len(v) > 2 and v[0] == "{" and v[-1] == "}" else None
 
 def git_commit(cwd=".") -> str:
     "The checkout's commit, with '-dirty' when tracked files changed; 'unknown' outside git."
@@ -77,6 +86,8 @@ def run_report(plan_path: str | Path = "nbs/experiments/report.yaml",
         nb = plan_path.parent/r["notebook"]
         dest = staging/r["name"]; dest.mkdir()
         params = {**(r.get("parameters") or {}), **tiny_params.get(r["notebook"], {}), "out_dir": str(dest)}
+        done = {x["name"] for x in runs[:runs.index(r)]}
+        params = {k: (str((staging if _ref(v) in done else out)/_ref(v)) if _ref(v) else v) for k, v in params.items()}
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(str(nb), str(dest/f"{r['name']}.ipynb"), parameters=params, kernel_name="python3",

@@ -30,6 +30,11 @@ def test_every_run_writes_notebook_html_figures_and_results(repo, tiny_report):
     for fig in ("fig4_trajectories.png", "fig4_confusion.png", "fig_category_counts.png", "fig1_surfaced.png"):
         assert (audit/fig).stat().st_size > 5000, fig
     assert (out/"audit_noise20"/"fig_mislabel_detection.png").exists()
+    for fig in ("fig3_probe_dynamics.png", "fig3_loss_spread.png"):
+        assert (out/"probe_dynamics"/fig).stat().st_size > 5000, fig
+    # the dynamics notebook read the audit run of the same report rather than training again
+    assert results["probe_dynamics"]["audit_run"] == "audit"
+    assert not (out/"probe_dynamics"/"audit").exists()
 
 
 def test_readme_numbers_are_the_results_files(repo, tiny_report):
