@@ -25,7 +25,7 @@ from .store import TrajectoryStore
 from .metadata import probe_check, metadata_table, save_table, load_table, detection_scores
 
 # %% auto #0
-__all__ = ['AuditConfig', 'run_audit']
+__all__ = ['AUDIT_PRESETS', 'AuditConfig', 'audit_config', 'run_audit']
 
 # %% ../nbs/09_audit.ipynb #458809a4
 @dataclass
@@ -68,6 +68,19 @@ class AuditConfig:
         "The `TrainConfig` of the main run."
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
                            augment=self.augment, record=self.record, seed=self.seed)
+
+# %% ../nbs/09_audit.ipynb #5d27f815
+AUDIT_PRESETS = {
+    "default": {},
+    "paper-cifar10": dict(dataset="cifar10", model="resnet18", epochs=150, batch_size=128, lr=0.1, weight_decay=5e-4, augment=True, score_epochs=10),
+    "paper-cifar100": dict(dataset="cifar100", model="resnet18", epochs=150, batch_size=128, lr=0.1, weight_decay=5e-4, augment=True, score_epochs=10),
+    "gpu-fashion-mnist": dict(dataset="fashion_mnist", model="resnet18", epochs=60, batch_size=128, augment=True, score_runs=8, score_epochs=8),
+}
+
+def audit_config(preset: str = "default", **overrides) -> AuditConfig:
+    "An `AuditConfig` from a named preset, with `overrides` on top."
+    if preset not in AUDIT_PRESETS: raise ValueError(f"unknown preset {preset!r}; known: {', '.join(AUDIT_PRESETS)}")
+    return AuditConfig(**{**AUDIT_PRESETS[preset], **overrides})
 
 # %% ../nbs/09_audit.ipynb #78d8f6a2
 def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", *,
