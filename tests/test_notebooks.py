@@ -27,9 +27,14 @@ def test_every_run_writes_notebook_html_figures_and_results(repo, tiny_report):
         nb = nbformat.read(d/f"{r['name']}.ipynb", as_version=4)
         assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     audit = out/"audit"
-    for fig in ("fig4_trajectories.png", "fig4_confusion.png", "fig_category_counts.png", "fig1_surfaced.png"):
+    for fig in ("fig4_trajectories.png", "fig4_confusion.png", "fig_category_counts.png", "fig1_surfaced.png", "fig5_typical_vs_random_labels.png"):
         assert (audit/fig).stat().st_size > 5000, fig
     assert (out/"audit_noise20"/"fig_mislabel_detection.png").exists()
+    import pandas as pd
+    flagged = pd.read_csv(audit/"flagged.csv")
+    assert set(flagged.flagged_as) == set(results["audit"]["parameters"]["categories"])
+    for c, g in flagged.groupby("flagged_as"):  # each block holds the most probable examples of its category, in order
+        assert g[f"p_{c}"].is_monotonic_decreasing
     for fig in ("fig3_probe_dynamics.png", "fig3_loss_spread.png"):
         assert (out/"probe_dynamics"/fig).stat().st_size > 5000, fig
     # the dynamics notebook read the audit run of the same report rather than training again
