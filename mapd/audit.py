@@ -25,7 +25,7 @@ from .store import TrajectoryStore
 from .metadata import probe_check, metadata_table, save_table, load_table, detection_scores
 
 # %% auto #0
-__all__ = ['AUDIT_PRESETS', 'AuditConfig', 'audit_config', 'run_audit']
+__all__ = ['AUDIT_PRESETS', 'AuditConfig', 'audit_config', 'run_audit', 'load_audit']
 
 # %% ../nbs/09_audit.ipynb #458809a4
 @dataclass
@@ -83,6 +83,19 @@ def audit_config(preset: str = "default", **overrides) -> AuditConfig:
     return AuditConfig(**{**AUDIT_PRESETS[preset], **overrides})
 
 # %% ../nbs/09_audit.ipynb #78d8f6a2
+def _load_data(config: AuditConfig):
+    "The training set (with the configured noise) and the test set."
+    train = load_dataset(config.dataset, "train", root=config.data_root)
+    test = load_dataset(config.dataset, "test", root=config.data_root)
+    if config.noise > 0: train = inject_label_noise(train, config.noise, config.noise_kind, seed=config.seed)
+    return train, test
+
+def _make_suite(config: AuditConfig, train, scores):
+    "The probe suite of `config`, and the set that is trained on with its row table."
+    suite = make_probe_suite(train, scores, categories=config.categories, n_fit=config.n_fit, n_heldout=config.n_heldout,
+                             ood=config.ood, seed=config.seed)
+    return (suite, *with_probes(train, suite))
+
 def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", *,
               quiet: bool = False) -> dict:
     "Run a MAP-D audit with `config`, writing its table, trajectories and `results.json` into `out_dir`; return the results."
@@ -99,11 +112,9 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     say = (lambda *a: None) if quiet else print
 
     # 1. data (loaded before anything is written, so that bad input leaves no trace)
-    train = load_dataset(config.dataset, "train", root=config.data_root)
-    test = load_dataset(config.dataset, "test", root=config.data_root)
+    train, test = _load_data(config)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out/"config.json", cfg_dict)
-    if config.noise > 0: train = inject_label_noise(train, config.noise, config.noise_kind, seed=config.seed)
     say(f"data: {train}; test: {len(test)} examples; device: {device}")
 
     # 2. consistency scores (cached)
@@ -122,10 +133,8 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     score_seconds = time.perf_counter() - t0
 
     # 3. probes, and the set that is trained on
-    suite = make_probe_suite(train, scores, categories=config.categories, n_fit=config.n_fit, n_heldout=config.n_heldout,
-                             ood=config.ood, seed=config.seed)
+    suite, combined, rows = _make_suite(config, train, scores)
     save_table(suite.table(), out/"probes.csv")
-    combined, rows = with_probes(train, suite)
     say(f"probes: {suite}; training on {len(combined)} rows")
 
     # 4. training with the recorder (resumes from the store when there is one)
@@ -174,3 +183,23 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     say(f"probe accuracy (4 main categories): {results['probe_accuracy_4']}; (all {len(config.categories)}): {results['probe_accuracy_6']:.3f}"
         + (f"; mislabel AUROC: {results['mislabel_auroc']:.3f}" if config.noise > 0 else ""))
     return results
+
+# %% ../nbs/09_audit.ipynb #0768b62d
+def load_audit(out_dir: str | Path, *, images: bool = True) -> dict:
+    "An audit's config, store, table and results; with `images`, also the rebuilt training, test and trained-on sets."
+    out = Path(out_dir)
+    for fn in ("config.json", "results.json", "metadata.parquet"):
+        if not (out/fn).exists(): raise FileNotFoundError(f"{out/fn} not found: {out} is not a finished audit (run_audit writes it)")
+    cfg_dict = json.loads((out/"config.json").read_text())
+    config = AuditConfig(**cfg_dict)
+    store = TrajectoryStore(out/"trajectories")
+    res = dict(config=config, store=store, table=load_table(out/"metadata.parquet"), results=json.loads((out/"results.json").read_text()))
+    if images:
+        train, test = _load_data(config)
+        scores = np.load(out/"scores.npy", allow_pickle=False) if (out/"scores.npy").exists() else None
+        suite, combined, rows = _make_suite(config, train, scores)
+        mine = store.rows
+        if len(rows) != len(mine) or not (rows["index"].to_numpy() == mine["index"].to_numpy()).all() or not (rows.label.to_numpy() == mine.label.to_numpy()).all():
+            raise ValueError(f"the rows rebuilt from {out/'config.json'} differ from {store.path/'rows.csv'}: the data or mapd changed since the audit")
+        res.update(train=train, test=test, suite=suite, combined=combined, rows=rows)
+    return res

@@ -20,7 +20,7 @@ from .train import predict_logits
 # %% auto #0
 __all__ = ['REGIONS', 'mean_loss_scores', 'forgetting_scores', 'cartography_scores', 'plot_data_map', 'aum_scores',
            'make_threshold_samples', 'el2n_scores', 'el2n_from_model', 'fit_beta_mixture', 'bmm_scores',
-           'compare_detectors']
+           'compare_detectors', 'cross_val_probs', 'cleanlab_scores']
 
 # %% ../nbs/08b_baselines.ipynb #3e19409f
 def _train_rows(store: TrajectoryStore) -> tuple[np.ndarray, pd.DataFrame]:
@@ -269,3 +269,44 @@ def compare_detectors(truth,   # (N,) bool: the examples that really are, e.g., 
         if s.shape != y.shape: raise ValueError(f"score of {name!r} has shape {s.shape}, but truth has shape {y.shape}")
         out.append(dict(method=name, **detection_scores(y, s)))
     return pd.DataFrame(out, columns=["method", "auroc", "average_precision", "prevalence"])
+
+# %% ../nbs/08b_baselines.ipynb #822ecb0f
+def cross_val_probs(ds,                       # an ImageDataset (or (images, labels)); rows are scored in order
+                    *, folds: int = 3,         # K of K-fold cross-validation
+                    model: str = "mlp",        # architecture (mapd.models)
+                    config=None,               # TrainConfig of each fold; 4 epochs of DEFAULT_SCORE_CONFIG when None
+                    n_classes: int | None = None, device="auto", seed: int = 0, quiet: bool = False) -> np.ndarray:
+    "`(N, K)` out-of-sample predicted probabilities by K-fold cross-validation."
+    from dataclasses import replace
+    from mapd.models import make_model
+    from mapd.scores import DEFAULT_SCORE_CONFIG
+    from mapd.train import fit, _as_xy
+    from mapd.core import progress
+    images, labels = _as_xy(ds)
+    K = n_classes or (len(ds.classes) if hasattr(ds, "classes") else int(labels.max()) + 1)
+    if folds < 2: raise ValueError(f"folds must be at least 2, got {folds}")
+    config = replace(config or DEFAULT_SCORE_CONFIG, record="none")
+    N = len(labels)
+    fold = np.random.default_rng(seed).permutation(N) % folds
+    probs = np.zeros((N, K), np.float32)
+    for f in progress(range(folds), quiet=quiet, desc="cross-validation", unit="fold"):
+        tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+        torch.manual_seed(seed * 7919 + f)
+        net = make_model(model, tuple(images.shape[1:]), K)
+        res = fit(net, (images[tr], labels[tr]), replace(config, seed=seed * 7919 + f), n_classes=K, device=device, quiet=True)
+        probs[te] = predict_logits(res.model, images[te], normalize=res.normalize, device=device).softmax(1).numpy()
+    return probs
+
+def cleanlab_scores(labels,       # (N,) given labels
+                    pred_probs,   # (N, K) out-of-sample predicted probabilities
+                    **kwargs) -> pd.DataFrame:  # passed to cleanlab.filter.find_label_issues
+    "cleanlab's label-quality ranking (`score` = 1 - quality) and its `find_label_issues` flag."
+    try:
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_label_quality_scores
+    except ImportError as e: raise ImportError("cleanlab_scores needs the cleanlab package: pip install cleanlab (it is in mapd's dev extras)") from e
+    y = check_labels(labels, np.asarray(pred_probs).shape[1])
+    p = np.asarray(pred_probs, dtype=np.float64)
+    check_same_length(labels=y, pred_probs=p)
+    quality = get_label_quality_scores(y, p)
+    return pd.DataFrame(dict(label_quality=quality, score=1 - quality, flag=find_label_issues(y, p, **kwargs)))
