@@ -380,6 +380,7 @@ ASYMMETRIC_PAIRS = {  # data set name -> {source class: target class}
     "fashion_mnist": {0: 6, 6: 0, 2: 4, 4: 2, 5: 7, 7: 5},
     "cifar10": {9: 1, 2: 0, 4: 7, 3: 5, 5: 3},
     "digits": {2: 7, 3: 8, 5: 6, 6: 5, 7: 1},
+    "synthetic": {0: 1, 1: 0, 2: 3, 3: 2},  # the test data set: neighbouring prototypes swap
 }
 
 def inject_label_noise(ds: ImageDataset,

@@ -35,6 +35,12 @@ def test_every_run_writes_notebook_html_figures_and_results(repo, tiny_report):
     assert set(flagged.flagged_as) == set(results["audit"]["parameters"]["categories"])
     for c, g in flagged.groupby("flagged_as"):  # each block holds the most probable examples of its category, in order
         assert g[f"p_{c}"].is_monotonic_decreasing
+    import pandas as pd
+    comp = pd.read_csv(out/"compare"/"comparison.csv")
+    assert set(comp.problem) == {"mislabeled", "atypical", "corrupted", "ood"} and set(comp.noise) == {"symmetric", "asymmetric"}
+    assert {"MAP-D", "cleanlab", "mean loss", "forgetting"} <= set(comp.method) and comp.auroc.between(0, 1).all()
+    assert (out/"compare"/"fig_comparison_auroc.png").stat().st_size > 5000
+    assert results["compare"]["audits"] == {"symmetric": "audit_noise20", "asymmetric": "audit_asym20"}
     for fig in ("fig3_probe_dynamics.png", "fig3_loss_spread.png"):
         assert (out/"probe_dynamics"/fig).stat().st_size > 5000, fig
     # the dynamics notebook read the audit run of the same report rather than training again
