@@ -7,7 +7,7 @@ Docs: https://mapd-dev.github.io/mapd/audit.html.md"""
 # %% ../nbs/09_audit.ipynb #9bbe65bf
 from __future__ import annotations
 import json, time
-from dataclasses import dataclass, asdict, field, fields, replace
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +138,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     say(f"probes: {suite}; training on {len(combined)} rows")
 
     # 4. training with the recorder (resumes from the store when there is one)
-    tc = train_config = config.train_config()
+    tc = config.train_config()
     sdir = out/"trajectories"
     store = (TrajectoryStore(sdir, "r+") if (sdir/"meta.json").exists()
              else TrajectoryStore.create(sdir, rows, tc.epochs, config={"train": asdict(tc), "audit": cfg_dict}))

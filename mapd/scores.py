@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import progress, resolve_device, as_numpy, check_labels
+from .core import progress, as_numpy
 from .data import ImageDataset
 from .models import make_model
 from .train import TrainConfig, fit, predict_logits

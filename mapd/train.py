@@ -7,7 +7,7 @@ Docs: https://mapd-dev.github.io/mapd/train.html.md"""
 # %% ../nbs/04_train.ipynb #ed7362d3
 from __future__ import annotations
 import math, time
-from dataclasses import dataclass, asdict, field, replace
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import resolve_device, progress, check_labels, as_numpy
+from .core import resolve_device, progress, check_labels
 from .store import TrajectoryStore, QUANTITIES
 
 # %% auto #0
