@@ -42,6 +42,7 @@ class AuditConfig:
     weight_decay: float = 5e-4       # appendix A
     augment: bool = False            # crop + flip (the paper's CIFAR augmentation)
     record: str = "eval"             # "eval" (the paper's way) or "online"
+    el2n_at: float | None = 0.1      # keep full probabilities after this share of the epochs, for EL2N (Paul et al.: epoch 20 of 200); None: keep none
     scores: str = "heldout"          # "heldout" (C-score estimate), "speed" (learning-speed proxy) or a path to a .npz file
     score_model: str = "mlp"         # architecture of the held-out models: a small one keeps the estimate cheap whatever `model` is
     score_kind: str = "confidence"   # held-out estimate from the label's probability ("confidence") or 0/1 hits ("accuracy", Jiang et al.)
@@ -63,11 +64,13 @@ class AuditConfig:
             raise ValueError(f"n_fit={self.n_fit} probes per category are fewer than k={self.k} neighbours: "
                              "each category needs at least k fit-split probes; raise n_fit or lower k")
         if self.record not in ("eval", "online"): raise ValueError(f"record must be 'eval' or 'online' for an audit, got {self.record!r}")
+        if self.el2n_at is not None and not 0 < self.el2n_at <= 1: raise ValueError(f"el2n_at must lie in (0, 1] or be None, got {self.el2n_at}")
 
     def train_config(self) -> TrainConfig:
         "The `TrainConfig` of the main run."
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                           augment=self.augment, record=self.record, seed=self.seed)
+                           augment=self.augment, record=self.record, seed=self.seed,
+                           keep_probs=() if self.el2n_at is None else (max(1, round(self.el2n_at * self.epochs)),))
 
 # %% ../nbs/09_audit.ipynb #5d27f815
 AUDIT_PRESETS = {

@@ -19,8 +19,8 @@ from .train import predict_logits
 
 # %% auto #0
 __all__ = ['REGIONS', 'mean_loss_scores', 'forgetting_scores', 'cartography_scores', 'plot_data_map', 'aum_scores',
-           'make_threshold_samples', 'el2n_scores', 'el2n_from_model', 'fit_beta_mixture', 'bmm_scores',
-           'compare_detectors', 'cross_val_probs', 'cleanlab_scores']
+           'make_threshold_samples', 'aum_threshold_scores', 'el2n_scores', 'el2n_from_model', 'fit_beta_mixture',
+           'bmm_scores', 'compare_detectors', 'cross_val_probs', 'cleanlab_scores', 'datalab_outlier_scores']
 
 # %% ../nbs/08b_baselines.ipynb #3e19409f
 def _train_rows(store: TrajectoryStore) -> tuple[np.ndarray, pd.DataFrame]:
@@ -176,10 +176,57 @@ def make_threshold_samples(ds,              # an ImageDataset, or its (N,) label
     return idx, y
 
 # %% ../nbs/08b_baselines.ipynb #2962429d
-def el2n_scores(probs,   # (N, K) predicted probabilities, or (S, N, K) from S runs (averaged)
-                labels,  # (N,) given labels in [0, K)
-                *, flag_fraction: float | None = None, threshold: float | None = None) -> pd.DataFrame:
+def aum_threshold_scores(ds,  # ImageDataset or (images uint8, labels): the rows to score, in order
+                         *, n_classes: int | None = None,  # K; read from `ds.classes` when there
+                         model: str = "mlp",               # architecture (mapd.models), K+1 outputs
+                         config=None,                      # TrainConfig of each run (recording forced to the evaluation pass); TrainConfig() when None
+                         runs: int = 2,                    # trainings with disjoint threshold sets
+                         percentile: float = 99,           # threshold: this percentile of the threshold samples' AUMs
+                         device="auto", seed: int = 0, quiet: bool = False) -> pd.DataFrame:
+    "Area under the margin with threshold samples from `runs` extra trainings (Pleiss et al., 2020): AUM, score = -AUM, flag."
+    from dataclasses import replace
+    from mapd.models import make_model
+    from mapd.train import TrainConfig, fit, _as_xy
+    from mapd.core import progress
+    images, labels = _as_xy(ds)
+    K = n_classes or (len(ds.classes) if hasattr(ds, "classes") else int(labels.max()) + 1)
+    N, m = len(labels), len(labels) // (K + 1)
+    if runs < 1 or runs * m > N: raise ValueError(f"runs must lie in [1, {N // max(m, 1)}] for {N} rows and {K} classes, got {runs}")
+    config = replace(config or TrainConfig(), record="eval", keep_probs=())
+    perm = np.random.default_rng(seed).permutation(N)
+    aum, alpha, count = np.zeros(N), np.zeros(N), np.zeros(N)
+    alphas = []
+    for r in progress(range(runs), quiet=quiet, desc="AUM threshold runs", unit="run"):
+        idx = np.sort(perm[r * m:(r + 1) * m])
+        y = labels.clone(); y[idx] = K
+        torch.manual_seed(seed * 7919 + r)
+        net = make_model(model, tuple(images.shape[1:]), K + 1)
+        M = fit(net, (images, y), replace(config, seed=seed * 7919 + r), n_classes=K + 1, device=device, quiet=True).trajectories("margin")
+        rest = np.ones(N, bool); rest[idx] = False
+        d = aum_scores(M[rest], threshold_margins=M[idx], percentile=percentile)
+        aum[rest] += d.aum.to_numpy(); alpha[rest] += d.attrs["threshold"]; count[rest] += 1
+        alphas.append(d.attrs["threshold"])
+    scored = count > 0
+    aum = np.where(scored, aum / np.maximum(count, 1), np.nan)
+    t = pd.DataFrame(dict(aum=aum, score=-aum, flag=scored & (aum <= alpha / np.maximum(count, 1)), runs_scored=count.astype(int)))
+    t.attrs.update(thresholds=alphas, extra_epochs=runs * config.epochs)
+    return t
+
+# %% ../nbs/08b_baselines.ipynb #ff8a9bfb
+def el2n_scores(probs,         # (N, K) predicted probabilities, (S, N, K) from S runs (averaged), or a TrajectoryStore
+                labels=None,   # (N,) given labels in [0, K); read from the store when `probs` is one
+                *, epoch: int | None = None,  # with a store: probabilities after this many epochs; the earliest kept when None
+                flag_fraction: float | None = None, threshold: float | None = None) -> pd.DataFrame:
     "EL2N per example, ||p - onehot(y)||_2 averaged over runs (Paul et al., 2021); nothing flagged unless asked."
+    if isinstance(probs, TrajectoryStore):
+        pos, t = _train_rows(probs)
+        P = probs.probs(epoch, pos).astype(np.float64)
+        P /= P.sum(1, keepdims=True)  # kept as float16: renormalise
+        d = el2n_scores(P, t.label.to_numpy(), flag_fraction=flag_fraction, threshold=threshold)
+        for c in ("el2n", "score", "flag"): t[c] = d[c].to_numpy()
+        t.attrs["epoch"] = probs.probs_epochs[0] if epoch is None else int(epoch)
+        return t
+    if labels is None: raise ValueError("labels are needed with an array of probabilities (only a store carries its own)")
     P = as_numpy(probs, np.float64)
     if P.ndim == 2: P = P[None]
     if P.ndim != 3: raise ValueError(f"probs must be (N, K) or (S, N, K), but has shape {P.shape}")
@@ -310,3 +357,24 @@ def cleanlab_scores(labels,       # (N,) given labels
     check_same_length(labels=y, pred_probs=p)
     quality = get_label_quality_scores(y, p)
     return pd.DataFrame(dict(label_quality=quality, score=1 - quality, flag=find_label_issues(y, p, **kwargs)))
+
+# %% ../nbs/08b_baselines.ipynb #fdb6662a
+def datalab_outlier_scores(labels,           # (N,) given labels
+                           pred_probs,       # (N, K) out-of-sample predicted probabilities
+                           features=None,    # (N, D) feature vectors; the check uses these instead of pred_probs when given
+                           **kwargs) -> pd.DataFrame:  # options of the outlier check (e.g. k)
+    "cleanlab Datalab's outlier check: `score` = 1 - outlier quality, `flag` = its `is_outlier_issue`."
+    import contextlib, io
+    try: from cleanlab import Datalab
+    except ImportError as e: raise ImportError("datalab_outlier_scores needs cleanlab with Datalab: pip install 'cleanlab[datalab]' (in mapd's dev extras)") from e
+    p = np.asarray(pred_probs, dtype=np.float64)
+    y = check_labels(labels, p.shape[1])
+    check_same_length(labels=y, pred_probs=p)
+    if features is not None: check_same_length(labels=y, features=as_numpy(features))
+    lab = Datalab(data={"label": y}, label_name="label", verbosity=0)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints progress despite verbosity=0
+        lab.find_issues(pred_probs=None if features is not None else p, features=None if features is None else as_numpy(features, np.float32),
+                        issue_types={"outlier": kwargs})
+    iss = lab.get_issues("outlier")
+    q = iss.outlier_score.to_numpy()
+    return pd.DataFrame(dict(outlier_quality=q, score=1 - q, flag=iss.is_outlier_issue.to_numpy()))

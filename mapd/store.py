@@ -128,3 +128,32 @@ def select(self: TrajectoryStore, role: str | None = None, category: str | None 
             if v not in vals: raise ValueError(f"no row has {col}={v!r}; the store has {sorted(vals)}")
             m &= (self.rows[col] == v).to_numpy()
     return np.flatnonzero(m)
+
+# %% ../nbs/03_store.ipynb #79093256
+def _probs_fn(path: Path, epoch: int) -> Path: return path/f"probs_e{int(epoch):04d}.npy"
+
+@patch
+def write_probs(self: TrajectoryStore, epoch: int,  # 1-based: probabilities after this many epochs
+                probs):                              # (R, K) predicted probabilities of every row
+    "Keep the full predicted probabilities of every row after `epoch` epochs (float16)."
+    if self.mode != "r+": raise PermissionError(f"{self.path} was opened read-only; open it with mode='r+' to write")
+    P = np.asarray(probs)
+    if P.ndim != 2 or len(P) != self.n_rows: raise ValueError(f"probs after epoch {epoch} must have shape ({self.n_rows}, K), got {P.shape}")
+    if not 1 <= epoch <= self.n_epochs: raise ValueError(f"epoch must lie in [1, {self.n_epochs}] (epochs done), got {epoch}")
+    with atomic_write(_probs_fn(self.path, epoch), "wb") as f: np.save(f, P.astype(np.float16))
+
+@patch(as_prop=True)
+def probs_epochs(self: TrajectoryStore) -> list:
+    "The epochs (1-based, epochs done) whose full probabilities are kept."
+    return sorted(int(f.stem[len("probs_e"):]) for f in self.path.glob("probs_e*.npy"))
+
+@patch
+def probs(self: TrajectoryStore, epoch: int | None = None,  # 1-based epochs done; the earliest kept when None
+          rows=None) -> np.ndarray:                         # row positions (array or mask); all rows when None
+    "`(R', K)` float32 probabilities kept after `epoch` epochs."
+    kept = self.probs_epochs
+    if not kept: raise FileNotFoundError(f"{self.path} keeps no probabilities: train with TrainConfig(keep_probs=(epoch, ...))")
+    epoch = kept[0] if epoch is None else int(epoch)
+    if epoch not in kept: raise ValueError(f"no probabilities kept after epoch {epoch} in {self.path}; kept: {kept}")
+    P = np.load(_probs_fn(self.path, epoch), mmap_mode="r", allow_pickle=False)
+    return np.asarray(P if rows is None else P[np.asarray(rows)], dtype=np.float32)

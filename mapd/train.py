@@ -41,12 +41,16 @@ class TrainConfig:
     eval_batch_size: int = 1024    # rows per forward in the evaluation pass; no gradients, so larger than batch_size
     amp: bool | str = "auto"       # bfloat16 autocast; "auto" turns it on for CUDA only
     seed: int = 0                  # seeds the shuffling and the augmentation of every epoch
+    keep_probs: tuple = ()         # epochs (1-based, epochs done) after which every row's full probabilities are kept (EL2N)
 
     def __post_init__(self):
         if self.schedule not in ("cosine", "step", "constant"): raise ValueError(f"schedule must be 'cosine', 'step' or 'constant', got {self.schedule!r}")
         if self.record not in ("eval", "online", "none"): raise ValueError(f"record must be 'eval', 'online' or 'none', got {self.record!r}")
         if self.epochs < 1 or self.batch_size < 1: raise ValueError(f"epochs and batch_size must be positive, got epochs={self.epochs}, batch_size={self.batch_size}")
         self.milestones = tuple(int(m) for m in self.milestones)
+        self.keep_probs = tuple(sorted(int(e) for e in self.keep_probs))
+        bad = [e for e in self.keep_probs if not 1 <= e <= self.epochs]
+        if bad: raise ValueError(f"keep_probs must name epochs in [1, {self.epochs}] (epochs done), got {bad}")
 
 PRESETS = {
     # appendix A, CIFAR-10/100 with a ResNet-18 whose stem is a stride-1 3x3 conv
@@ -111,11 +115,16 @@ class Recorder:
                  n_classes: int,                     # K
                  *, device="cpu",
                  store: TrajectoryStore | None = None,  # write each epoch here; in memory when None
-                 max_logit_bytes: int = 2**29):      # keep an (R, K) logit buffer when it fits in this many bytes
+                 max_logit_bytes: int = 2**29,       # keep an (R, K) logit buffer when it fits in this many bytes
+                 keep_probs=()):                     # epochs (1-based, epochs done) after which the full probabilities are kept
         self.n_rows, self.n_classes, self.device, self.store = n_rows, n_classes, resolve_device(device), store
         if store is not None and store.n_rows != n_rows: raise ValueError(f"the store has {store.n_rows} rows but the recorder was given n_rows={n_rows}")
         self.keep_logits = n_rows * n_classes * 4 <= max_logit_bytes
+        self.keep_probs = set(int(e) for e in keep_probs)
+        if self.keep_probs and not self.keep_logits:
+            raise ValueError(f"keep_probs needs the (R, K) logit buffer, but {n_rows} x {n_classes} float32 exceeds max_logit_bytes={max_logit_bytes}")
         self.epochs = {q: [] for q in QUANTITIES}  # host copies, when there is no store
+        self.probs = {}  # epochs done -> (R, K) float16 probabilities, when there is no store
         self._reset()
 
     def _reset(self):
@@ -150,15 +159,20 @@ class Recorder:
                   epoch: int | None = None,    # 0-based; defaults to the next one
                   complete: bool = True) -> dict:
         "Compute the epoch's columns, copy them to the host (the epoch's one sync), store them and start a new epoch."
+        epoch = (self.store.completed if self.store is not None else len(self.epochs["loss"])) if epoch is None else epoch
         if self.keep_logits:
             labels = labels.to(self.device)
             stats = per_example_stats(self._logits, labels)
             stats["loss"] = torch.where(self._logits[:, 0].isnan(), float("nan"), stats["loss"])  # rows never seen stay NaN
+            if epoch + 1 in self.keep_probs:
+                P = self._logits.softmax(1).half().cpu().numpy()
+                if self.store is not None: self.store.write_probs(epoch + 1, P)
+                else: self.probs[epoch + 1] = P
         else: stats = self._stats
         cols = {q: v.cpu().numpy().astype(QUANTITIES[q]) if q != "correct" else np.nan_to_num(v.cpu().numpy()).astype(np.uint8)
                 for q, v in stats.items()}  # host-device sync, once per epoch
         if self.store is not None:
-            self.store.write_epoch(self.store.completed if epoch is None else epoch, complete=complete, **cols)
+            self.store.write_epoch(epoch, complete=complete, **cols)
         else:
             for q, v in cols.items(): self.epochs[q].append(v)
         self._reset()
@@ -228,7 +242,7 @@ def fit(model: nn.Module,              # any classifier taking float (B, C, H, W
     normalize = normalize or Normalize.fit(images, dev)
     model.to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    recorder = None if config.record == "none" else Recorder(len(X), K, device=dev, store=store)
+    recorder = None if config.record == "none" else Recorder(len(X), K, device=dev, store=store, keep_probs=config.keep_probs)
     history, start = [], 0
     if store is not None: start, history = _resume(store, model, opt, config, dev)
     if test is not None: test_x, test_y = _as_xy(test)
