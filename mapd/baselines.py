@@ -20,7 +20,8 @@ from .train import predict_logits
 # %% auto #0
 __all__ = ['REGIONS', 'mean_loss_scores', 'forgetting_scores', 'cartography_scores', 'plot_data_map', 'aum_scores',
            'make_threshold_samples', 'aum_threshold_scores', 'el2n_scores', 'el2n_from_model', 'fit_beta_mixture',
-           'bmm_scores', 'compare_detectors', 'cross_val_probs', 'cleanlab_scores', 'datalab_outlier_scores']
+           'bmm_scores', 'bmm_posterior', 'compare_detectors', 'cross_val_probs', 'cleanlab_scores',
+           'datalab_outlier_scores']
 
 # %% ../nbs/08b_baselines.ipynb #3e19409f
 def _train_rows(store: TrajectoryStore) -> tuple[np.ndarray, pd.DataFrame]:
@@ -274,6 +275,8 @@ def _beta_posterior(x, mix: dict, k: int = 1) -> np.ndarray:
     l = mix["weights"][:, None] * stats.beta.pdf(x[None], mix["alphas"][:, None], mix["betas"][:, None])
     return l[k] / (l.sum(0) + 1e-12)
 
+_BMM_EPS = 1e-4
+
 def bmm_scores(losses,  # (N,) loss of each example at one epoch; or (N, E) trajectories or a TrajectoryStore with `epoch`
                *, epoch: int = -1,                # which epoch of 2-d input (0-based; -1 the last complete one)
                clip_percentiles=(5, 95),           # losses outside are left out of the fit and clipped onto the scale
@@ -291,18 +294,25 @@ def bmm_scores(losses,  # (N,) loss of each example at one epoch; or (N, E) traj
     if len(l) < 10: raise ValueError(f"a beta mixture needs at least 10 losses, got {len(l)}")
     lo, hi = np.percentile(l, clip_percentiles)
     if hi <= lo: raise ValueError(f"the losses between the {clip_percentiles} percentiles are all equal ({lo}): nothing to separate")
-    eps = 1e-4
-    z = np.clip((l - lo) / (hi - lo), eps, 1 - eps)
-    mix = fit_beta_mixture(z[(l >= lo) & (l <= hi)], max_iters=max_iters, eps=eps)
+    z = np.clip((l - lo) / (hi - lo), _BMM_EPS, 1 - _BMM_EPS)
+    mix = fit_beta_mixture(z[(l >= lo) & (l <= hi)], max_iters=max_iters, eps=_BMM_EPS)
+    t.attrs.update({k: v.tolist() for k, v in mix.items()}, scale=[float(lo), float(hi)])
+    t["loss"] = l
+    t["score"] = post = bmm_posterior(l, t.attrs)
+    t["flag"] = post > 0.5
+    return t
+
+def bmm_posterior(losses,  # (N,) losses, on the scale the mixture was fitted on
+                  fit: dict) -> np.ndarray:  # `bmm_scores(...).attrs`: alphas, betas, weights and the loss scale
+    "Posterior of the noisy (high-loss) component for new `losses` under a fitted mixture; how Arazo et al. weigh each batch."
+    lo, hi = fit["scale"]
+    mix = {k: np.asarray(fit[k], dtype=np.float64) for k in ("alphas", "betas", "weights")}
+    z = np.clip((as_numpy(losses, np.float64) - lo) / (hi - lo), _BMM_EPS, 1 - _BMM_EPS)
     k = int(np.argmax(mix["alphas"] / (mix["alphas"] + mix["betas"])))  # the component with the larger mean is the noisy one
-    grid = np.linspace(eps, 1 - eps, 100)
+    grid = np.linspace(_BMM_EPS, 1 - _BMM_EPS, 100)
     peak = grid[np.argmax(_beta_posterior(grid, mix, k))]
     post = _beta_posterior(z, mix, k)
-    post = np.where(z >= peak, _beta_posterior(np.array([peak]), mix, k)[0], post)  # non-decreasing above the peak, as their lookup table
-    t["loss"], t["score"] = l, post
-    t["flag"] = post > 0.5
-    t.attrs.update({k: v.tolist() for k, v in mix.items()}, scale=[float(lo), float(hi)])
-    return t
+    return np.where(z >= peak, _beta_posterior(np.array([peak]), mix, k)[0], post)  # non-decreasing above the peak, as their lookup table
 
 # %% ../nbs/08b_baselines.ipynb #f8d2c953
 def compare_detectors(truth,   # (N,) bool: the examples that really are, e.g., mislabeled

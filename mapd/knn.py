@@ -14,12 +14,28 @@ import torch
 from .core import resolve_device, check_trajectories, check_same_length, as_numpy, progress
 
 # %% auto #0
-__all__ = ['cuml_available', 'MAPD']
+__all__ = ['cuml_available', 'knn_fractions', 'MAPD']
 
 # %% ../nbs/07_knn.ipynb #760d876e
 def cuml_available() -> bool:
     "True when RAPIDS cuML is installed and a CUDA GPU is visible."
     return importlib.util.find_spec("cuml") is not None and torch.cuda.is_available()
+
+def _nearest(x: torch.Tensor, G: torch.Tensor, g2: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    "Squared distances and indices of the `k` rows of `G` nearest each row of `x`, nearest first (`g2`: squared norms of G)."
+    d2 = torch.addmm(g2[None], x, G.T, alpha=-2)  # |g|^2 - 2 x.g in one fused product; |x|^2 does not change the ranking
+    d, j = d2.topk(k, dim=1, largest=False)       # sorted, nearest first
+    return (d + (x * x).sum(1, keepdim=True)).clamp_min_(0), j  # ... so it is added to the k winners only
+
+@torch.no_grad()
+def knn_fractions(x: torch.Tensor,      # (N, E) queries
+                  G: torch.Tensor,      # (M, E) references (probe trajectories), on x's device
+                  codes: torch.Tensor,  # (M,) int64 category of each reference, in [0, n_classes)
+                  k: int, n_classes: int) -> torch.Tensor:
+    "`(N, n_classes)` fraction of each query's k nearest references in each category, left on the device: the online k-NN of a training step."
+    if len(G) < k: raise ValueError(f"k={k} neighbours asked for, but only {len(G)} references were given")
+    _, j = _nearest(x.float(), G.float(), (G.float() ** 2).sum(1), k)
+    return torch.zeros(len(x), n_classes, device=x.device).scatter_add_(1, codes[j], torch.ones(j.shape, device=x.device)) / k
 
 class MAPD:
     "k-NN over loss trajectories: probabilities of each metadata category (MAP-D, equations 6-7)."
@@ -74,11 +90,8 @@ class MAPD:
         chunk = max(1, min(8192, self.max_block // len(G)))  # blocks of a few thousand rows stay in cache
         dists, idxs = [], []
         for i in progress(range(0, len(X), chunk), quiet=self.quiet, desc="k-NN", unit="chunk"):
-            x = X[i:i + chunk].to(dev)
-            d2 = torch.addmm(g2[None], x, G.T, alpha=-2)     # |g|^2 - 2 x.g in one fused product; |x|^2 does not change the ranking
-            d, j = d2.topk(self.k, dim=1, largest=False)   # sorted, nearest first
-            d += (x * x).sum(1, keepdim=True)              # ... so it is added to the k winners only
-            dists.append(d.clamp_min_(0).sqrt_().cpu()); idxs.append(j.cpu())
+            d, j = _nearest(X[i:i + chunk].to(dev), G, g2, self.k)
+            dists.append(d.sqrt_().cpu()); idxs.append(j.cpu())
         return torch.cat(dists).numpy(), torch.cat(idxs).numpy()
 
     def predict_proba(self, X) -> np.ndarray:
