@@ -25,7 +25,7 @@ from .metadata import detection_scores
 # %% auto #0
 __all__ = ['METHODS', 'CORRECTION_PRESETS', 'CorrectionConfig', 'correction_config', 'soft_cross_entropy', 'bootstrap_targets',
            'noise_model_targets', 'mixup_loss', 'class_balance_penalty', 'estimate_transition', 'forward_loss',
-           'make_clean_noisy_probes', 'CorrectionResult', 'train_with_correction']
+           'make_clean_noisy_probes', 'OnlineMAPD', 'CorrectionResult', 'train_with_correction']
 
 # %% ../nbs/14_correction.ipynb #c137f20e
 METHODS = ("ce", "mixup", "bootstrap_soft", "bootstrap_hard", "forward", "m_dyr_h", "mapd", "mapd_binary")
@@ -148,6 +148,42 @@ def make_clean_noisy_probes(ds: ImageDataset,     # the noisy training set (with
     out = ImageDataset(images, labels, ds.classes, ds.name, torch.cat([ds.index, top + torch.arange(2 * n)]), true)
     return out, np.r_[np.full(len(ds), -1), np.zeros(n, int), np.ones(n, int)]
 
+# %% ../nbs/14_correction.ipynb #efb1abae
+class OnlineMAPD:
+    "Per-row loss trajectories kept during training, and MAP-D's k-NN over probe rows for the rows of a batch."
+    def __init__(self, probe_codes,         # (R,) category code of each row: -1 for a non-probe row, else in [0, n_classes)
+                 n_epochs: int,             # columns to reserve (epochs, or passes over the data)
+                 *, k: int = 20, n_classes: int | None = None, device="cpu"):
+        codes = torch.as_tensor(np.asarray(probe_codes), dtype=torch.long)
+        self.k, self.C = k, n_classes or int(codes.max()) + 1
+        self.traj = torch.full((len(codes), n_epochs), float("nan"), device=device)
+        self.latest = torch.full((len(codes),), float("nan"), device=device)
+        self.probe_rows = torch.nonzero(codes >= 0).flatten().to(device)
+        self.codes = codes[codes >= 0].to(device)
+        self.epoch = 0
+
+    @torch.no_grad()
+    def note(self, rows: torch.Tensor, losses: torch.Tensor):
+        "Record the current losses of `rows`."
+        self.latest[rows] = losses.detach().float()
+
+    def end_epoch(self):
+        "Close the epoch: the latest losses become its column."
+        if self.epoch >= self.traj.shape[1]: raise IndexError(f"all {self.traj.shape[1]} reserved epochs are used")
+        self.traj[:, self.epoch] = self.latest
+        self.epoch += 1
+
+    @torch.no_grad()
+    def proba(self, rows: torch.Tensor) -> torch.Tensor:
+        "(B, n_classes) probabilities of each probe category for `rows`, whose current losses were just noted."
+        e = self.epoch
+        seen = ~self.latest[self.probe_rows].isnan()
+        pr = self.probe_rows[seen]
+        if len(pr) < self.k: return torch.full((len(rows), self.C), 1 / self.C, device=self.latest.device)
+        G = torch.cat([self.traj[pr, :e], self.latest[pr, None]], 1)
+        Q = torch.cat([self.traj[rows, :e], self.latest[rows, None]], 1)
+        return knn_fractions(Q, G, self.codes[seen], self.k, self.C)
+
 # %% ../nbs/14_correction.ipynb #581986c2
 @dataclass
 class CorrectionResult:
@@ -195,11 +231,7 @@ def train_with_correction(train: ImageDataset,        # noisy training set, with
     rng = np.random.default_rng(tc.seed)
     mix = cfg.method in _MIXUP
     needs_q = cfg.method not in ("ce", "mixup", "forward")
-    # MAP-D's online trajectories: finished epochs, and the latest loss of every row
-    traj = torch.full((R, tc.epochs), float("nan"), device=dev) if is_mapd else None
-    latest = torch.full((R,), float("nan"), device=dev) if is_mapd else None
-    probe_rows = torch.as_tensor(np.flatnonzero(probe >= 0), device=dev)
-    probe_codes = torch.as_tensor(probe[probe >= 0], device=dev)
+    online = OnlineMAPD(probe, tc.epochs, k=cfg.k, n_classes=2, device=dev) if is_mapd else None
     bmm_fit, T, history = None, None, []
     bar = progress(range(tc.epochs), quiet=quiet, desc=cfg.method, unit="epoch")
     for epoch in bar:
@@ -226,7 +258,7 @@ def train_with_correction(train: ImageDataset,        # noisy training set, with
                 with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                     q_logits = net(x).float()
                 q = q_logits.softmax(1)
-                if is_mapd: latest[rows] = F.cross_entropy(q_logits, y, reduction="none")
+                if is_mapd: online.note(rows, F.cross_entropy(q_logits, y, reduction="none"))
             target = F.one_hot(y, K).float()
             if correcting and cfg.method in ("bootstrap_soft", "bootstrap_hard"):
                 hard = cfg.method == "bootstrap_hard"
@@ -235,10 +267,7 @@ def train_with_correction(train: ImageDataset,        # noisy training set, with
                 if cfg.method == "m_dyr_h":
                     B = torch.as_tensor(bmm_posterior(F.cross_entropy(q_logits, y, reduction="none").cpu().numpy(), bmm_fit),
                                         dtype=torch.float32, device=dev).clamp(1e-4, 1 - 1e-4)
-                else:
-                    G = torch.cat([traj[probe_rows, :epoch], latest[probe_rows, None]], 1)
-                    Q = torch.cat([traj[rows, :epoch], latest[rows, None]], 1)
-                    B = knn_fractions(Q, G, probe_codes, cfg.k, 2)[:, 1]
+                else: B = online.proba(rows)[:, 1]
                 target = noise_model_targets(y, q, B, binary=cfg.method == "mapd_binary")
                 B_all[rows] = (B > 0.5).float() if cfg.method == "mapd_binary" else B
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
@@ -254,7 +283,7 @@ def train_with_correction(train: ImageDataset,        # noisy training set, with
         train_loss = total.item() / R
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"{cfg.method} diverged in epoch {epoch + 1} (mean loss {train_loss}); lower the learning rate (now {lr:g})")
-        if is_mapd: traj[:, epoch] = latest
+        if is_mapd: online.end_epoch()
         if cfg.method == "m_dyr_h" and epoch + 1 >= cfg.pretrain:  # Arazo et al.: fit the mixture on every epoch's evaluation losses
             L = F.cross_entropy(predict_logits(net, X, normalize=normalize, device=dev, batch_size=tc.eval_batch_size), Y.cpu(), reduction="none")
             bmm_fit = bmm_scores(L.numpy()).attrs
