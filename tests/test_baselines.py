@@ -180,6 +180,13 @@ def test_scores_of_a_real_store_find_the_flipped_labels(digits_audit):
     np.testing.assert_allclose(aum_scores(st.trajectories("margin", train)).score, tables["aum"].score)
     # cut at fewer epochs
     assert len(mean_loss_scores(st, epochs=3)) == len(train)
+    # EL2N reads the probabilities the audit kept after 10% of its 15 epochs
+    assert st.probs_epochs == [2]
+    el = el2n_scores(st)
+    assert el["index"].tolist() == tables["mean_loss"]["index"].tolist() and el.el2n.between(0, np.sqrt(2) + 1e-6).all()
+    assert detection_scores(noisy, el.score)["auroc"] > 0.6
+    p2 = st.probs(2, train)
+    np.testing.assert_allclose(el.el2n, np.linalg.norm(p2 / p2.sum(1, keepdims=True) - np.eye(p2.shape[1])[el.label], axis=1), atol=1e-6)
     ax = plot_data_map(tables["cartography"])
     assert sum(len(col.get_offsets()) for col in ax.collections) == len(train)
 

@@ -1,0 +1,63 @@
+"Label-noise correction and online batch selection on real data (scikit-learn's digits), and their bad input."
+import numpy as np
+import pytest
+import torch
+
+from mapd.correction import CorrectionConfig, make_clean_noisy_probes, train_with_correction, correction_config
+from mapd.data import inject_label_noise, load_digits
+from mapd.prioritized import SelectionConfig, select_top, train_selected, irreducible_losses
+from mapd.train import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def digits():
+    tr, te = load_digits("train"), load_digits("test")
+    return inject_label_noise(tr, 0.4, seed=0), te
+
+
+def test_mapd_correction_finds_and_fixes_flipped_labels(digits):
+    noisy, test = digits
+    tc = TrainConfig(epochs=10, batch_size=64, lr=0.05, weight_decay=1e-4, schedule="step", milestones=(7,), record="none")
+    res = {m: train_with_correction(noisy, test, CorrectionConfig(method=m, pretrain=3, n_probe=100, k=10), tc, device="cpu", quiet=True)
+           for m in ("ce", "mapd", "m_dyr_h")}
+    h = res["mapd"].history
+    assert h.noise_auroc.iloc[-1] > 0.85                                         # p(noisy) ranks the flipped labels
+    given_right = 1 - noisy.is_noisy.float().mean().item()
+    assert h.target_accuracy.iloc[-1] > given_right + 0.15                       # targets corrected towards the true class
+    assert res["ce"].history.target_accuracy.iloc[-1] == pytest.approx(given_right)  # cross-entropy trains on the given labels
+    assert res["m_dyr_h"].history.noise_auroc.iloc[-1] > 0.7
+    assert h.correcting.sum() == 7 and not h.correcting.iloc[:3].any()
+
+
+def test_correction_bad_input(digits):
+    noisy, test = digits
+    with pytest.raises(ValueError, match="needs at least one pretraining epoch"): CorrectionConfig(method="mapd", pretrain=0)
+    with pytest.raises(ValueError, match="clean_probe must be"): CorrectionConfig(clean_probe="clean")
+    with pytest.raises(ValueError, match="needs ds.true_labels"): make_clean_noisy_probes(load_digits("train"), 50)
+    with pytest.raises(ValueError, match="exceeds the run's 3 epochs"):
+        train_with_correction(noisy, test, CorrectionConfig(pretrain=5), TrainConfig(epochs=3, record="none"), device="cpu", quiet=True)
+    with pytest.raises(ValueError, match="unknown preset"): correction_config("imagenet")
+
+
+def test_class_balanced_selection_keeps_two_per_class():
+    g = torch.Generator().manual_seed(0)
+    scores, labels = torch.rand(320, generator=g), torch.randint(0, 10, (320,), generator=g)
+    scores[labels == 3] -= 10                                                    # class 3 never wins on score alone
+    assert not (labels[select_top(scores, labels, 32)] == 3).any()
+    pick = select_top(scores, labels, 32, min_per_class=2)
+    assert len(pick) == 32 == len(set(pick.tolist()))
+    assert all((labels[pick] == c).sum() >= 2 for c in range(10))
+
+
+def test_online_selection_on_noisy_digits(digits):
+    noisy, test = digits
+    hold, pool = noisy.subset(np.arange(300)), noisy.subset(np.arange(300, len(noisy)))
+    with pytest.raises(ValueError, match="rho_loss needs"): train_selected(pool, test, SelectionConfig(method="rho_loss"), device="cpu", quiet=True)
+    with pytest.raises(ValueError, match="method must be one of"): SelectionConfig(method="random")
+    IL = irreducible_losses(hold, pool, epochs=5, device="cpu")
+    cfg = dict(steps=120, n_candidates=160, n_select=16, eval_every=40, n_probe=60, k=10)
+    logs = {m: train_selected(pool, test, SelectionConfig(method=m, **cfg), irreducible=IL, device="cpu", quiet=True)
+            for m in ("uniform", "loss", "mapd")}
+    assert logs["uniform"].selected_noisy.mean() == pytest.approx(pool.is_noisy.float().mean().item(), abs=0.06)
+    assert logs["loss"].selected_noisy.mean() > 0.6 > 0.4 > logs["mapd"].selected_noisy.mean()
+    assert logs["mapd"].step.tolist() == [40, 80, 120]
