@@ -81,7 +81,7 @@ def run_report(plan_path: str | Path = "nbs/experiments/report.yaml",
     tiny_params = (yaml.safe_load((plan_path.parent/"tiny.yaml").read_text()) or {}) if tiny else {}
     staging = out/".staging"
     shutil.rmtree(staging, ignore_errors=True); staging.mkdir(parents=True)
-    results, timings = {}, {}
+    results, timings, commit = {}, {}, git_commit(plan_path.parent)  # the commit the runs start from
     for r in progress(runs, quiet=quiet, desc="report", unit="notebook"):
         nb = plan_path.parent/r["notebook"]
         dest = staging/r["name"]; dest.mkdir()
@@ -113,7 +113,7 @@ def run_report(plan_path: str | Path = "nbs/experiments/report.yaml",
     all_results = {r["name"]: json.loads((out/r["name"]/"results.json").read_text()) for r in plan["runs"] if (out/r["name"]/"results.json").exists()}
     manifest = dict(commit=git_commit(plan_path.parent), mapd_version=mapd.__version__, python=platform.python_version(),
                     packages=_versions(), created=datetime.datetime.now().isoformat(timespec="seconds"), tiny=tiny,
-                    runs={n: dict(seconds=round(s, 1)) for n, s in timings.items()})
+                    runs={n: dict(seconds=round(s, 1), commit=commit) for n, s in timings.items()})
     old = json.loads((out/"manifest.json").read_text()) if (out/"manifest.json").exists() else {}
     manifest["runs"] = {**old.get("runs", {}), **manifest["runs"]} if only is not None else manifest["runs"]
     write_json(out/"manifest.json", manifest)
@@ -147,10 +147,10 @@ def render_readme(plan: dict, results: dict, manifest: dict) -> str:
             shown = "not run" if v is None and c["run"] not in results else ("n/a" if v is None else c.get("format", "{}").format(v))
             L.append(f"| {c['claim']} | {c.get('paper', '')} | {shown} | [{c['run']}]({c['run']}/{c['run']}.ipynb) (`{c['key']}`) |")
         L.append("")
-    L += ["## Runs", "", "| run | notebook | parameters | seconds |", "|---|---|---|---|"]
+    L += ["## Runs", "", "| run | notebook | parameters | seconds | commit |", "|---|---|---|---|---|"]
     for r in plan["runs"]:
         secs = manifest.get("runs", {}).get(r["name"], {}).get("seconds", "")
         L.append(f"| [{r['name']}]({r['name']}/{r['name']}.ipynb) ([html]({r['name']}/{r['name']}.html)) | {r['notebook']} | "
-                 f"`{json.dumps(r.get('parameters') or {})}` | {secs} |")
+                 f"`{json.dumps(r.get('parameters') or {})}` | {secs} | {manifest.get('runs', {}).get(r['name'], {}).get('commit', '')[:12]} |")
     if plan.get("notes"): L += ["", "## Notes", "", plan["notes"].strip()]
     return "\n".join(L) + "\n"
