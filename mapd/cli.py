@@ -37,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="run the experiment notebooks with papermill into outputs/")
     r.add_argument("--plan", default="nbs/experiments/report.yaml", help="the report plan (default: nbs/experiments/report.yaml)")
     r.add_argument("--out", default="outputs", help="report folder (default: outputs)")
+    r.add_argument("--render-only", action="store_true", help="run nothing: re-render README.md from the plan and the results already there")
     r.add_argument("--only", nargs="+", help="run only these runs of the plan")
     r.add_argument("--tiny", action="store_true", help="tiny parameters from tiny.yaml beside the plan (for tests)")
     r.add_argument("--no-html", action="store_true", help="skip the HTML copies")
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
             print(json.dumps({k: v for k, v in res.items() if not isinstance(v, dict)}, indent=2))
         elif args.command == "report":
             from mapd.report import run_report
-            run_report(args.plan, args.out, tiny=args.tiny, only=args.only, html=not args.no_html, quiet=args.quiet)
+            run_report(args.plan, args.out, tiny=args.tiny, only=[] if args.render_only else args.only, html=not args.no_html, quiet=args.quiet)
             print(f"report written to {Path(args.out).resolve()}/README.md")
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         print(f"mapd {args.command}: error: {e}", file=sys.stderr)

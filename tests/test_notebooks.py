@@ -79,6 +79,16 @@ def test_readme_numbers_are_the_results_files(repo, tiny_report):
         assert f"| {shown} |" in row, (row, v)
 
 
+def test_render_only_runs_nothing_and_keeps_every_run(repo, tiny_report):
+    out, results = tiny_report
+    before = json.loads((out/"manifest.json").read_text())
+    run_report(repo/"nbs"/"experiments"/"report.yaml", out, only=[], quiet=True)   # what `mapd report --render-only` does
+    after = json.loads((out/"manifest.json").read_text())
+    assert after["runs"] == before["runs"]                                       # no run executed, none forgotten
+    readme = (out/"README.md").read_text()
+    for r in load_plan(repo/"nbs"/"experiments"/"report.yaml")["runs"]: assert f"[{r['name']}]({r['name']}/{r['name']}.ipynb)" in readme
+
+
 def _failing_notebook(path):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
