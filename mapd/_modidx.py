@@ -284,4 +284,5 @@ d = { 'settings': { 'branch': 'main',
                             'mapd.train.fit': ('train.html#fit', 'mapd/train.py'),
                             'mapd.train.lr_at': ('train.html#lr_at', 'mapd/train.py'),
                             'mapd.train.per_example_stats': ('train.html#per_example_stats', 'mapd/train.py'),
-                            'mapd.train.predict_logits': ('train.html#predict_logits', 'mapd/train.py')}}}
+                            'mapd.train.predict_logits': ('train.html#predict_logits', 'mapd/train.py'),
+                            'mapd.train.start_epoch': ('train.html#start_epoch', 'mapd/train.py')}}}

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .core import resolve_device, progress, check_labels
 from .data import ImageDataset
 from .models import make_model
-from .train import TrainConfig, Normalize, lr_at, augment, draw_augmentation, accuracy, predict_logits
+from .train import TrainConfig, Normalize, start_epoch, augment, accuracy, predict_logits
 from .knn import knn_fractions
 from .baselines import bmm_scores, bmm_posterior
 from .metadata import detection_scores
@@ -236,11 +236,7 @@ def train_with_correction(train: ImageDataset,        # noisy training set, with
     bar = progress(range(tc.epochs), quiet=quiet, desc=cfg.method, unit="epoch")
     for epoch in bar:
         t0 = time.perf_counter()
-        lr = lr_at(tc, epoch)
-        for g in opt.param_groups: g["lr"] = lr
-        gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + epoch)
-        perm = torch.randperm(R, generator=gen).to(dev)
-        if tc.augment: offs, flips = (t.to(dev) for t in draw_augmentation(R, tc.pad, gen))
+        lr, gen, perm, offs, flips = start_epoch(tc, epoch, R, opt, dev)
         correcting = epoch >= cfg.pretrain
         if cfg.method == "forward" and correcting and T is None:  # estimate T once, from the pretrained model
             P = predict_logits(net, X, normalize=normalize, device=dev, batch_size=tc.eval_batch_size).softmax(1).numpy()

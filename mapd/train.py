@@ -20,8 +20,8 @@ from .core import resolve_device, progress, check_labels
 from .store import TrajectoryStore, QUANTITIES
 
 # %% auto #0
-__all__ = ['PRESETS', 'TrainConfig', 'lr_at', 'Normalize', 'draw_augmentation', 'augment', 'per_example_stats', 'Recorder',
-           'predict_logits', 'accuracy', 'FitResult', 'fit']
+__all__ = ['PRESETS', 'TrainConfig', 'lr_at', 'start_epoch', 'Normalize', 'draw_augmentation', 'augment', 'per_example_stats',
+           'Recorder', 'predict_logits', 'accuracy', 'FitResult', 'fit']
 
 # %% ../nbs/04_train.ipynb #ca314958
 @dataclass
@@ -66,6 +66,15 @@ def lr_at(config: TrainConfig, epoch: int) -> float:
     if config.schedule == "cosine": return config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
     if config.schedule == "step": return config.lr * config.gamma ** sum(epoch >= m for m in config.milestones)
     return config.lr
+
+def start_epoch(config: TrainConfig, epoch: int, n: int, opt, device):
+    "Set `opt`'s learning rate for `epoch`; draw the epoch's shuffle of `n` rows and its augmentation from the (seed, epoch) generator: (lr, generator, perm, offsets, flips)."
+    lr = lr_at(config, epoch)
+    for g in opt.param_groups: g["lr"] = lr
+    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=gen).to(device)
+    offs, flips = (t.to(device) for t in draw_augmentation(n, config.pad, gen)) if config.augment else (None, None)
+    return lr, gen, perm, offs, flips
 
 # %% ../nbs/04_train.ipynb #75650edf
 class Normalize:
@@ -250,11 +259,7 @@ def fit(model: nn.Module,              # any classifier taking float (B, C, H, W
     bar = progress(range(start, config.epochs), quiet=quiet, desc="train", unit="epoch", initial=start, total=config.epochs)
     for epoch in bar:
         t0 = time.perf_counter()
-        lr = lr_at(config, epoch)
-        for g in opt.param_groups: g["lr"] = lr
-        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-        perm = torch.randperm(N, generator=gen).to(dev)
-        if config.augment: offs, flips = (t.to(dev) for t in draw_augmentation(N, config.pad, gen))
+        lr, gen, perm, offs, flips = start_epoch(config, epoch, N, opt, dev)
         model.train()
         total = torch.zeros((), device=dev)
         for i in range(0, N, B):
