@@ -116,6 +116,7 @@ def run_report(plan_path: str | Path = "nbs/experiments/report.yaml",
                     runs={n: dict(seconds=round(s, 1), commit=commit) for n, s in timings.items()})
     old = json.loads((out/"manifest.json").read_text()) if (out/"manifest.json").exists() else {}
     manifest["runs"] = {**old.get("runs", {}), **manifest["runs"]} if only is not None else manifest["runs"]
+    if not runs and old: manifest = old  # nothing ran (--render-only): the manifest still describes the runs that made the results
     write_json(out/"manifest.json", manifest)
     with atomic_write(out/"README.md") as f: f.write(render_readme(plan, all_results, manifest))
     return results
