@@ -158,6 +158,7 @@ class OnlineMAPD:
         self.k, self.C = k, n_classes or int(codes.max()) + 1
         self.traj = torch.full((len(codes), n_epochs), float("nan"), device=device)
         self.latest = torch.full((len(codes),), float("nan"), device=device)
+        self.noted = torch.zeros(len(codes), dtype=torch.bool, device=device)  # rows noted in the current epoch
         self.probe_rows = torch.nonzero(codes >= 0).flatten().to(device)
         self.codes = codes[codes >= 0].to(device)
         self.epoch = 0
@@ -166,23 +167,28 @@ class OnlineMAPD:
     def note(self, rows: torch.Tensor, losses: torch.Tensor):
         "Record the current losses of `rows`."
         self.latest[rows] = losses.detach().float()
+        self.noted[rows] = True
 
     def end_epoch(self):
         "Close the epoch: the latest losses become its column."
         if self.epoch >= self.traj.shape[1]: raise IndexError(f"all {self.traj.shape[1]} reserved epochs are used")
+        missed = int((~self.noted).sum())
+        if missed: raise ValueError(f"{missed} rows were not noted in epoch {self.epoch}: every row needs a loss every epoch, or its trajectory has a gap")
         self.traj[:, self.epoch] = self.latest
+        self.noted.zero_()
         self.epoch += 1
 
     @torch.no_grad()
     def proba(self, rows: torch.Tensor) -> torch.Tensor:
         "(B, n_classes) probabilities of each probe category for `rows`, whose current losses were just noted."
-        e = self.epoch
-        seen = ~self.latest[self.probe_rows].isnan()
-        pr = self.probe_rows[seen]
-        if len(pr) < self.k: return torch.full((len(rows), self.C), 1 / self.C, device=self.latest.device)
+        e, pr, codes = self.epoch, self.probe_rows, self.codes
+        if e == 0:  # only in the first epoch can a probe be unseen
+            seen = ~self.latest[pr].isnan()
+            pr, codes = pr[seen], codes[seen]
+            if len(pr) < self.k: return torch.full((len(rows), self.C), 1 / self.C, device=self.latest.device)
         G = torch.cat([self.traj[pr, :e], self.latest[pr, None]], 1)
         Q = torch.cat([self.traj[rows, :e], self.latest[rows, None]], 1)
-        return knn_fractions(Q, G, self.codes[seen], self.k, self.C)
+        return knn_fractions(Q, G, codes, self.k, self.C)
 
 # %% ../nbs/14_correction.ipynb #581986c2
 @dataclass

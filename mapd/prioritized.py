@@ -31,18 +31,17 @@ def select_top(scores: torch.Tensor,   # (M,) higher = train on it first
                min_per_class: int = 0  # class balance: at least this many of each class present (fewer if the class has fewer)
                ) -> torch.Tensor:
     "Positions of the `n` selected candidates: per class the best `min_per_class`, then the best of the rest."
-    if not 0 < n <= len(scores): raise ValueError(f"n must lie in [1, {len(scores)}], got {n}")
+    M = len(scores)
+    if not 0 < n <= M: raise ValueError(f"n must lie in [1, {M}], got {n}")
     if min_per_class <= 0: return scores.topk(n).indices
-    order = torch.argsort(scores, descending=True, stable=True)
-    lab = labels[order]
-    rank_in_class = torch.zeros_like(order)
-    for c in lab.unique():  # position of each candidate among its class's candidates, best first
-        m = lab == c
-        rank_in_class[m] = torch.arange(int(m.sum()), device=scores.device)
-    forced = order[rank_in_class < min_per_class]
-    if len(forced) >= n: return forced[scores[forced].argsort(descending=True, stable=True)[:n]]
-    rest = order[rank_in_class >= min_per_class]
-    return torch.cat([forced, rest[:n - len(forced)]])
+    order = torch.argsort(scores, descending=True, stable=True)   # best first
+    by_class = torch.argsort(labels[order], stable=True)           # grouped by class, best first within each
+    lab = labels[order][by_class]
+    rank = torch.empty_like(order)
+    rank[by_class] = torch.arange(M, device=scores.device) - torch.searchsorted(lab, lab)  # position within its class
+    # forced candidates first, each group in score order: the n smallest keys (no host-device sync)
+    key = (rank >= min_per_class).long() * M + torch.arange(M, device=scores.device)
+    return order[key.topk(n, largest=False).indices]
 
 # %% ../nbs/15_prioritized.ipynb #d4f7e338
 SELECTION_METHODS = ("uniform", "uniform_balanced", "loss", "loss_balanced", "rho_loss", "mapd", "mapd_balanced")
@@ -95,6 +94,7 @@ def train_selected(pool: ImageDataset,  # the training pool (noisy labels; true_
     if cfg.method == "rho_loss" and irreducible is None: raise ValueError("rho_loss needs the pool's irreducible losses (irreducible_losses(holdout, pool))")
     data, probe = make_clean_noisy_probes(pool, cfg.n_probe, seed=cfg.seed) if is_mapd else (pool, np.full(len(pool), -1))
     R, K = len(data), pool.n_classes
+    if R < cfg.n_candidates: raise ValueError(f"the pool has {R} rows (probes included), fewer than n_candidates={cfg.n_candidates}")
     X, Y = data.images.to(dev), data.labels.to(dev)
     noisy = (data.labels != data.true_labels).to(dev) if data.true_labels is not None else torch.zeros(R, dtype=torch.bool, device=dev)
     IL = None if irreducible is None else torch.cat([torch.as_tensor(irreducible, dtype=torch.float32),
@@ -105,7 +105,7 @@ def train_selected(pool: ImageDataset,  # the training pool (noisy labels; true_
     net = make_model(model, pool.shape, K).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
-    per_pass = R // cfg.n_candidates
+    per_pass = -(-R // cfg.n_candidates)  # the last large batch of a pass overlaps the one before it
     online = OnlineMAPD(probe, cfg.steps // per_pass + 2, k=cfg.k, n_classes=2, device=dev) if is_mapd else None
     balanced = cfg.min_per_class if cfg.method.endswith("_balanced") else 0
     log, sel_noisy, order, t0 = [], [], None, time.perf_counter()
@@ -114,7 +114,8 @@ def train_selected(pool: ImageDataset,  # the training pool (noisy labels; true_
         if j == 0:
             if step and is_mapd: online.end_epoch()
             order = torch.randperm(R, generator=gen).to(dev)
-        cand = order[j * cfg.n_candidates:(j + 1) * cfg.n_candidates]
+        start = min(j * cfg.n_candidates, R - cfg.n_candidates)
+        cand = order[start:start + cfg.n_candidates]
         x, y = normalize(X[cand]), Y[cand]
         if cfg.method.startswith("uniform"): score = torch.rand(len(cand), generator=gen).to(dev)
         else:
