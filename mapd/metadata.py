@@ -1,4 +1,4 @@
-"""The metadata table (one row per training example: its labels, a probability per category and the assigned category) and the checks of the assignment on held-out probes.
+"""The metadata table (one row per training example: its labels, a probability per category and a flag per category at a stated false-flag rate, the assigned category), the checks of the assignment on held-out probes.
 
 Docs: https://mapd-dev.github.io/mapd/metadata.html.md"""
 
@@ -6,6 +6,7 @@ Docs: https://mapd-dev.github.io/mapd/metadata.html.md"""
 
 # %% ../nbs/08_metadata.ipynb #143343ac
 from __future__ import annotations
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ from .knn import MAPD
 from .store import TrajectoryStore
 
 # %% auto #0
-__all__ = ['probe_check', 'metadata_table', 'save_table', 'load_table', 'detection_scores']
+__all__ = ['NATURAL', 'probe_check', 'flag_thresholds', 'apply_flags', 'probe_diagnostics', 'metadata_table', 'save_table',
+           'load_table', 'detection_scores']
 
 # %% ../nbs/08_metadata.ipynb #0cd14ad0
 def probe_check(store: TrajectoryStore,
@@ -42,10 +44,105 @@ def probe_check(store: TrajectoryStore,
                                               **{f"p_{c}": proba[:, i] for i, c in enumerate(knn.classes_)})),
                 model=knn)
 
+# %% ../nbs/08_metadata.ipynb #9056e7e5
+NATURAL = ("typical", "atypical")  # real, clean examples: the null of the flags
+
+def _conformal_threshold(null, alpha: float) -> float:
+    "The split-conformal threshold: the ceil((n+1)(1-alpha))-th smallest of `null`; inf when n is too small for `alpha`."
+    s = np.sort(np.asarray(null, np.float64)); m = math.ceil((len(s) + 1) * (1 - alpha))
+    return float(s[m - 1]) if 1 <= m <= len(s) else math.inf
+
+def flag_thresholds(proba,                # (P, C) k-NN probabilities of the held-out probes
+                    categories,           # (P,) their true categories
+                    classes,              # (C,) the columns of `proba`
+                    *, alpha: float = 0.05,  # the false-flag rate promised on natural examples, per category
+                    seed: int = 0,        # seeds the halves of the cross-fitted check
+                    ) -> pd.DataFrame:
+    "Per category: threshold on `p_<category>` so that at most `alpha` of held-out natural probes are flagged, with measured rates."
+    if not 0 < alpha < 1: raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha}")
+    P, cats, classes = np.asarray(proba, np.float64), np.asarray(categories, dtype=object), list(classes)
+    if P.shape != (len(cats), len(classes)): raise ValueError(f"proba must have shape ({len(cats)}, {len(classes)}), got {P.shape}")
+    rng, out = np.random.default_rng(seed), []
+    for j, c in enumerate(classes):
+        if c == "typical": continue
+        null = np.isin(cats, [n for n in NATURAL if n != c])
+        if not null.any(): continue  # nothing natural to calibrate on: no flag for c
+        s, tau = P[null, j], _conformal_threshold(P[null, j], alpha)
+        half = rng.permutation(len(s)) < len(s) // 2   # cross-fit: a threshold from one half, measured on the other
+        cross = np.mean([np.mean(s[~h] > _conformal_threshold(s[h], alpha)) for h in (half, ~half)]) if len(s) >= 4 else math.nan
+        own = cats == c
+        out.append(dict(category=c, threshold=tau, alpha=alpha, null=" + ".join(n for n in NATURAL if n != c and (cats == n).any()),
+                        n_null=int(null.sum()), null_flag_rate=float(np.mean(s > tau)), null_flag_rate_crossfit=float(cross),
+                        recall=float(np.mean(P[own, j] > tau)) if own.any() else math.nan))
+    if not out: raise ValueError(f"flags need held-out probes of {' or '.join(NATURAL)} to calibrate on; the categories are {sorted(set(cats))}")
+    return pd.DataFrame(out).set_index("category")
+
+def apply_flags(table: pd.DataFrame,       # a metadata table with p_<category> columns
+                thresholds: pd.DataFrame,  # from `flag_thresholds`
+                ) -> pd.DataFrame:
+    "Add `flag_<category>` columns and assign `category`: the most probable flagged category, else typical/atypical by the k-NN."
+    t = table.copy()
+    classes = [c[2:] for c in t.columns if c.startswith("p_")]
+    for c in thresholds.index: t[f"flag_{c}"] = t[f"p_{c}"].to_numpy() > thresholds.threshold[c]
+    P = t[[f"p_{c}" for c in classes]].to_numpy()
+    flagged = np.stack([t[f"flag_{c}"].to_numpy() if c in thresholds.index else np.zeros(len(t), bool) for c in classes], 1)
+    natural = np.isin(classes, NATURAL)
+    problem = flagged & ~natural   # a flagged problem category outranks the natural ones
+    best_problem = np.where(problem, P, -1).argmax(1)
+    best_natural = np.where(natural, P, -1).argmax(1) if natural.any() else np.where(flagged, P, -1).argmax(1)
+    if natural.any(): best_natural = np.where(flagged.any(1) & ~problem.any(1), np.where(flagged, P, -1).argmax(1), best_natural)
+    pick = np.where(problem.any(1), best_problem, best_natural)
+    t["category"] = pd.Categorical(np.asarray(classes, dtype=object)[pick], categories=classes)
+    t["confidence"] = P[np.arange(len(t)), pick].astype(np.float32)
+    return t
+
+# %% ../nbs/08_metadata.ipynb #3cccbbe4
+_ADVICE = {
+    "corrupted": "raise the corruption (AuditConfig.corrupt_std, or corrupt_std='auto' to pick it with a proxy run) or use a model that does not memorise noise as fast (--model cnn or resnet18)",
+    "random_inputs": "train longer (--epochs) or with a larger model, so that memorised noise is learned later than real images",
+    "ood": "use an out-of-distribution source further from the data (--ood sketch or digits) or train longer",
+    "random_labels": "train longer or with weight decay, so that random labels stay unlearned longer than atypical examples",
+    "atypical": "draw consistency scores from more held-out models (--score-runs, --score-epochs) or load published C-scores (--scores FILE.npz)",
+}
+
+def probe_diagnostics(predictions: pd.DataFrame,  # held-out probes: `category` and `p_<category>` columns (probe_check's predictions)
+                      thresholds: pd.DataFrame | None = None,  # from `flag_thresholds`, for the recall check
+                      *, min_auroc: float = 0.9,   # below this a category is not told from typical
+                      min_recall: float = 0.5,     # flags catching fewer of the category's own held-out probes warn too
+                      ) -> tuple[pd.DataFrame, list[str]]:
+    "Pairwise separability of the categories on held-out probes, and warnings for categories that cannot be told from typical."
+    classes = [c[2:] for c in predictions.columns if c.startswith("p_")]
+    truth = predictions.category.to_numpy()
+    rows = []
+    for i, a in enumerate(classes):
+        for b in classes[i + 1:]:
+            ma, mb = truth == a, truth == b
+            if not (ma.any() and mb.any()): continue
+            s = (predictions[f"p_{a}"] - predictions[f"p_{b}"]).to_numpy()
+            pred = predictions.predicted.to_numpy() if "predicted" in predictions else None
+            rows.append(dict(a=a, b=b, auroc=float(roc_auc_score(np.r_[np.ones(ma.sum()), np.zeros(mb.sum())], np.r_[s[ma], s[mb]])),
+                             a_taken_for_b=float(np.mean(pred[ma] == b)) if pred is not None else math.nan,
+                             b_taken_for_a=float(np.mean(pred[mb] == a)) if pred is not None else math.nan))
+    pairs = pd.DataFrame(rows, columns=["a", "b", "auroc", "a_taken_for_b", "b_taken_for_a"])
+    warnings = []
+    for c in classes:
+        if c == "typical": continue
+        m = ((pairs.a == c) & (pairs.b == "typical")) | ((pairs.a == "typical") & (pairs.b == c))
+        auc = float(pairs.auroc[m].iloc[0]) if m.any() else math.nan
+        rec = float(thresholds.recall.get(c, math.nan)) if thresholds is not None else math.nan
+        why = []
+        if auc < min_auroc: why.append(f"held-out AUROC against typical {auc:.2f} < {min_auroc}")
+        if rec < min_recall: why.append(f"its flag catches {rec:.0%} of its own held-out probes")
+        if why: warnings.append(f"'{c}' cannot be told from typical with this model and data ({'; '.join(why)}): "
+                                f"treat p_{c} and flag_{c} with caution; {_ADVICE.get(c, 'train longer, use a stronger model or more probes (n_fit)')}")
+    return pairs, warnings
+
 # %% ../nbs/08_metadata.ipynb #6d2e9bb9
 def metadata_table(store: TrajectoryStore,
                    knn: MAPD | None = None,   # a fitted MAPD; fitted on all fit-split probes when None
                    *, k: int = 20, epochs: int | None = None, quantity: str = "loss",
+                   thresholds: pd.DataFrame | None = None,  # from `flag_thresholds`: adds flag_<category> columns and the flagged category
+                   paths=None,                # (N,) file of each training row, in the order of the store's train rows; adds a `path` column
                    backend: str = "auto", device="auto") -> pd.DataFrame:
     "One row per training example: labels, a probability per metadata category, the assigned category."
     rows = store.rows
@@ -56,12 +153,18 @@ def metadata_table(store: TrajectoryStore,
     train_rows = np.flatnonzero((rows.role == "train").to_numpy())
     proba = knn.predict_proba(store.trajectories(quantity, train_rows, epochs if epochs is not None else knn.n_epochs_))
     t = pd.DataFrame({"index": rows["index"].to_numpy()[train_rows], "label": rows["label"].to_numpy()[train_rows]})
+    if paths is not None:
+        if len(paths) != len(t): raise ValueError(f"paths has {len(paths)} entries but the store has {len(t)} training rows")
+        t["path"] = np.asarray(paths, dtype=object)
     if "true_label" in rows:
         t["true_label"] = rows["true_label"].to_numpy()[train_rows]
         t["is_noisy"] = t.label != t.true_label
     for i, c in enumerate(knn.classes_): t[f"p_{c}"] = proba[:, i].astype(np.float32)
     t["category"] = pd.Categorical(knn.classes_[proba.argmax(1)], categories=list(knn.classes_))
     t["confidence"] = proba.max(1).astype(np.float32)
+    if thresholds is not None:
+        t = apply_flags(t, thresholds)
+        t["knn_category"] = pd.Categorical(knn.classes_[proba.argmax(1)], categories=list(knn.classes_))
     return t
 
 def save_table(df: pd.DataFrame, path: str | Path) -> Path:

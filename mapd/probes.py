@@ -18,7 +18,7 @@ from .data import ImageDataset, load_digits
 
 # %% auto #0
 __all__ = ['CATEGORIES', 'MAIN_CATEGORIES', 'ProbeSuite', 'corrupt', 'random_images', 'sketch', 'make_probe_suite',
-           'probe_from_indices', 'probe_from_transform', 'with_probes']
+           'choose_corrupt_std', 'probe_from_indices', 'probe_from_transform', 'with_probes']
 
 # %% ../nbs/06_probes.ipynb #03d26f74
 CATEGORIES = ("typical", "atypical", "random_labels", "random_inputs", "corrupted", "ood")
@@ -117,7 +117,7 @@ def _ood_source(ds: ImageDataset, ood) -> ImageDataset | None:
     if ood == "sketch": return None
     if ood == "digits":
         if ds.shape[1] != ds.shape[2]: raise ValueError(f"ood='digits' needs square images, the data set's are {ds.shape}")
-        images = torch.cat([load_digits(s, size=ds.shape[1]).images for s in ("train", "test")])  # all 1,797 digits
+        images = load_digits("train", size=ds.shape[1]).images  # 1,347 digits; the test split is left for planting (mapd.plant)
         if ds.shape[0] == 3: images = images.expand(-1, 3, -1, -1).contiguous()
         return ImageDataset(images, torch.zeros(len(images), dtype=torch.long), ["digit"], "digits")
     raise ValueError(f"ood must be 'auto', 'sketch', 'digits' or an ImageDataset, got {ood!r}")
@@ -127,7 +127,8 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
                      *, categories=CATEGORIES,    # which categories to make
                      n_fit: int = 250,            # probes per category that the k-NN is fitted on
                      n_heldout: int = 250,        # probes per category held out to validate the assignment
-                     corrupt_std: float | None = None,  # noise of the corrupted probe; 0.1 for CIFAR, 0.25 otherwise when None
+                     corrupt_std: float | None = None,  # noise of the corrupted probe; 0.1 for CIFAR, 0.25 otherwise when None (the paper's code)
+                     typical_pool: float | None = None,  # draw the typical probe at random from this share of the most consistent examples; None: the n most consistent
                      ood="auto",                  # "auto", "sketch", "digits" or an ImageDataset of other images
                      seed: int = 0) -> ProbeSuite:
     "The paper's probe suite made from `ds`: `n_fit + n_heldout` examples in each of `categories`."
@@ -147,6 +148,7 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
         if not np.isfinite(scores).all(): raise ValueError(f"scores hold {int((~np.isfinite(scores)).sum())} non-finite values")
         shuffle = torch.randperm(N, generator=g).numpy()
         order = shuffle[np.argsort(-scores[shuffle], kind="stable")]  # highest first, ties in random order
+        if typical_pool is not None and not 0 < typical_pool <= 1: raise ValueError(f"typical_pool must lie in (0, 1] or be None, got {typical_pool}")
     parts = []
     def add(cat, images, labels, source):
         parts.append(ProbeSuite(images, labels, np.full(len(labels), cat, dtype=object), _split_labels(n_fit, n_heldout, g), source))
@@ -158,6 +160,9 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
     for cat in categories:
         if cat in ("typical", "atypical"):
             cand = order if cat == "typical" else order[::-1]
+            if cat == "typical" and typical_pool is not None:  # a random draw from the most consistent share, in random order
+                pool = cand[:max(n, round(typical_pool * N))]
+                cand = pool[torch.randperm(len(pool), generator=g).numpy()]
             pick = cand[~taken[cand]][:n]; taken[pick] = True
             add(cat, ds.images[pick], ds.labels[pick], ds.index[pick].numpy())
         elif cat == "random_labels":
@@ -180,6 +185,44 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
     suite = parts[0]
     for p in parts[1:]: suite = suite + p
     return suite
+
+# %% ../nbs/06_probes.ipynb #3090b887
+def choose_corrupt_std(ds: ImageDataset,
+                       *, grid=(0.1, 0.2, 0.3, 0.5, 0.7, 1.0),  # stds to try, on the [0, 1] pixel scale
+                       n: int = 500,            # examples per noised group (and in the clean group)
+                       limit: int = 10_000,     # examples in the proxy run (all when the data set is smaller)
+                       epochs: int = 3,         # a short run: learning speed shows in the first epochs
+                       drop: float = 0.1,       # accuracy (absolute) the noised group must lose against the clean one
+                       model: str = "mlp", config=None,  # the proxy's model and TrainConfig (mapd.scores.DEFAULT_SCORE_CONFIG when None)
+                       device="auto", seed: int = 0, quiet: bool = False) -> tuple[float, pd.DataFrame]:
+    "The smallest Gaussian std whose noised examples a short proxy run learns clearly more slowly than clean ones; and the table per std."
+    from dataclasses import replace
+    from mapd.models import make_model
+    from mapd.train import fit
+    from mapd.scores import DEFAULT_SCORE_CONFIG
+    grid = sorted(float(s) for s in grid)
+    if not grid or grid[0] <= 0: raise ValueError(f"grid must hold positive stds, got {grid}")
+    if not 0 < drop < 1: raise ValueError(f"drop must lie strictly between 0 and 1, got {drop}")
+    g = torch.Generator().manual_seed(seed)
+    N = min(len(ds), limit)
+    if N < n * (len(grid) + 1) * 2: raise ValueError(f"the proxy run needs at least {n * (len(grid) + 1) * 2} examples for {len(grid)} stds of n={n}, the data set has {len(ds)}; lower n")
+    sub = ds.subset(torch.randperm(len(ds), generator=g)[:N].numpy())
+    images, groups = sub.images.clone(), np.full(N, -1)
+    for j, s in enumerate(grid):          # groups 0..len(grid)-1 noised, group len(grid) clean; the rest is ordinary data
+        sl = slice(j * n, (j + 1) * n)
+        images[sl] = corrupt(sub.images[sl], s, g); groups[sl] = j
+    groups[len(grid) * n:(len(grid) + 1) * n] = len(grid)
+    cfg = replace(config or DEFAULT_SCORE_CONFIG, epochs=epochs, record="eval", seed=seed)
+    torch.manual_seed(seed)
+    res = fit(make_model(model, ds.shape, ds.n_classes), (images, sub.labels), cfg, n_classes=ds.n_classes, device=device, quiet=quiet)
+    acc = res.trajectories("correct").astype(np.float64).mean(1)   # (N,) share of epochs classified as its label
+    clean = acc[groups == len(grid)].mean()
+    table = pd.DataFrame(dict(std=grid, accuracy=[acc[groups == j].mean() for j in range(len(grid))]))
+    table["clean_accuracy"] = clean; table["drop"] = clean - table.accuracy
+    ok = table.index[table["drop"] >= drop]
+    std = float(table["std"][ok[0]]) if len(ok) else grid[-1]
+    table.attrs.update(chosen=std, reached=bool(len(ok)), required_drop=drop)
+    return std, table
 
 # %% ../nbs/06_probes.ipynb #ff259f3f
 def probe_from_indices(ds: ImageDataset, name: str,
