@@ -145,7 +145,8 @@ def make_clean_noisy_probes(ds: ImageDataset,     # the noisy training set (with
     labels = torch.cat([ds.labels, clean_y, noisy_y])
     true = torch.cat([truth, truth[clean], truth[noisy]])
     top = int(ds.index.max()) + 1
-    out = ImageDataset(images, labels, ds.classes, ds.name, torch.cat([ds.index, top + torch.arange(2 * n)]), true)
+    paths = None if ds.paths is None else np.concatenate([ds.paths, ds.paths[clean.numpy()], ds.paths[noisy.numpy()]])  # a probe is a copy of its file
+    out = ImageDataset(images, labels, ds.classes, ds.name, torch.cat([ds.index, top + torch.arange(2 * n)]), true, paths)
     return out, np.r_[np.full(len(ds), -1), np.zeros(n, int), np.ones(n, int)]
 
 # %% ../nbs/14_correction.ipynb #efb1abae

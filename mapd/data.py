@@ -1,4 +1,4 @@
-"""Data sets as uint8 image tensors with labels and a stable index: Fashion-MNIST, digits, CIFAR, synthetic data, and label noise.
+"""Data sets as uint8 image tensors with labels and a stable index: Fashion-MNIST, digits, CIFAR, synthetic data, your own image folders and .npz files, and label noise.
 
 Docs: https://mapd-dev.github.io/mapd/data.html.md"""
 
@@ -6,21 +6,24 @@ Docs: https://mapd-dev.github.io/mapd/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #c9f812b7
 from __future__ import annotations
-import gzip, hashlib, math, os, pickle, struct, urllib.error, urllib.request, zlib
-from dataclasses import dataclass
-from pathlib import Path
+import gzip, hashlib, math, os, pickle, struct, urllib.error, urllib.request, warnings, zlib
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePath
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .core import as_numpy, atomic_write, check_labels, check_same_length, progress
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_FILES', 'FASHION_MNIST_RAW_MD5',
-           'FASHION_MNIST_DEBIAN_DIR', 'CIFAR10_MD5', 'CIFAR100_MD5', 'DATASETS', 'ASYMMETRIC_PAIRS', 'ImageDataset',
-           'read_idx', 'md5sum', 'find_fashion_mnist', 'download_file', 'download_fashion_mnist', 'load_fashion_mnist',
-           'load_digits', 'load_cifar', 'write_cifar_batch', 'write_cifar_meta', 'make_synthetic', 'load_dataset',
+           'FASHION_MNIST_DEBIAN_DIR', 'CIFAR10_MD5', 'CIFAR100_MD5', 'IMAGE_EXTENSIONS', 'DATASETS',
+           'ASYMMETRIC_PAIRS', 'ImageDataset', 'read_idx', 'md5sum', 'find_fashion_mnist', 'download_file',
+           'download_fashion_mnist', 'load_fashion_mnist', 'load_digits', 'load_cifar', 'write_cifar_batch',
+           'write_cifar_meta', 'make_synthetic', 'SplitNotFoundError', 'load_image_folder', 'load_npz', 'load_dataset',
            'inject_label_noise']
 
 # %% ../nbs/01_data.ipynb #91a684ef
@@ -33,6 +36,7 @@ class ImageDataset:
     name: str = ""                          # data set name, e.g. "fashion_mnist"; picks the default asymmetric noise pairs
     index: torch.Tensor | None = None       # (N,) int64 stable example index; arange(N) when None
     true_labels: torch.Tensor | None = None # (N,) int64 labels before noise was injected; None when none was
+    paths: np.ndarray | None = None         # (N,) object array of str: the file each example came from, relative to the data folder; None when not read from files
 
     def __post_init__(self):
         x = self.images if isinstance(self.images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(as_numpy(self.images)))
@@ -55,6 +59,13 @@ class ImageDataset:
         if self.true_labels is not None:
             self.true_labels = torch.from_numpy(check_labels(self.true_labels, K, "true_labels"))
             check_same_length(labels=self.labels, true_labels=self.true_labels)
+        if self.paths is not None:
+            p = np.asarray(self.paths, dtype=object)
+            if p.ndim != 1: raise ValueError(f"paths must be 1-d, one file per example, but has shape {p.shape}")
+            check_same_length(images=x, paths=p)
+            if not all(type(s) is str for s in p):  # Path objects become POSIX text, so that paths compare equal on every system
+                p = np.array([s.as_posix() if isinstance(s, PurePath) else str(s) for s in p], dtype=object)
+            self.paths = p
 
     def __len__(self): return len(self.labels)
     @property
@@ -66,13 +77,14 @@ class ImageDataset:
         return torch.zeros(len(self), dtype=torch.bool) if self.true_labels is None else self.labels != self.true_labels
 
     def subset(self, idx) -> ImageDataset:  # idx: positions (ints) or an (N,) bool mask
-        "The examples at positions `idx`, keeping their index, true labels, classes and name."
+        "The examples at positions `idx`, keeping their index, true labels, paths, classes and name."
         i = torch.as_tensor(as_numpy(idx))
         if i.dtype == torch.bool and len(i) != len(self):
             raise ValueError(f"a boolean mask must have one entry per example, but has {len(i)} for {len(self)} examples")
         if i.dtype != torch.bool: i = i.long()
-        return ImageDataset(self.images[i], self.labels[i], self.classes, self.name, self.index[i],
-                            None if self.true_labels is None else self.true_labels[i])
+        return replace(self, images=self.images[i], labels=self.labels[i], index=self.index[i],
+                       true_labels=None if self.true_labels is None else self.true_labels[i],
+                       paths=None if self.paths is None else self.paths[i.numpy()])
 
     def channel_stats(self, chunk: int = 8192) -> tuple[list[float], list[float]]:
         "Per-channel mean and standard deviation of the pixels on the [0, 1] scale."
@@ -357,13 +369,173 @@ def make_synthetic(n: int = 512,                       # number of examples, bal
     x = protos[y] + noise * torch.randn(n, *shape, generator=g)
     return ImageDataset(x.clamp(0, 1).mul(255).round().to(torch.uint8), y, [f"class_{k}" for k in range(n_classes)], "synthetic")
 
+# %% ../nbs/01_data.ipynb #a7267bee
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")  # read in any case
+
+class SplitNotFoundError(FileNotFoundError):
+    "The split asked for is not in the data (no `root/test` folder, no `test_images` array): no data, rather than bad data."
+
+def _is_grey(mode: str) -> bool: return mode in ("1", "L", "LA", "La", "I", "F") or mode.startswith("I;")
+
+def _viewed_size(im) -> tuple[int, int]:  # (H, W) as a viewer shows it: EXIF orientations 5 to 8 turn the picture a quarter
+    w, h = im.size
+    return (w, h) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (h, w)
+
+def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:  # (H, W) for mode "L", (H, W, 3) for "RGB"; uint8
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode.startswith("I"):  # 16-bit grey: Pillow's conversion to L would clip everything above 255 to white
+            im = Image.fromarray(np.clip(np.asarray(im, np.float64) / 257, 0, 255).round().astype(np.uint8))
+        elif im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+            im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
+        im = im.convert(mode)
+        if im.size != (size[1], size[0]): im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)  # Pillow wants (W, H)
+        return np.asarray(im)
+
+def _why(e: Exception) -> str:
+    return "not an image file Pillow recognises" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
+
+def _files_under(d: Path) -> tuple[list[Path], list[Path]]:  # (image files, other files) at any depth, hidden ones left out
+    images, other = [], []
+    for top, dirs, files in os.walk(d, followlinks=True):  # followlinks, as torchvision's ImageFolder
+        dirs[:] = [x for x in dirs if not x.startswith(".")]
+        for f in files:
+            if not f.startswith("."): (images if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS else other).append(Path(top) / f)
+    return images, other
+
+def _check_size(size) -> tuple[int, int] | None:
+    s = (size, size) if isinstance(size, (int, np.integer)) else size
+    if s is not None and not (isinstance(s, (tuple, list)) and len(s) == 2 and all(isinstance(v, (int, np.integer)) and v >= 1 for v in s)):
+        raise ValueError(f"size must be None (the most common size), a positive int or (H, W) of positive ints, but is {size!r}")
+    return None if s is None else (int(s[0]), int(s[1]))
+
+def _unreadable(root: Path, bad: list[tuple[str, str]], n: int, show: int = 20) -> ValueError:
+    listed = "".join(f"\n  {p}: {why}" for p, why in bad[:show]) + (f"\n  ... and {len(bad) - show} more" if len(bad) > show else "")
+    return ValueError(f"{len(bad)} of {n} image files under {root} could not be read:{listed}\n"
+                      "Remove or fix these files and load again; they are not skipped, so that no example you meant to audit goes missing.")
+
+# %% ../nbs/01_data.ipynb #3fc221a7
+def load_image_folder(root: str | Path,                  # folder holding one folder per split: root/<split>/<class name>/.../<image>
+                      split: str = "train",              # the split's folder under root
+                      *, size: int | tuple[int, int] | None = None, # (H, W), or the side of a square; the most common size among the files when None
+                      channels: int | None = None,       # 1 (grey) or 3 (RGB); 1 when every image is greyscale, else 3, when None
+                      classes: list[str] | None = None,  # (K,) class names giving the label ids; the split's class folders, sorted, when None
+                      quiet: bool = False,               # no progress bars
+                     ) -> ImageDataset:                  # images (N, channels, H, W) uint8, name "imagefolder", paths relative to root
+    "Read torchvision's ImageFolder layout, `root/split/<class>/<images>`, at one size (by default the most common) and channel count."
+    size = _check_size(size)
+    if channels not in (None, 1, 3): raise ValueError(f"channels must be None (1 when every image is grey, else 3), 1 or 3, but is {channels!r}")
+    root = Path(root)
+    if not root.is_dir(): raise FileNotFoundError(f"image folder {root} does not exist or is not a folder")
+    d = root / split
+    if not d.is_dir():
+        found = sorted(e.name for e in root.iterdir() if e.is_dir() and not e.name.startswith("."))
+        raise SplitNotFoundError(f"{root} has no {split!r} split: {d} is not a folder (found folders: {', '.join(found) or 'none'}). "
+                                 f"Expected root/<split>/<class name>/<image files>, e.g. {root / 'train' / 'cat' / '001.png'}")
+    folders = sorted(e.name for e in d.iterdir() if e.is_dir() and not e.name.startswith("."))
+    loose = sorted(e for e in d.iterdir() if e.is_file() and not e.name.startswith("."))
+    if not folders:
+        raise ValueError(f"{d} holds no class folders: expected one folder per class, e.g. {d / 'cat' / '001.png'}"
+                         + (f"; the {len(loose)} files directly in it need to go into class folders" if loose else ""))
+    if classes is None: classes = folders
+    else:
+        classes = [str(c) for c in classes]
+        if not classes or len(set(classes)) != len(classes): raise ValueError(f"classes must be distinct class names, at least one, but are {classes}")
+        unknown = [f for f in folders if f not in classes]
+        if unknown:
+            raise ValueError(f"{d} has class folders that are not among the {len(classes)} classes given: {', '.join(map(repr, unknown))} "
+                             f"(classes: {', '.join(map(repr, classes))}). Rename or remove those folders, or load with classes that hold them")
+    items, empty, ignored = [], [], list(loose)
+    for f in folders:
+        images, other = _files_under(d / f)
+        if not images: empty.append(str(d / f))
+        items += [(classes.index(f), (p.relative_to(root)).as_posix(), p) for p in images]
+        ignored += other
+    if empty: raise ValueError(f"class folders without image files ({' '.join(IMAGE_EXTENSIONS)}): {', '.join(empty)}; add images or remove them")
+    if ignored:
+        warnings.warn(f"{len(ignored)} files under {d} are not read, being outside the class folders or without an image extension: "
+                      + ", ".join(p.relative_to(root).as_posix() for p in ignored[:5]) + (", ..." if len(ignored) > 5 else ""), stacklevel=2)
+    items.sort(key=lambda t: t[:2])
+    bad = {}  # position -> why it could not be read
+    if size is None or channels is None:  # headers only: Image.open reads no pixels
+        sizes, grey = Counter(), True
+        for j, (_, _, p) in enumerate(progress(items, quiet=quiet, desc=f"{split}: sizes", unit="img", leave=False)):
+            try:
+                with Image.open(p) as im: sizes[_viewed_size(im)] += 1; grey &= _is_grey(im.mode)
+            except Exception as e: bad[j] = _why(e)
+        if not sizes: raise _unreadable(root, [(items[j][1], w) for j, w in bad.items()], len(items))
+        size = size or sizes.most_common(1)[0][0]
+        channels = channels or (1 if grey else 3)
+    out = np.zeros((len(items), channels, *size), np.uint8)  # preallocated: one decoded image at a time on top of the result
+    for j, (_, _, p) in enumerate(progress(items, quiet=quiet, desc=f"{split}: images", unit="img", leave=False)):
+        if j in bad: continue
+        try: a = _decode(p, "L" if channels == 1 else "RGB", size)
+        except Exception as e: bad[j] = _why(e); continue  # any failure is reported with its file below, none is skipped
+        out[j] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+    if bad: raise _unreadable(root, [(items[j][1], bad[j]) for j in sorted(bad)], len(items))
+    return ImageDataset(torch.from_numpy(out), np.array([t[0] for t in items], np.int64), classes, "imagefolder",
+                        paths=np.array([t[1] for t in items], dtype=object))
+
+# %% ../nbs/01_data.ipynb #977343cb
+_NPZ_LAYOUT = ("images (N, H, W) or (N, C, H, W) uint8 and labels (N,) integers, optionally class_names (K,) strings "
+               "and a test split as test_images and test_labels")
+
+def _npz_array(z, key: str, path: Path) -> np.ndarray:
+    try: return z[key]
+    except ValueError as e:
+        if "allow_pickle" not in str(e): raise
+        raise ValueError(f"{path}: array {key!r} holds Python objects (dtype object), which are not loaded because unpickling can run code; "
+                         "save it as a plain array, e.g. np.asarray(class_names, dtype=str)") from None
+
+def load_npz(path: str | Path,      # an .npz file written by np.savez: images, labels, optionally class_names, test_images, test_labels
+             split: str = "train",  # "train" reads images and labels; "test" reads test_images and test_labels
+            ) -> ImageDataset:      # images (N, C, H, W) uint8 (C = 1 for (N, H, W)), name "npz", no paths
+    "Load images and labels from an `.npz` file, unpickling nothing."
+    _check_split(split)
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{path} does not exist or is not a file; expected an .npz file holding {_NPZ_LAYOUT}")
+    try: z = np.load(path, allow_pickle=False)
+    except Exception as e: raise ValueError(f"{path} cannot be read as an .npz file ({type(e).__name__}: {e}); expected one holding {_NPZ_LAYOUT}") from None
+    if not hasattr(z, "files"): raise ValueError(f"{path} holds a single array (.npy), not an .npz archive; expected {_NPZ_LAYOUT}")
+    xk, yk = ("images", "labels") if split == "train" else ("test_images", "test_labels")
+    with z:
+        keys = list(z.files)
+        if split == "test" and xk not in keys and yk not in keys:
+            raise SplitNotFoundError(f"{path} has no test split: it holds no test_images and test_labels (it holds {', '.join(keys) or 'no arrays'})")
+        missing = [k for k in (xk, yk) if k not in keys]
+        if missing: raise ValueError(f"{path} has no array {' or '.join(map(repr, missing))}; it holds {', '.join(keys) or 'no arrays'}. "
+                                     f"Expected {_NPZ_LAYOUT}")
+        x, y = _npz_array(z, xk, path), _npz_array(z, yk, path)
+        names = _npz_array(z, "class_names", path) if "class_names" in keys else None
+        other_y = _npz_array(z, "test_labels" if split == "train" else "labels", path) if {"labels", "test_labels"} <= set(keys) else None
+    if x.dtype != np.uint8:
+        raise ValueError(f"{path}: {xk!r} must be uint8 (0..255), but has dtype {x.dtype} and shape {x.shape}"
+                         + ("; scale floats in [0, 1] with (x * 255).round().astype(np.uint8)" if x.dtype.kind == "f" else ""))
+    if x.ndim not in (3, 4): raise ValueError(f"{path}: {xk!r} must be (N, H, W) or (N, C, H, W), but has shape {x.shape}")
+    if x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
+        raise ValueError(f"{path}: {xk!r} has shape {x.shape}, which looks like (N, H, W, C); save images.transpose(0, 3, 1, 2) instead")
+    for k, a in ((yk, y), ("the other split's labels", other_y)):
+        if a is not None and (a.ndim != 1 or a.dtype.kind not in "iu"):
+            raise ValueError(f"{path}: {k!r} must be 1-d integers, but has dtype {a.dtype} and shape {a.shape}")
+    if len(x) != len(y): raise ValueError(f"{path}: {xk!r} holds {len(x)} images but {yk!r} holds {len(y)} labels; they must match")
+    if names is None:
+        top = max((int(a.max()) for a in (y, other_y) if a is not None and a.size), default=0)
+        classes = [str(k) for k in range(top + 1)]
+    else:
+        if names.ndim != 1 or names.dtype.kind not in "US":
+            raise ValueError(f"{path}: 'class_names' must be (K,) strings, but has dtype {names.dtype} and shape {names.shape}")
+        classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist()]
+    try: y = check_labels(y, len(classes), yk)
+    except (ValueError, TypeError) as e: raise ValueError(f"{path}: {e}") from None
+    return ImageDataset(torch.from_numpy(np.ascontiguousarray(x if x.ndim == 4 else x[:, None])), y, classes, "npz")
+
 # %% ../nbs/01_data.ipynb #7ca357d4
-DATASETS = ("fashion_mnist", "digits", "cifar10", "cifar100", "synthetic")
+DATASETS = ("fashion_mnist", "digits", "cifar10", "cifar100", "synthetic", "imagefolder", "npz")
 
 def load_dataset(name: str,                       # one of DATASETS; "fashion-mnist" works too
                  split: str = "train",            # "train" or "test"
-                 *, root: str | Path | None = None, # folder holding the files (Fashion-MNIST: searched for when None; CIFAR: required)
-                 **kwargs,                        # passed on to the loader
+                 *, root: str | Path | None = None, # folder holding the files (Fashion-MNIST: searched for when None; CIFAR, imagefolder: required); npz: the file
+                 **kwargs,                        # passed on to the loader (imagefolder: size, channels, classes, quiet)
                 ) -> ImageDataset:
     "Load the data set called `name`."
     key = name.lower().replace("-", "_")
@@ -373,6 +545,12 @@ def load_dataset(name: str,                       # one of DATASETS; "fashion-mn
     if key in ("cifar10", "cifar100"):
         if root is None: raise ValueError(f"{name} needs root=, a folder holding the extracted python version of the data set")
         return load_cifar(root, key, split, **kwargs)
+    if key == "imagefolder":
+        if root is None: raise ValueError(f"{name} needs root=, the folder holding <split>/<class name>/<image files>")
+        return load_image_folder(root, split, **kwargs)
+    if key == "npz":
+        if root is None: raise ValueError(f"{name} needs root=, the .npz file")
+        return load_npz(root, split, **kwargs)
     raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
 
 # %% ../nbs/01_data.ipynb #5b7a8852
@@ -390,7 +568,7 @@ def inject_label_noise(ds: ImageDataset,
                        allow_same: bool = False,   # symmetric only: draw new labels over all K classes (Arazo et al.'s convention)
                        pairs: dict[int, int] | None = None, # asymmetric only: source -> target; ASYMMETRIC_PAIRS[ds.name] when None
                       ) -> ImageDataset:
-    "A copy of `ds` with noisy labels, its original labels kept in `true_labels` (images are shared, not copied)."
+    "A copy of `ds` with noisy labels, its original labels kept in `true_labels` (images are shared, not copied; paths kept)."
     if not 0 <= fraction <= 1: raise ValueError(f"fraction must lie in [0, 1], but is {fraction}")
     g, y0, K = torch.Generator().manual_seed(seed), ds.labels, ds.n_classes
     y = y0.clone()
@@ -411,4 +589,4 @@ def inject_label_noise(ds: ImageDataset,
             y[members[torch.randperm(len(members), generator=g)[:round(fraction * len(members))]]] = pairs[s]
     else: raise ValueError(f"kind must be 'symmetric' or 'asymmetric', but is {kind!r}")
     true = ds.true_labels if ds.true_labels is not None else y0
-    return ImageDataset(ds.images, y, ds.classes, ds.name, ds.index, true.clone())
+    return replace(ds, labels=y, true_labels=true.clone())  # the same examples: images, index and paths are kept

@@ -333,7 +333,8 @@ def make_spurious(ds: ImageDataset,              # grey images, e.g. Fashion-MNI
     x = paint_background(ds.images[torch.from_numpy(keep)], attr, colors)
     cnames = list(colors)
     attrs = pd.DataFrame(dict(cls=old[keep], class_name=[ds.classes[c] for c in old[keep]], color=[cnames[a] for a in attr], agrees=attr == y))
-    out = ImageDataset(x, y, list(class_names), f"{ds.name}_spurious" if ds.name else "spurious", ds.index[torch.from_numpy(keep)])
+    out = ImageDataset(x, y, list(class_names), f"{ds.name}_spurious" if ds.name else "spurious", ds.index[torch.from_numpy(keep)],
+                       paths=None if ds.paths is None else ds.paths[keep])  # repainted, but the same examples: their files still apply
     return GroupedDataset(out, 2 * y + attr, [f"{n}/{c}" for n in class_names for c in cnames], attrs)
 
 # %% ../nbs/01b_groups.ipynb #476fa005

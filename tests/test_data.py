@@ -1,5 +1,6 @@
 "Bad input, downloads and the real data for `mapd.data`; the notebook nbs/01_data.ipynb holds the happy paths."
 import functools, gzip, hashlib, http.server, pickle, struct, threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +9,10 @@ import torch
 
 import mapd.data as data
 from mapd.data import (ASYMMETRIC_PAIRS, CIFAR10_MD5, FASHION_MNIST_CLASSES, FASHION_MNIST_FILES, FASHION_MNIST_RAW_MD5,
-                       ImageDataset, download_file, find_fashion_mnist, inject_label_noise, load_cifar, load_dataset,
-                       load_digits, load_fashion_mnist, make_synthetic, md5sum, read_idx, write_cifar_batch, write_cifar_meta)
+                       ImageDataset, SplitNotFoundError, download_file, find_fashion_mnist, inject_label_noise, load_cifar,
+                       load_dataset, load_digits, load_fashion_mnist, load_image_folder, load_npz, make_synthetic, md5sum,
+                       read_idx, write_cifar_batch, write_cifar_meta)
+from PIL import Image
 
 
 def idx_bytes(a: np.ndarray, code: int = 0x08) -> bytes:
@@ -114,6 +117,21 @@ def test_image_dataset_subset_keeps_metadata():
     assert sub.index.tolist() == [5, 2, 9]
     assert torch.equal(sub.true_labels, ds.true_labels[[5, 2, 9]]) and torch.equal(sub.is_noisy, ds.is_noisy[[5, 2, 9]])
     assert sub.subset([0]).index.tolist() == [5]  # the index is the original position, not the position in the subset
+
+
+def test_image_dataset_paths():
+    x = np.zeros((3, 1, 2, 2), np.uint8)
+    ds = ImageDataset(x, [0, 1, 0], ["a", "b"], paths=np.array(["train/a/1.png", "train/b/é 2.png", "train/a/3.png"]))
+    assert ds.paths.dtype == object and ds.paths.tolist()[1] == "train/b/é 2.png"
+    assert ds.subset(torch.tensor([False, True, True])).paths.tolist() == ["train/b/é 2.png", "train/a/3.png"]
+    assert repr(ds) == "ImageDataset('', 3 x (1, 2, 2) uint8, 2 classes)"
+    with pytest.raises(ValueError, match="images is length 3 and paths is length 2"):
+        ImageDataset(x, [0, 1, 0], ["a", "b"], paths=["p", "q"])
+    with pytest.raises(ValueError, match=r"paths must be 1-d, one file per example, but has shape \(3, 1\)"):
+        ImageDataset(x, [0, 1, 0], ["a", "b"], paths=[["p"], ["q"], ["r"]])
+    # the rows stay the same examples: the paths follow them
+    noisy = inject_label_noise(replace(make_synthetic(40), paths=[f"f{i}.png" for i in range(40)]), 0.5, seed=1)
+    assert noisy.paths.tolist() == [f"f{i}.png" for i in range(40)] and noisy.is_noisy.sum() == 20
 
 
 # ---------------------------------------------------------------- Fashion-MNIST
@@ -313,6 +331,171 @@ def test_cifar_bad_contents(tmp_path):
         load_cifar(tmp_path, "cifar20")
     with pytest.raises(FileNotFoundError, match="missing batches.meta, test_batch"):
         load_cifar(tmp_path / "elsewhere", split="test")
+
+
+
+# ---------------------------------------------------------------- your own images: image folders and .npz files
+
+def save_image(root: Path, rel: str, a, mode: str | None = None, fmt: str | None = None) -> Path:
+    "Write the array `a` (H, W), (H, W, 2), (H, W, 3) or (H, W, 4) as an image file at root/rel, converted to `mode` when given."
+    p = root / rel; p.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(np.asarray(a, np.uint8))
+    (im.convert(mode) if mode else im).save(p, fmt)
+    return p
+
+
+def image_tree(root: Path) -> Path:
+    "Three classes in many modes, formats and sizes; 24x16 (H x W) is the most common size, and two images are in colour."
+    rng = np.random.default_rng(0)
+    grey = lambda h=24, w=16: rng.integers(0, 256, (h, w))
+    for i in range(3): save_image(root, f"train/bag/{i}.png", grey())
+    save_image(root, "train/bag/deep/er/3.JPG", grey())
+    save_image(root, "train/bag/4.bmp", grey(10, 30), "1")
+    save_image(root, "train/t shirt/ünïcode name.gif", grey(), "P")
+    save_image(root, "train/t shirt/rgb.webp", rng.integers(0, 256, (24, 16, 3)), fmt="WEBP")
+    save_image(root, "train/t shirt/la.png", np.zeros((7, 9, 2)))  # LA, fully transparent
+    save_image(root, "train/zip/x.tiff", rng.integers(0, 256, (24, 16, 4)))  # RGBA
+    sixteen = root / "train/zip/sixteen.png"
+    Image.fromarray(np.full((24, 16), 65535, np.uint16)).save(sixteen)  # 16-bit grey, white
+    return root
+
+
+def test_image_folder_modes_sizes_and_order(tmp_path):
+    root = image_tree(tmp_path / "my data")
+    ds = load_image_folder(root, quiet=True)
+    assert ds.classes == ["bag", "t shirt", "zip"] and ds.name == "imagefolder"
+    assert ds.shape == (3, 24, 16) and len(ds) == 10 and ds.images.dtype == torch.uint8
+    assert ds.paths.tolist() == ["train/bag/0.png", "train/bag/1.png", "train/bag/2.png", "train/bag/4.bmp", "train/bag/deep/er/3.JPG",
+                                 "train/t shirt/la.png", "train/t shirt/rgb.webp", "train/t shirt/ünïcode name.gif",
+                                 "train/zip/sixteen.png", "train/zip/x.tiff"]
+    assert ds.labels.tolist() == [0] * 5 + [1] * 3 + [2] * 2 and ds.index.tolist() == list(range(10))
+    # a grey PNG is read exactly, its three channels equal
+    png = np.array(Image.open(root / "train/bag/0.png"))
+    assert (ds.images[0] == torch.from_numpy(png)).all()
+    # a fully transparent LA image is white; 16-bit white is 255, not clipped from 65535 nor wrapped
+    assert ds.images[5].unique().tolist() == [255] and ds.images[8].unique().tolist() == [255]
+    grey = load_image_folder(root, size=8, channels=1, quiet=True)
+    assert grey.shape == (1, 8, 8) and grey.paths.tolist() == ds.paths.tolist()
+    assert load_image_folder(root, size=(5, 7), quiet=True).shape == (3, 5, 7)
+    # every file grey: one channel by default
+    g = tmp_path / "grey"
+    for i, h in enumerate([6, 6, 9]): save_image(g, f"train/{'ab'[i % 2]}/{i}.pgm", np.full((h, 6), 50 * i))
+    gd = load_image_folder(g, quiet=True)
+    assert gd.shape == (1, 6, 6) and gd.images[:, 0, 0, 0].tolist() == [0, 100, 50]  # a's files, then b's
+    assert torch.equal(load_dataset("imagefolder", root=g, quiet=True).images, gd.images)
+
+
+def test_image_folder_test_split_uses_train_classes(tmp_path):
+    root = tmp_path
+    for c in ("a", "b", "c"): save_image(root, f"train/{c}/1.png", np.zeros((4, 4)))
+    save_image(root, "test/c/1.png", np.zeros((4, 4)))
+    tr = load_image_folder(root, quiet=True)
+    te = load_image_folder(root, "test", classes=tr.classes, quiet=True)
+    assert te.classes == ["a", "b", "c"] and te.labels.tolist() == [2]
+    assert load_image_folder(root, "test", quiet=True).labels.tolist() == [0]  # without classes=, the ids would not agree
+    save_image(root, "test/dog/1.png", np.zeros((4, 4)))
+    save_image(root, "test/cat/1.png", np.zeros((4, 4)))
+    with pytest.raises(ValueError, match=r"test has class folders that are not among the 3 classes given: 'cat', 'dog' \(classes: 'a', 'b', 'c'\)"):
+        load_dataset("imagefolder", "test", root=root, classes=tr.classes, quiet=True)
+    with pytest.raises(ValueError, match=r"classes must be distinct class names"):
+        load_image_folder(root, classes=["a", "a"])
+
+
+def test_image_folder_unreadable_files_listed_together(tmp_path):
+    root = image_tree(tmp_path)
+    good = (root / "train/bag/0.png").read_bytes()
+    (root / "train/bag/broken.png").write_bytes(good[:len(good) // 2])  # a valid header, then cut: fails only when decoded
+    (root / "train/zip/notes.jpg").write_text("these are notes, not a picture")
+    (root / "train/zip/.hidden.png").write_text("hidden: never read")
+    with pytest.raises(ValueError) as e:
+        load_image_folder(root, quiet=True)
+    msg = str(e.value)
+    assert msg.startswith(f"2 of 12 image files under {root} could not be read:\n")
+    assert "\n  train/bag/broken.png: OSError: image file is truncated" in msg
+    assert "\n  train/zip/notes.jpg: not an image file Pillow recognises" in msg
+    assert "Remove or fix these files and load again" in msg and ".hidden" not in msg
+    # with size and channels given there is no header pass: the decoding pass finds both
+    with pytest.raises(ValueError, match=r"2 of 12 image files"):
+        load_image_folder(root, size=4, channels=3, quiet=True)
+    # many: the first 20, then a count
+    for i in range(25): (root / f"train/bag/bad{i:02d}.png").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"(?s)27 of 37 image files .*bad19.png: [^\n]*\n  \.\.\. and 7 more\n"):
+        load_image_folder(root, quiet=True)
+
+
+def test_image_folder_layout_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="image folder .*nowhere does not exist"):
+        load_image_folder(tmp_path / "nowhere")
+    save_image(tmp_path, "train/a/1.png", np.zeros((4, 4)))
+    with pytest.raises(SplitNotFoundError, match=r"has no 'test' split: .*test is not a folder \(found folders: train\)"):
+        load_image_folder(tmp_path, "test")
+    (tmp_path / "test").mkdir(); save_image(tmp_path, "test/loose.png", np.zeros((4, 4)))
+    with pytest.raises(ValueError, match=r"test holds no class folders: .*; the 1 files directly in it need to go into class folders"):
+        load_image_folder(tmp_path, "test")
+    (tmp_path / "train/b/sub").mkdir(parents=True); (tmp_path / "train/b/readme.txt").write_text("hi")
+    with pytest.raises(ValueError, match=r"class folders without image files \(.bmp .gif .*\): .*train/b; add images or remove them"):
+        load_image_folder(tmp_path)
+    save_image(tmp_path, "train/b/1.png", np.zeros((4, 4)))
+    with pytest.warns(UserWarning, match=r"1 files under .*train are not read, .*: train/b/readme.txt"):
+        assert len(load_image_folder(tmp_path, quiet=True)) == 2
+    for bad in (0, (4,), (4, 0), 2.5, "32"):
+        with pytest.raises(ValueError, match="size must be None"):
+            load_image_folder(tmp_path, size=bad)
+    with pytest.raises(ValueError, match="channels must be None .* 1 or 3, but is 4"):
+        load_image_folder(tmp_path, channels=4)
+    with pytest.raises(ValueError, match="imagefolder needs root="):
+        load_dataset("imagefolder", "test")
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 4), (6, 1, 5, 4), (6, 3, 5, 4)])
+def test_npz_layouts(tmp_path, shape):
+    x = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    p = tmp_path / "d.npz"
+    np.savez(p, images=x, labels=np.array([0, 1, 1, 0, 1, 0], np.int32), class_names=np.array([b"no", b"yes"]),
+             test_images=x[:2], test_labels=np.array([1, 1], np.uint8))
+    ds = load_npz(p)
+    assert ds.shape == (shape[1] if len(shape) == 4 else 1, 5, 4) and ds.classes == ["no", "yes"] and ds.name == "npz"
+    np.testing.assert_array_equal(ds.images.numpy().reshape(shape), x)
+    assert ds.labels.dtype == torch.int64 and ds.labels.tolist() == [0, 1, 1, 0, 1, 0] and ds.paths is None
+    te = load_dataset("npz", "test", root=p)
+    assert te.labels.tolist() == [1, 1] and te.classes == ["no", "yes"]
+    np.savez(p, images=x, labels=np.array([0, 1, 1, 0, 1, 0]))
+    assert load_npz(p).classes == ["0", "1"]
+    with pytest.raises(SplitNotFoundError, match=r"d.npz has no test split: it holds no test_images and test_labels \(it holds images, labels\)"):
+        load_npz(p, "test")
+
+
+def test_npz_errors(tmp_path):
+    p = tmp_path / "d.npz"
+    def fails(match, exc=ValueError, split="train", **arrays):
+        np.savez(p, **arrays)
+        with pytest.raises(exc, match=match): load_npz(p, split)
+    x = np.zeros((3, 4, 4), np.uint8)
+    fails(r"d.npz has no array 'labels'; it holds images, targets. Expected images \(N, H, W\)", images=x, targets=[0, 1, 2])
+    fails(r"d.npz has no array 'test_labels'; it holds images, labels, test_images", split="test", images=x, labels=[0, 1, 2], test_images=x)
+    fails(r"'images' must be uint8 \(0..255\), but has dtype float32 and shape \(3, 4, 4\); scale floats", images=x.astype(np.float32), labels=[0, 1, 2])
+    fails(r"'images' must be \(N, H, W\) or \(N, C, H, W\), but has shape \(3, 16\)", images=x.reshape(3, 16), labels=[0, 1, 2])
+    fails(r"'images' has shape \(3, 4, 4, 3\), which looks like \(N, H, W, C\); save images.transpose\(0, 3, 1, 2\)",
+          images=np.zeros((3, 4, 4, 3), np.uint8), labels=[0, 1, 2])
+    fails(r"'images' holds 3 images but 'labels' holds 2 labels", images=x, labels=[0, 1])
+    fails(r"'labels' must be 1-d integers, but has dtype float64", images=x, labels=[0, 1.5, 2])
+    fails(r"d.npz: labels must lie in \[0, 2\), but 1 do not: labels\[2\] = 2", images=x, labels=[0, 1, 2], class_names=np.array(["a", "b"]))
+    fails(r"d.npz: labels must lie in \[0, 2\), but 1 do not: labels\[0\] = -1", images=x, labels=[-1, 1, 0])
+    fails(r"'class_names' must be \(K,\) strings, but has dtype int64", images=x, labels=[0, 1, 2], class_names=np.arange(3))
+    fails(r"array 'class_names' holds Python objects \(dtype object\), which are not loaded because unpickling can run code",
+          images=x, labels=[0, 1, 2], class_names=np.array(["a", "b", {"c": 1}], dtype=object))
+    (tmp_path / "text.npz").write_text("not a zip")
+    with pytest.raises(ValueError, match=r"text.npz cannot be read as an .npz file"):
+        load_npz(tmp_path / "text.npz")
+    np.save(tmp_path / "one.npy", x)
+    with pytest.raises(ValueError, match=r"one.npy holds a single array \(.npy\), not an .npz archive"):
+        load_npz(tmp_path / "one.npy")
+    with pytest.raises(FileNotFoundError, match=r"missing.npz does not exist"):
+        load_dataset("npz", root=tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="npz needs root=, the .npz file"):
+        load_dataset("npz")
+    with pytest.raises(ValueError, match="split must be one of 'train', 'test', but is 'val'"):
+        load_npz(p, "val")
 
 
 # ---------------------------------------------------------------- digits, synthetic, load_dataset
