@@ -6,7 +6,7 @@ Docs: https://mapd-dev.github.io/mapd/audit.html.md"""
 
 # %% ../nbs/09_audit.ipynb #9bbe65bf
 from __future__ import annotations
-import json, time
+import json, math, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
@@ -16,23 +16,25 @@ import torch
 
 import mapd
 from .core import resolve_device, seed_everything, write_json, atomic_write
-from .data import load_dataset, inject_label_noise
+from .data import ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .scores import heldout_consistency, learning_speed, load_cscores, DEFAULT_SCORE_CONFIG
-from .probes import make_probe_suite, with_probes, CATEGORIES, MAIN_CATEGORIES
+from .probes import make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES
 from .models import make_model
 from .train import TrainConfig, fit
 from .store import TrajectoryStore
-from .metadata import probe_check, metadata_table, save_table, load_table, detection_scores
+from .metadata import probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics
 
 # %% auto #0
-__all__ = ['AUDIT_PRESETS', 'AuditConfig', 'audit_config', 'run_audit', 'load_audit']
+__all__ = ['AUDIT_PRESETS', 'IMAGE_PROBLEMS', 'AuditConfig', 'audit_config', 'run_audit', 'load_audit']
 
 # %% ../nbs/09_audit.ipynb #458809a4
 @dataclass
 class AuditConfig:
     "Everything that defines one audit run."
-    dataset: str = "fashion_mnist"   # see mapd.data.DATASETS
+    dataset: str = "fashion_mnist"   # see mapd.data.DATASETS; "imagefolder" (data_root: DIR/train/<class>/<images>) or "npz" (data_root: the file)
     data_root: str | None = None     # folder with the data set's files; searched for when None
+    image_size: int | None = None    # imagefolder: images are resized to this square size; the most common size when None
+    channels: int | None = None      # imagefolder: 1 or 3; 1 when every image is greyscale when None
     noise: float = 0.0               # fraction of training labels to corrupt (0 = none)
     noise_kind: str = "symmetric"    # "symmetric" or "asymmetric"
     model: str = "mlp"               # "mlp", "cnn", "resnet18", "resnet50"
@@ -52,6 +54,9 @@ class AuditConfig:
     categories: tuple = CATEGORIES   # probe categories
     n_fit: int = 250                 # probes per category fitting the k-NN (the paper: 250)
     n_heldout: int = 250             # probes per category held out (the paper: 250)
+    typical_pool: float | None = 0.8 # typical probe drawn at random from this most consistent share; None: the n most consistent (the paper)
+    corrupt_std: str = "auto"        # noise of the corrupted probe: "auto" (chosen by a proxy run, see choose_corrupt_std), "paper" (0.1 CIFAR, 0.25 else) or a number
+    alpha: float = 0.05              # false-flag rate of flag_<category> on held-out natural probes
     ood: str = "auto"                # "auto", "sketch" or "digits"
     k: int = 20                      # neighbours (the paper: 20)
     seed: int = 0
@@ -64,6 +69,12 @@ class AuditConfig:
             raise ValueError(f"n_fit={self.n_fit} probes per category are fewer than k={self.k} neighbours: "
                              "each category needs at least k fit-split probes; raise n_fit or lower k")
         if self.record not in ("eval", "online"): raise ValueError(f"record must be 'eval' or 'online' for an audit, got {self.record!r}")
+        if not 0 < self.alpha < 1: raise ValueError(f"alpha must lie strictly between 0 and 1, got {self.alpha}")
+        self.corrupt_std = str(self.corrupt_std)
+        if self.corrupt_std not in ("auto", "paper"):
+            try: ok = float(self.corrupt_std) > 0
+            except ValueError: ok = False
+            if not ok: raise ValueError(f"corrupt_std must be 'auto', 'paper' or a positive number, got {self.corrupt_std!r}")
         if self.el2n_at is not None and not 0 < self.el2n_at <= 1: raise ValueError(f"el2n_at must lie in (0, 1] or be None, got {self.el2n_at}")
 
     def train_config(self) -> TrainConfig:
@@ -85,24 +96,51 @@ def audit_config(preset: str = "default", **overrides) -> AuditConfig:
     if preset not in AUDIT_PRESETS: raise ValueError(f"unknown preset {preset!r}; known: {', '.join(AUDIT_PRESETS)}")
     return AuditConfig(**{**AUDIT_PRESETS[preset], **overrides})
 
-# %% ../nbs/09_audit.ipynb #78d8f6a2
-def _load_data(config: AuditConfig):
-    "The training set (with the configured noise) and the test set."
-    train = load_dataset(config.dataset, "train", root=config.data_root)
-    test = load_dataset(config.dataset, "test", root=config.data_root)
+# %% ../nbs/09_audit.ipynb #b32b72f2
+def _load_data(config: AuditConfig, data=None):
+    "The training set (with the configured noise) and the test set (None where the data has no test split)."
+    if data is not None:
+        train, test = data if isinstance(data, (tuple, list)) else (data, None)
+        for name, d in (("train", train), ("test", test)):
+            if d is not None and not isinstance(d, ImageDataset): raise TypeError(f"data must be (train, test) ImageDatasets (test may be None), but {name} is {type(d).__name__}")
+        if test is not None and test.shape != train.shape: raise ValueError(f"train images have shape {train.shape} but test images {test.shape}")
+    else:
+        opts = dict(size=config.image_size, channels=config.channels) if config.dataset == "imagefolder" else {}
+        train = load_dataset(config.dataset, "train", root=config.data_root, **opts)
+        if config.dataset == "imagefolder": opts.update(size=train.shape[1:], channels=train.shape[0], classes=train.classes)
+        try: test = load_dataset(config.dataset, "test", root=config.data_root, **opts)
+        except SplitNotFoundError:
+            if config.dataset not in ("imagefolder", "npz"): raise
+            test = None   # a user's data without a test split: the audit runs without test accuracy
     if config.noise > 0: train = inject_label_noise(train, config.noise, config.noise_kind, seed=config.seed)
     return train, test
 
-def _make_suite(config: AuditConfig, train, scores):
+def _corrupt_std(config: AuditConfig, train, out: Path | None, device, quiet: bool) -> tuple[float | None, dict]:
+    "The corrupted probe's noise: chosen by a proxy run (cached in out/corrupt_std.json), the paper's, or the configured number."
+    if "corrupted" not in config.categories or config.corrupt_std == "paper": return None, {}
+    if config.corrupt_std != "auto": return float(config.corrupt_std), {}
+    fn = out/"corrupt_std.json" if out is not None else None
+    if fn is not None and fn.exists():
+        d = json.loads(fn.read_text()); return d["chosen"], d
+    std, tab = choose_corrupt_std(train, model=config.score_model, device=device, seed=config.seed, quiet=quiet)
+    d = dict(chosen=std, reached=tab.attrs["reached"], required_drop=tab.attrs["required_drop"], grid=tab.to_dict("list"))
+    if fn is not None: write_json(fn, d)
+    return std, d
+
+def _make_suite(config: AuditConfig, train, scores, corrupt_std=None):
     "The probe suite of `config`, and the set that is trained on with its row table."
     suite = make_probe_suite(train, scores, categories=config.categories, n_fit=config.n_fit, n_heldout=config.n_heldout,
-                             ood=config.ood, seed=config.seed)
+                             ood=config.ood, typical_pool=config.typical_pool, corrupt_std=corrupt_std, seed=config.seed)
     return (suite, *with_probes(train, suite))
 
+IMAGE_PROBLEMS = ("random_inputs", "corrupted", "ood")  # categories a real data set seldom holds many of
+
 def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", *,
+              data=None,             # (train, test) ImageDatasets (test may be None) to audit instead of config.dataset
               quiet: bool = False) -> dict:
     "Run a MAP-D audit with `config`, writing its table, trajectories and `results.json` into `out_dir`; return the results."
     config = config or AuditConfig()
+    if data is not None: config = replace(config, dataset="custom", data_root=None)
     out, t_start = Path(out_dir), time.perf_counter()
     cfg_dict = json.loads(json.dumps(asdict(config)))
     if (out/"config.json").exists():
@@ -115,10 +153,10 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     say = (lambda *a: None) if quiet else print
 
     # 1. data (loaded before anything is written, so that bad input leaves no trace)
-    train, test = _load_data(config)
+    train, test = _load_data(config, data)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out/"config.json", cfg_dict)
-    say(f"data: {train}; test: {len(test)} examples; device: {device}")
+    say(f"data: {train}; test: {len(test) if test is not None else 'none'}; device: {device}")
 
     # 2. consistency scores (cached)
     t0 = time.perf_counter()
@@ -136,9 +174,10 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     score_seconds = time.perf_counter() - t0
 
     # 3. probes, and the set that is trained on
-    suite, combined, rows = _make_suite(config, train, scores)
+    std, std_info = _corrupt_std(config, train, out, device, quiet)
+    suite, combined, rows = _make_suite(config, train, scores, std)
     save_table(suite.table(), out/"probes.csv")
-    say(f"probes: {suite}; training on {len(combined)} rows")
+    say(f"probes: {suite}; training on {len(combined)} rows" + (f"; corrupted probe noise std {std}" if std is not None else ""))
 
     # 4. training with the recorder (resumes from the store when there is one)
     tc = config.train_config()
@@ -153,21 +192,39 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         save_table(res.history, out/"history.csv")
     history = load_table(out/"history.csv")
 
-    # 5. the k-NN: checks on held-out probes, and the table
+    # 5. the k-NN: checks on held-out probes, flags calibrated on them, the table and its diagnostics
     check6 = probe_check(store, config.categories, k=config.k, device=device)
     main = [c for c in MAIN_CATEGORIES if c in config.categories]
     check4 = probe_check(store, main, k=config.k, device=device) if len(main) == 4 else None
-    table = metadata_table(store, check6["model"])
+    pred = check6["predictions"]
+    try: thresholds = flag_thresholds(pred[[f"p_{c}" for c in check6["classes"]]].to_numpy(), pred.category, check6["classes"], alpha=config.alpha, seed=config.seed)
+    except ValueError: thresholds = None   # no natural probes to calibrate on: no flags
+    table = metadata_table(store, check6["model"], thresholds=thresholds)
     save_table(table, out/"metadata.parquet")
-    save_table(check6["predictions"], out/"probe_predictions.csv")
+    save_table(pred, out/"probe_predictions.csv")
+    pairs, warnings = probe_diagnostics(pred, thresholds)
+    save_table(pairs, out/"probe_separability.csv")
+    flag_rates = {c: float(table[f"flag_{c}"].mean()) for c in thresholds.index} if thresholds is not None else {}
+    for c in IMAGE_PROBLEMS:
+        if flag_rates.get(c, 0) > 0.1:
+            warnings.append(f"flag_{c} is raised on {flag_rates[c]:.0%} of the training rows; unless the data really holds that many {c.replace('_', ' ')} "
+                            f"images, ordinary examples look like the {c} probes to this model: look at the flagged images before acting on them")
+    if thresholds is None: warnings.append("no held-out typical or atypical probes to calibrate flags on: the table has no flag_ columns, and its category is the k-NN's argmax")
 
     results = dict(
         probe_accuracy_6=check6["accuracy"], probe_accuracy_4=check4["accuracy"] if check4 else None,
         confusion_6=dict(classes=check6["classes"], matrix=check6["confusion"].tolist()),
         confusion_4=dict(classes=check4["classes"], matrix=check4["confusion"].tolist()) if check4 else None,
-        test_accuracy=float(history.test_acc.iloc[-1]), train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
+        test_accuracy=float(history.test_acc.iloc[-1]) if "test_acc" in history else None,
+        train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
         n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()),
         category_counts={str(k): int(v) for k, v in table.category.value_counts().items()},
+        knn_category_counts={str(k): int(v) for k, v in table.knn_category.value_counts().items()} if "knn_category" in table else None,
+        flag_counts={c: int(table[f"flag_{c}"].sum()) for c in flag_rates}, flag_rates=flag_rates,
+        image_problem_flag_rate=float(table[[f"flag_{c}" for c in IMAGE_PROBLEMS if c in flag_rates]].any(axis=1).mean()) if any(c in flag_rates for c in IMAGE_PROBLEMS) else None,
+        flag_thresholds=thresholds.reset_index().to_dict("records") if thresholds is not None else None, alpha=config.alpha,
+        corrupt_std=std, corrupt_std_choice=std_info or None,
+        separability={f"{r.a}|{r.b}": r.auroc for r in pairs.itertuples()}, warnings=warnings,
     )
     if config.noise > 0:
         det = detection_scores(table.is_noisy, table.p_random_labels)
@@ -185,10 +242,13 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     write_json(out/"results.json", results)
     say(f"probe accuracy (4 main categories): {results['probe_accuracy_4']}; (all {len(config.categories)}): {results['probe_accuracy_6']:.3f}"
         + (f"; mislabel AUROC: {results['mislabel_auroc']:.3f}" if config.noise > 0 else ""))
+    say("categories: " + ", ".join(f"{c} {n:,}" for c, n in results["category_counts"].items()))
+    for w in warnings: say(f"warning: {w}")
     return results
 
 # %% ../nbs/09_audit.ipynb #0768b62d
-def load_audit(out_dir: str | Path, *, images: bool = True) -> dict:
+def load_audit(out_dir: str | Path, *, images: bool = True,
+               data=None) -> dict:  # data: the (train, test) given to run_audit(data=...), needed to rebuild the images of such an audit
     "An audit's config, store, table and results; with `images`, also the rebuilt training, test and trained-on sets."
     out = Path(out_dir)
     for fn in ("config.json", "results.json", "metadata.parquet"):
@@ -198,9 +258,12 @@ def load_audit(out_dir: str | Path, *, images: bool = True) -> dict:
     store = TrajectoryStore(out/"trajectories")
     res = dict(config=config, store=store, table=load_table(out/"metadata.parquet"), results=json.loads((out/"results.json").read_text()))
     if images:
-        train, test = _load_data(config)
+        if config.dataset == "custom" and data is None:
+            raise ValueError(f"{out} audited data passed to run_audit(data=...): pass the same data to load_audit(data=...) to rebuild its images, or images=False")
+        train, test = _load_data(config, data)
         scores = np.load(out/"scores.npy", allow_pickle=False) if (out/"scores.npy").exists() else None
-        suite, combined, rows = _make_suite(config, train, scores)
+        std = json.loads((out/"results.json").read_text()).get("corrupt_std")
+        suite, combined, rows = _make_suite(config, train, scores, std)
         mine = store.rows
         if len(rows) != len(mine) or not (rows["index"].to_numpy() == mine["index"].to_numpy()).all() or not (rows.label.to_numpy() == mine.label.to_numpy()).all():
             raise ValueError(f"the rows rebuilt from {out/'config.json'} differ from {store.path/'rows.csv'}: the data or mapd changed since the audit")

@@ -55,7 +55,8 @@ def _conformal_threshold(null, alpha: float) -> float:
 def flag_thresholds(proba,                # (P, C) k-NN probabilities of the held-out probes
                     categories,           # (P,) their true categories
                     classes,              # (C,) the columns of `proba`
-                    *, alpha: float = 0.05,  # the false-flag rate promised on natural examples, per category
+                    *, alpha: float = 0.05,  # the false-flag rate promised on natural examples
+                    familywise: bool = True,  # alpha bounds the chance of *any* problem flag (alpha / m per problem category); else per category
                     seed: int = 0,        # seeds the halves of the cross-fitted check
                     ) -> pd.DataFrame:
     "Per category: threshold on `p_<category>` so that at most `alpha` of held-out natural probes are flagged, with measured rates."
@@ -63,15 +64,17 @@ def flag_thresholds(proba,                # (P, C) k-NN probabilities of the hel
     P, cats, classes = np.asarray(proba, np.float64), np.asarray(categories, dtype=object), list(classes)
     if P.shape != (len(cats), len(classes)): raise ValueError(f"proba must have shape ({len(cats)}, {len(classes)}), got {P.shape}")
     rng, out = np.random.default_rng(seed), []
+    m = sum(c not in NATURAL for c in classes) if familywise else 1   # Bonferroni over the problem categories
     for j, c in enumerate(classes):
         if c == "typical": continue
         null = np.isin(cats, [n for n in NATURAL if n != c])
         if not null.any(): continue  # nothing natural to calibrate on: no flag for c
-        s, tau = P[null, j], _conformal_threshold(P[null, j], alpha)
+        a = alpha if c in NATURAL else alpha / max(m, 1)
+        s, tau = P[null, j], _conformal_threshold(P[null, j], a)
         half = rng.permutation(len(s)) < len(s) // 2   # cross-fit: a threshold from one half, measured on the other
-        cross = np.mean([np.mean(s[~h] > _conformal_threshold(s[h], alpha)) for h in (half, ~half)]) if len(s) >= 4 else math.nan
+        cross = np.mean([np.mean(s[~h] > _conformal_threshold(s[h], a)) for h in (half, ~half)]) if len(s) >= 4 else math.nan
         own = cats == c
-        out.append(dict(category=c, threshold=tau, alpha=alpha, null=" + ".join(n for n in NATURAL if n != c and (cats == n).any()),
+        out.append(dict(category=c, threshold=tau, alpha=a, null=" + ".join(n for n in NATURAL if n != c and (cats == n).any()),
                         n_null=int(null.sum()), null_flag_rate=float(np.mean(s > tau)), null_flag_rate_crossfit=float(cross),
                         recall=float(np.mean(P[own, j] > tau)) if own.any() else math.nan))
     if not out: raise ValueError(f"flags need held-out probes of {' or '.join(NATURAL)} to calibrate on; the categories are {sorted(set(cats))}")
@@ -142,7 +145,6 @@ def metadata_table(store: TrajectoryStore,
                    knn: MAPD | None = None,   # a fitted MAPD; fitted on all fit-split probes when None
                    *, k: int = 20, epochs: int | None = None, quantity: str = "loss",
                    thresholds: pd.DataFrame | None = None,  # from `flag_thresholds`: adds flag_<category> columns and the flagged category
-                   paths=None,                # (N,) file of each training row, in the order of the store's train rows; adds a `path` column
                    backend: str = "auto", device="auto") -> pd.DataFrame:
     "One row per training example: labels, a probability per metadata category, the assigned category."
     rows = store.rows
@@ -153,9 +155,7 @@ def metadata_table(store: TrajectoryStore,
     train_rows = np.flatnonzero((rows.role == "train").to_numpy())
     proba = knn.predict_proba(store.trajectories(quantity, train_rows, epochs if epochs is not None else knn.n_epochs_))
     t = pd.DataFrame({"index": rows["index"].to_numpy()[train_rows], "label": rows["label"].to_numpy()[train_rows]})
-    if paths is not None:
-        if len(paths) != len(t): raise ValueError(f"paths has {len(paths)} entries but the store has {len(t)} training rows")
-        t["path"] = np.asarray(paths, dtype=object)
+    if "path" in rows: t["path"] = rows["path"].to_numpy()[train_rows]  # where the data came from files
     if "true_label" in rows:
         t["true_label"] = rows["true_label"].to_numpy()[train_rows]
         t["is_noisy"] = t.label != t.true_label

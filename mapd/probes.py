@@ -189,7 +189,7 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
 # %% ../nbs/06_probes.ipynb #3090b887
 def choose_corrupt_std(ds: ImageDataset,
                        *, grid=(0.1, 0.2, 0.3, 0.5, 0.7, 1.0),  # stds to try, on the [0, 1] pixel scale
-                       n: int = 500,            # examples per noised group (and in the clean group)
+                       n: int | None = None,    # examples per noised group (and in the clean group); min(500, a tenth of the proxy's share) when None
                        limit: int = 10_000,     # examples in the proxy run (all when the data set is smaller)
                        epochs: int = 3,         # a short run: learning speed shows in the first epochs
                        drop: float = 0.1,       # accuracy (absolute) the noised group must lose against the clean one
@@ -205,7 +205,8 @@ def choose_corrupt_std(ds: ImageDataset,
     if not 0 < drop < 1: raise ValueError(f"drop must lie strictly between 0 and 1, got {drop}")
     g = torch.Generator().manual_seed(seed)
     N = min(len(ds), limit)
-    if N < n * (len(grid) + 1) * 2: raise ValueError(f"the proxy run needs at least {n * (len(grid) + 1) * 2} examples for {len(grid)} stds of n={n}, the data set has {len(ds)}; lower n")
+    n = n or min(500, N // (2 * (len(grid) + 1)))
+    if n < 10 or N < n * (len(grid) + 1) * 2: raise ValueError(f"the proxy run needs at least {n * (len(grid) + 1) * 2} examples for {len(grid)} stds of n={n}, the data set has {len(ds)}; lower n")
     sub = ds.subset(torch.randperm(len(ds), generator=g)[:N].numpy())
     images, groups = sub.images.clone(), np.full(N, -1)
     for j, s in enumerate(grid):          # groups 0..len(grid)-1 noised, group len(grid) clean; the rest is ordinary data
@@ -269,5 +270,6 @@ def with_probes(ds: ImageDataset, suite: ProbeSuite) -> tuple[ImageDataset, pd.D
                              index=np.concatenate([rest.index.numpy(), suite.source]),
                              label=np.concatenate([rest.labels.numpy(), suite.labels.numpy()])))
     if true is not None: rows["true_label"] = true.numpy()
+    if ds.paths is not None: rows["path"] = list(rest.paths) + [""] * len(suite)  # the file each training row came from; probes have none
     combined = ImageDataset(torch.cat([rest.images, suite.images]), torch.cat([rest.labels, suite.labels]), ds.classes, ds.name)
     return combined, rows

@@ -35,7 +35,7 @@ class TrajectoryStore:
         self.meta = json.loads(meta_fn.read_text())
         for k in ("n_rows", "n_epochs", "quantities", "completed_epochs"):
             if k not in self.meta: raise ValueError(f"{meta_fn} lacks the field {k!r}")
-        self.rows = pd.read_csv(self.path/"rows.csv", keep_default_na=False, dtype={"category": str, "split": str, "role": str})
+        self.rows = pd.read_csv(self.path/"rows.csv", keep_default_na=False, dtype={"category": str, "split": str, "role": str, "path": str})
         if len(self.rows) != self.n_rows:
             raise ValueError(f"{self.path/'rows.csv'} has {len(self.rows)} rows but {meta_fn} says n_rows={self.n_rows}")
         self._arrays = {}
