@@ -1,0 +1,60 @@
+"The GPU benchmarks run end to end at a tiny size on the CPU (behaviour, not time), and environment.yml has the shape conda needs."
+import json, math, os, subprocess, sys
+
+import pytest
+import torch
+
+from conftest import REPO
+
+BENCH = REPO/"benchmarks"
+
+
+def _run(script, *args, timeout=120):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    return subprocess.run([sys.executable, str(BENCH/script), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
+
+
+def test_gpu_train_bench_smoke(tmp_path):
+    out = tmp_path/"train.json"
+    r = _run("bench_gpu_train.py", "--device", "cpu", "--small", "--repeats", "1", "--epochs", "1", "--json", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    for line in ("online / none:", "eval / none:", "online images/s:", "one forward pass over all rows"): assert line in r.stdout
+    res = json.loads(out.read_text())
+    fig = res["batch_sizes"]["128"]
+    assert set(fig["ratio_to_none"]) == {"none", "online", "eval", "forward"}
+    assert fig["ratio_to_none"]["none"] == 1.0 and all(math.isfinite(v) and v > 0 for v in fig["ratio_to_none"].values())
+    assert res["rows"] == 512 and res["model"] == "cnn" and res["channels_last"]
+
+
+def test_gpu_knn_bench_smoke(tmp_path):
+    out = tmp_path/"knn.json"
+    r = _run("bench_gpu_knn.py", "--device", "cpu", "--small", "--repeats", "1", "--sklearn-repeats", "1", "--json", str(out))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for line in ("speedup, scikit-learn / mapd (whole set", "whole set with mapd:", "predict_proba equal to scikit-learn's"): assert line in r.stdout
+    res = json.loads(out.read_text())
+    assert sum(res["equality"]["differ_not_tie"].values()) == 0 and res["checks"]["equal_to_sklearn"]
+    assert res["queries"] == 5000 and res["speedup_vs_sklearn"] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no CUDA device")
+@pytest.mark.parametrize("script", ["bench_gpu_train.py", "bench_gpu_knn.py"])
+def test_gpu_bench_without_cuda_says_so(script):
+    r = _run(script)  # --device cuda is the default
+    assert r.returncode == 0 and "sees no CUDA device" in r.stderr and "--device cpu --small" in r.stderr
+
+
+def test_environment_yml_shape():
+    "No conda solver can reach conda-forge from these machines, so only the file's structure is checked here."
+    yaml = pytest.importorskip("yaml")
+    env = yaml.safe_load((REPO/"environment.yml").read_text())
+    assert env["name"] == "mapd"
+    assert {"conda-forge", "rapidsai"} <= set(env["channels"])
+    deps = env["dependencies"]
+    names = {d.split("=")[0].split()[0] for d in deps if isinstance(d, str)}
+    assert {"python", "pytorch", "cuml", "cuda-version", "pip", "numpy", "scikit-learn", "pandas"} <= names
+    assert any(isinstance(d, str) and d.replace(" ", "").startswith("pytorch=*=cuda") for d in deps), "pytorch must be a CUDA build"
+    pip = [d["pip"] for d in deps if isinstance(d, dict) and "pip" in d]
+    assert len(pip) == 1, f"one pip section expected, got {len(pip)}"
+    editable = [p for p in pip[0] if p.split("#")[0].strip().startswith("-e .")]
+    assert editable, f"the pip section must install this checkout (-e .), but is {pip[0]}"
+    assert (REPO/"pyproject.toml").exists()  # `-e .` resolves relative to environment.yml's folder
