@@ -23,6 +23,9 @@ def _add_config_flags(p: argparse.ArgumentParser):
         if isinstance(default, bool): p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default, metavar="BOOL", help=f"(default: {default})")
         elif isinstance(default, tuple): p.add_argument(flag, nargs="+", type=type(default[0]), default=default, help=f"(default: {' '.join(map(str, default))})")
         elif isinstance(default, (int, float)): p.add_argument(flag, type=type(default), default=default, help=f"(default: {default})")
+        elif default is None:   # typed by the annotation: "int | None" parses ints, "none" gives None
+            kind = {"int": int, "float": float}.get(str(f.type).split("|")[0].strip(), str)
+            p.add_argument(flag, type=lambda s, kind=kind: None if s.lower() == "none" else kind(s), default=None, help="(default: none)")
         else: p.add_argument(flag, default=default, help=f"(default: {default})")
 
 def parser() -> argparse.ArgumentParser:
@@ -51,7 +54,9 @@ def main(argv=None) -> int:
         if args.command == "audit":
             cfg = AuditConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(AuditConfig)})
             res = run_audit(cfg, args.out, quiet=args.quiet)
-            print(json.dumps({k: v for k, v in res.items() if not isinstance(v, dict)}, indent=2))
+            print(json.dumps({k: v for k, v in res.items() if not isinstance(v, (dict, list))}, indent=2))
+            print("categories: " + ", ".join(f"{c} {n:,}" for c, n in res["category_counts"].items()), file=sys.stderr)
+            for w in res["warnings"]: print(f"mapd audit: warning: {w}", file=sys.stderr)   # also in results.json
         elif args.command == "report":
             from mapd.report import run_report
             run_report(args.plan, args.out, tiny=args.tiny, only=[] if args.render_only else args.only, html=not args.no_html, quiet=args.quiet)
