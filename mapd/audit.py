@@ -209,6 +209,10 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         if flag_rates.get(c, 0) > 0.1:
             warnings.append(f"flag_{c} is raised on {flag_rates[c]:.0%} of the training rows; unless the data really holds that many {c.replace('_', ' ')} "
                             f"images, ordinary examples look like the {c} probes to this model: look at the flagged images before acting on them")
+    if std_info and not std_info["reached"]:
+        warnings.append(f"no noise std up to {std} is learned clearly more slowly than clean images by a short {config.score_model} run "
+                        f"(largest accuracy drop {max(std_info['grid']['drop']):.1%}, {std_info['required_drop']:.0%} required): corrupted probes "
+                        "will resemble ordinary examples; a model that memorises noise less readily (--model cnn or resnet18) separates them better")
     if thresholds is None: warnings.append("no held-out typical or atypical probes to calibrate flags on: the table has no flag_ columns, and its category is the k-NN's argmax")
 
     results = dict(
