@@ -148,6 +148,18 @@ def render_readme(plan: dict, results: dict, manifest: dict) -> str:
             shown = "not run" if v is None and c["run"] not in results else ("n/a" if v is None else c.get("format", "{}").format(v))
             L.append(f"| {c['claim']} | {c.get('paper', '')} | {shown} | [{c['run']}]({c['run']}/{c['run']}.ipynb) (`{c['key']}`) |")
         L.append("")
+    for tb in plan.get("tables") or []:   # tables joined from dicts in a run's results.json: one column per key
+        res = results.get(tb["run"], {})
+        cols = {name: _lookup(res, key) or {} for name, key in tb["columns"].items()}
+        keys = list(dict.fromkeys(k for c in cols.values() if isinstance(c, dict) for k in c))
+        L += [f"### {tb['title']}", "", tb.get("text", "").strip(), ""] if tb.get("text") else [f"### {tb['title']}", ""]
+        if not keys: L += [f"(run `{tb['run']}` has not written these yet)", ""]; continue
+        fmt = tb.get("formats", {})
+        L += ["| " + " | ".join([tb.get("index", "")] + list(cols)) + " |", "|" + "---|" * (len(cols) + 1)]
+        for k in keys:
+            cells = [fmt.get(n, "{}").format(c[k]) if isinstance(c, dict) and c.get(k) is not None else "" for n, c in cols.items()]
+            L.append("| " + " | ".join([str(k)] + cells) + " |")
+        L.append("")
     L += ["## Runs", "", "| run | notebook | parameters | seconds | commit |", "|---|---|---|---|---|"]
     for r in plan["runs"]:
         secs = manifest.get("runs", {}).get(r["name"], {}).get("seconds", "")
