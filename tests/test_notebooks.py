@@ -118,3 +118,17 @@ def test_parameters_cells_hold_literals_and_the_contract(repo):
         assert len(params) == 1, nb_path
         names = re.findall(r"^(\w+)\s*:", params[0].source, re.M)
         assert {"out_dir", "seed", "device", "dataset"} <= set(names), (nb_path, names)
+
+
+def test_planted_run_scores_every_kind_and_the_report_shows_its_table(tiny_report):
+    from mapd.plant import PLANTED_CATEGORY
+    out, results = tiny_report
+    r = results["planted"]
+    assert set(r["mapd_auroc"]) == set(PLANTED_CATEGORY)
+    assert all(0 <= v <= 1 for v in r["mapd_auroc"].values())
+    assert set(r["best_single_method"].values()) <= {"mean loss", "forgetting", "cartography (1 - confidence)", "AUM (-area under margin)",
+                                                     "EL2N", "beta mixture (Arazo)", "cleanlab", "Datalab outlier"}
+    readme = (out/"README.md").read_text()
+    assert "### How far to trust it" in readme and "### What the clean audit finds" in readme
+    assert f"| flip_symmetric | {r['mapd_auroc']['flip_symmetric']:.3f} |" in readme
+    assert not (out/"planted"/"audit_seed0"/"trajectories").exists()   # the report keeps tables, not recordings
