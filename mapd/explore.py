@@ -20,7 +20,7 @@ from fastcore.basics import patch
 
 from .data import ImageDataset, load_dataset
 from .knn import MAPD
-from .metadata import load_table, metadata_table
+from .metadata import load_table, metadata_table, flag_thresholds
 from .plots import category_color
 from .store import TrajectoryStore
 
@@ -73,6 +73,7 @@ class Explorer:
         self.categories = [c for c in self.config.get("categories", stored) if c in stored] or stored
         cat = rows.category.isin(self.categories).to_numpy() & (rows.role == "probe").to_numpy()
         self._fit_rows = np.flatnonzero(cat & (rows.split == "fit").to_numpy())
+        self._held_rows = np.flatnonzero(cat & (rows.split == "heldout").to_numpy())
         self.k = int(self.config.get("k", 20))
         # each category's mean probe trajectory over all complete epochs, fit and held-out probes together: (C, E)
         self.means = {c: self.store.trajectories(quantity, np.flatnonzero(cat & (rows.category == c).to_numpy())).mean(0)
@@ -104,7 +105,12 @@ class Explorer:
         if t in self._cache: self._cache.move_to_end(t); return self._cache[t]
         knn = MAPD(self.k, device=self.device).fit(self.store.trajectories(self.quantity, self._fit_rows, t),
                                                    self.store.rows.category.to_numpy()[self._fit_rows])
-        self._cache[t] = tab = metadata_table(self.store, knn, quantity=self.quantity)
+        # flags as run_audit sets them: thresholds from the held-out probes' probabilities at the same epoch
+        held = self._held_rows
+        try: th = flag_thresholds(knn.predict_proba(self.store.trajectories(self.quantity, held, t)), self.store.rows.category.to_numpy()[held],
+                                  knn.classes_, alpha=float(self.config.get("alpha", 0.05)), seed=int(self.config.get("seed", 0)))
+        except ValueError: th = None   # no natural probes: the k-NN's argmax, as the audit does
+        self._cache[t] = tab = metadata_table(self.store, knn, quantity=self.quantity, thresholds=th)
         while len(self._cache) > self.cache_size: self._cache.popitem(last=False)
         return tab
 

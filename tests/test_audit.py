@@ -29,7 +29,14 @@ def test_audit_outputs(digits_audit):
     assert table["index"].is_unique
     p = table[[c for c in table.columns if c.startswith("p_")]].to_numpy()
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
-    assert (table.category.astype(str) == table[[c for c in table.columns if c.startswith("p_")]].idxmax(1).str[2:]).all()
+    assert (table.knn_category.astype(str) == table[[c for c in table.columns if c.startswith("p_")]].idxmax(1).str[2:]).all()  # the paper's rule
+    # the table's category follows the flags: a flagged problem where there is one, else typical or atypical
+    problems = [c for c in cfg.categories if c not in ("typical", "atypical")]
+    flagged = table[[f"flag_{c}" for c in problems]].to_numpy()
+    cat = table.category.astype(str).to_numpy()
+    assert all(cat[i] in problems and table[f"flag_{cat[i]}"].iloc[i] for i in np.flatnonzero(flagged.any(1)))
+    assert set(cat[~flagged.any(1)]) <= {"typical", "atypical"}
+    assert all(th["null_flag_rate"] <= th["alpha"] for th in results["flag_thresholds"])   # the conformal promise on its own calibration set
     # the flipped labels are known, and MAP-D ranks them far above chance even on this tiny run
     assert results["mislabel_auroc"] > 0.7, results["mislabel_auroc"]
     # probes are made from the noisy data, as a user would: flipped examples have low consistency and crowd
