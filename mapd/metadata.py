@@ -90,11 +90,9 @@ def apply_flags(table: pd.DataFrame,       # a metadata table with p_<category> 
     P = t[[f"p_{c}" for c in classes]].to_numpy()
     flagged = np.stack([t[f"flag_{c}"].to_numpy() if c in thresholds.index else np.zeros(len(t), bool) for c in classes], 1)
     natural = np.isin(classes, NATURAL)
-    problem = flagged & ~natural   # a flagged problem category outranks the natural ones
-    best_problem = np.where(problem, P, -1).argmax(1)
-    best_natural = np.where(natural, P, -1).argmax(1) if natural.any() else np.where(flagged, P, -1).argmax(1)
-    if natural.any(): best_natural = np.where(flagged.any(1) & ~problem.any(1), np.where(flagged, P, -1).argmax(1), best_natural)
-    pick = np.where(problem.any(1), best_problem, best_natural)
+    # rank: a flagged problem (2 + p) above a raised atypical flag (1 + p) above the natural categories' p; unflagged problems never
+    base = np.where(natural, P + flagged, -1.0) if natural.any() else P
+    pick = np.where(flagged & ~natural, 2 + P, base).argmax(1)
     t["category"] = pd.Categorical(np.asarray(classes, dtype=object)[pick], categories=classes)
     t["confidence"] = P[np.arange(len(t)), pick].astype(np.float32)
     return t

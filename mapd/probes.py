@@ -6,7 +6,7 @@ Docs: https://mapd-dev.github.io/mapd/probes.html.md"""
 
 # %% ../nbs/06_probes.ipynb #890aaa68
 from __future__ import annotations
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,9 @@ import torch.nn.functional as F
 
 from .core import as_numpy, check_same_length
 from .data import ImageDataset, load_digits
+from .models import make_model
+from .train import fit
+from .scores import DEFAULT_SCORE_CONFIG
 
 # %% auto #0
 __all__ = ['CATEGORIES', 'MAIN_CATEGORIES', 'ProbeSuite', 'corrupt', 'random_images', 'sketch', 'make_probe_suite',
@@ -196,10 +199,6 @@ def choose_corrupt_std(ds: ImageDataset,
                        model: str = "mlp", config=None,  # the proxy's model and TrainConfig (mapd.scores.DEFAULT_SCORE_CONFIG when None)
                        device="auto", seed: int = 0, quiet: bool = False) -> tuple[float, pd.DataFrame]:
     "The smallest Gaussian std whose noised examples a short proxy run learns clearly more slowly than clean ones; and the table per std."
-    from dataclasses import replace
-    from mapd.models import make_model
-    from mapd.train import fit
-    from mapd.scores import DEFAULT_SCORE_CONFIG
     grid = sorted(float(s) for s in grid)
     if not grid or grid[0] <= 0: raise ValueError(f"grid must hold positive stds, got {grid}")
     if not 0 < drop < 1: raise ValueError(f"drop must lie strictly between 0 and 1, got {drop}")

@@ -111,7 +111,7 @@ def run_report(plan_path: str | Path = "nbs/experiments/report.yaml",
     shutil.rmtree(staging, ignore_errors=True)
     # results of runs not executed this time are read from what is already there
     all_results = {r["name"]: json.loads((out/r["name"]/"results.json").read_text()) for r in plan["runs"] if (out/r["name"]/"results.json").exists()}
-    manifest = dict(commit=git_commit(plan_path.parent), mapd_version=mapd.__version__, python=platform.python_version(),
+    manifest = dict(commit=commit, mapd_version=mapd.__version__, python=platform.python_version(),
                     packages=_versions(), created=datetime.datetime.now().isoformat(timespec="seconds"), tiny=tiny,
                     runs={n: dict(seconds=round(s, 1), commit=commit) for n, s in timings.items()})
     old = json.loads((out/"manifest.json").read_text()) if (out/"manifest.json").exists() else {}
