@@ -6,7 +6,7 @@ Docs: https://mapd-dev.github.io/mapd/audit.html.md"""
 
 # %% ../nbs/09_audit.ipynb #9bbe65bf
 from __future__ import annotations
-import json, math, time
+import json, math, shutil, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
@@ -15,17 +15,17 @@ import pandas as pd
 import torch
 
 import mapd
-from .core import resolve_device, seed_everything, write_json, atomic_write
-from .data import ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
+from .core import resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries
+from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .scores import heldout_consistency, learning_speed, load_cscores, DEFAULT_SCORE_CONFIG
 from .probes import make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES
-from .models import make_model
+from .models import MODELS, make_model
 from .train import TrainConfig, fit
 from .store import TrajectoryStore
 from .metadata import probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics
 
 # %% auto #0
-__all__ = ['AUDIT_PRESETS', 'IMAGE_PROBLEMS', 'AuditConfig', 'audit_config', 'run_audit', 'load_audit']
+__all__ = ['AUDIT_PRESETS', 'IMAGE_PROBLEMS', 'AUDIT_FILES', 'AuditConfig', 'audit_config', 'run_audit', 'load_audit']
 
 # %% ../nbs/09_audit.ipynb #458809a4
 @dataclass
@@ -64,18 +64,27 @@ class AuditConfig:
 
     def __post_init__(self):
         self.score_ratios, self.categories = tuple(self.score_ratios), tuple(self.categories)
-        if not 0 <= self.noise < 1: raise ValueError(f"noise must lie in [0, 1), got {self.noise}")
-        if self.n_fit < self.k:
-            raise ValueError(f"n_fit={self.n_fit} probes per category are fewer than k={self.k} neighbours: "
-                             "each category needs at least k fit-split probes; raise n_fit or lower k")
-        if self.record not in ("eval", "online"): raise ValueError(f"record must be 'eval' or 'online' for an audit, got {self.record!r}")
-        if not 0 < self.alpha < 1: raise ValueError(f"alpha must lie strictly between 0 and 1, got {self.alpha}")
         self.corrupt_std = str(self.corrupt_std)
+        check_fields(self, dataset=(*DATASETS, "custom"), image_size=">=1", channels=(1, 3), noise="[0,1)", noise_kind=("symmetric", "asymmetric"),
+                     model=tuple(MODELS), epochs=">=1", batch_size=">=1", lr=">0", weight_decay=">=0", record=("eval", "online"), el2n_at="(0,1]",
+                     score_model=tuple(MODELS), score_kind=("confidence", "accuracy"), score_ratios="(0,1)", score_runs=">=1", score_epochs=">=1",
+                     categories=CATEGORIES, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", alpha="(0,1)", ood=("auto", "sketch", "digits"), k=">=1", seed=">=0")
+        if len(set(self.categories)) != len(self.categories) or len(self.categories) < 2:
+            raise ValueError(f"AuditConfig: categories must name at least two different probe categories, got {list(self.categories)}")
+        if not self.score_ratios: raise ValueError("AuditConfig: score_ratios must hold at least one ratio")
+        if self.scores not in ("heldout", "speed") and not Path(self.scores).is_file():
+            raise ValueError(f"AuditConfig: scores must be 'heldout', 'speed' or the path of a .npz file of scores, but {self.scores!r} is neither (no such file)")
+        if self.dataset in ("imagefolder", "npz") and not self.data_root: raise ValueError(f"AuditConfig: dataset={self.dataset!r} needs data_root (--data-root): the folder or file to audit")
+        if self.device != "auto":
+            try: torch.device(self.device)
+            except RuntimeError: raise ValueError(f"AuditConfig: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}") from None
+        if self.n_fit < self.k:
+            raise ValueError(f"AuditConfig: n_fit={self.n_fit} probes per category are fewer than k={self.k} neighbours: "
+                             "each category needs at least k fit-split probes; raise n_fit or lower k")
         if self.corrupt_std not in ("auto", "paper"):
-            try: ok = float(self.corrupt_std) > 0
+            try: ok = math.isfinite(float(self.corrupt_std)) and float(self.corrupt_std) > 0
             except ValueError: ok = False
-            if not ok: raise ValueError(f"corrupt_std must be 'auto', 'paper' or a positive number, got {self.corrupt_std!r}")
-        if self.el2n_at is not None and not 0 < self.el2n_at <= 1: raise ValueError(f"el2n_at must lie in (0, 1] or be None, got {self.el2n_at}")
+            if not ok: raise ValueError(f"AuditConfig: corrupt_std must be 'auto', 'paper' or a positive number, got {self.corrupt_std!r}")
 
     def train_config(self) -> TrainConfig:
         "The `TrainConfig` of the main run."
@@ -98,12 +107,11 @@ def audit_config(preset: str = "default", **overrides) -> AuditConfig:
 
 # %% ../nbs/09_audit.ipynb #b32b72f2
 def _load_data(config: AuditConfig, data=None):
-    "The training set (with the configured noise) and the test set (None where the data has no test split)."
+    "The training set (with the configured noise) and the test set (None where the data has no test split), checked."
     if data is not None:
         train, test = data if isinstance(data, (tuple, list)) else (data, None)
         for name, d in (("train", train), ("test", test)):
             if d is not None and not isinstance(d, ImageDataset): raise TypeError(f"data must be (train, test) ImageDatasets (test may be None), but {name} is {type(d).__name__}")
-        if test is not None and test.shape != train.shape: raise ValueError(f"train images have shape {train.shape} but test images {test.shape}")
     else:
         opts = dict(size=config.image_size, channels=config.channels) if config.dataset == "imagefolder" else {}
         train = load_dataset(config.dataset, "train", root=config.data_root, **opts)
@@ -112,8 +120,28 @@ def _load_data(config: AuditConfig, data=None):
         except SplitNotFoundError:
             if config.dataset not in ("imagefolder", "npz"): raise
             test = None   # a user's data without a test split: the audit runs without test accuracy
+    _check_data(config, train, test)
     if config.noise > 0: train = inject_label_noise(train, config.noise, config.noise_kind, seed=config.seed)
     return train, test
+
+def _check_data(config: AuditConfig, train: ImageDataset, test: ImageDataset | None):
+    "Refuse data the audit cannot work with, before anything is computed."
+    if len(train) == 0: raise ValueError("the training set is empty: there is nothing to audit")
+    if test is not None and test.shape != train.shape: raise ValueError(f"train images have shape {train.shape} but test images {test.shape}: both splits must have one image size")
+    present = int(len(torch.unique(train.labels)))
+    if present < 2: raise ValueError(f"the training set holds {present} class: a classifier needs at least two")
+    takes = sum(c not in ("random_inputs", "ood") for c in config.categories)   # categories whose probes leave the training set
+    need = takes * (config.n_fit + config.n_heldout)
+    if need >= len(train):
+        raise ValueError(f"{takes} probe categories of n_fit + n_heldout = {config.n_fit + config.n_heldout} examples need {need} training examples, "
+                         f"but the training set has {len(train)}: lower n_fit and n_heldout, or audit more data")
+
+def _fingerprints(config: AuditConfig, train: ImageDataset, test: ImageDataset | None) -> dict:
+    "What a resumed audit must find unchanged: the data's images, labels and order, and the score file."
+    fp = dict(train_images=fingerprint(train.images), train_labels=fingerprint(train.labels), train_index=fingerprint(train.index),
+              test_images=fingerprint(None if test is None else test.images), test_labels=fingerprint(None if test is None else test.labels))
+    if config.scores not in ("heldout", "speed"): fp["score_file"] = fingerprint(np.fromfile(config.scores, np.uint8))
+    return fp
 
 def _corrupt_std(config: AuditConfig, train, out: Path | None, device, quiet: bool) -> tuple[float | None, dict]:
     "The corrupted probe's noise: chosen by a proxy run (cached in out/corrupt_std.json), the paper's, or the configured number."
@@ -134,65 +162,85 @@ def _make_suite(config: AuditConfig, train, scores, corrupt_std=None):
     return (suite, *with_probes(train, suite))
 
 IMAGE_PROBLEMS = ("random_inputs", "corrupted", "ood")  # categories a real data set seldom holds many of
+# every file and folder an audit writes: what is cleared when an unfinished audit of another configuration is replaced
+AUDIT_FILES = ("config.json", "fingerprints.json", "scores.npy", "corrupt_std.json", "probes.csv", "trajectories", "history.csv", "metadata.parquet",
+               "probe_predictions.csv", "probe_separability.csv", "results.json")
 
-def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", *,
-              data=None,             # (train, test) ImageDatasets (test may be None) to audit instead of config.dataset
-              quiet: bool = False) -> dict:
-    "Run a MAP-D audit with `config`, writing its table, trajectories and `results.json` into `out_dir`; return the results."
-    config = config or AuditConfig()
-    if data is not None: config = replace(config, dataset="custom", data_root=None)
-    out, t_start = Path(out_dir), time.perf_counter()
-    cfg_dict = json.loads(json.dumps(asdict(config)))
+def _check_out(out_dir) -> Path:
+    "The output folder, refused when it cannot be one."
+    if str(out_dir).strip() == "": raise ValueError("the output folder is empty (''): name a folder for the audit, e.g. --out audit")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir(): raise NotADirectoryError(f"{out} is a file, not a folder: choose another output folder")
+    return out
+
+def _claim(out: Path, cfg_dict: dict, fps: dict, say):
+    "Make `out` this audit's: resume the same configuration on the same data, replace an unfinished other one, refuse anything else."
     if (out/"config.json").exists():
         old = json.loads((out/"config.json").read_text())
         if old != cfg_dict:
             diff = {k: (old.get(k), v) for k, v in cfg_dict.items() if old.get(k) != v}
-            raise FileExistsError(f"{out} holds an audit made with another configuration (stored, given): {diff}; choose another out_dir")
-    device = resolve_device(config.device)
-    seed_everything(config.seed)
-    say = (lambda *a: None) if quiet else print
-
-    # 1. data (loaded before anything is written, so that bad input leaves no trace)
-    train, test = _load_data(config, data)
-    out.mkdir(parents=True, exist_ok=True)
+            if _has_finished_work(out):
+                raise FileExistsError(f"{out} holds an audit made with another configuration (stored, given): {diff}; "
+                                      "choose another output folder, or delete this one to start over")
+            say(f"{out} holds an audit of another configuration that never finished an epoch {diff}: replacing it")
+            for name in AUDIT_FILES:
+                p = out/name
+                if p.is_dir(): shutil.rmtree(p)
+                elif p.exists(): p.unlink()
+        else: _check_same_data(out, fps, "Resuming would mix two data sets in one recording: audit the new data into another output folder, "
+                                         f"or delete {out} to start over")
+    elif _has_finished_work(out):
+        raise FileExistsError(f"{out} holds trajectories but no config.json: it is not an audit this version can resume; choose another output folder")
     write_json(out/"config.json", cfg_dict)
-    say(f"data: {train}; test: {len(test) if test is not None else 'none'}; device: {device}")
+    write_json(out/"fingerprints.json", fps)
 
-    # 2. consistency scores (cached)
-    t0 = time.perf_counter()
-    if not any(c in config.categories for c in ("typical", "atypical")): scores = None
-    elif (out/"scores.npy").exists(): scores = np.load(out/"scores.npy", allow_pickle=False)
-    else:
-        if config.scores == "heldout":
-            scores = heldout_consistency(train, ratios=config.score_ratios, runs=config.score_runs, model=config.score_model,
-                                         config=replace(DEFAULT_SCORE_CONFIG, epochs=config.score_epochs), kind=config.score_kind,
-                                         device=device, seed=config.seed, quiet=quiet)
-        elif config.scores == "speed":
-            scores = learning_speed(train, epochs=config.score_epochs, model=config.score_model, device=device, seed=config.seed, quiet=quiet)
-        else: scores = load_cscores(config.scores, train.labels)
-        with atomic_write(out/"scores.npy", "wb") as f: np.save(f, scores)
-    score_seconds = time.perf_counter() - t0
+def _check_same_data(out: Path, fps: dict, advice: str):
+    "Raise if the data's fingerprints differ from those `out` recorded (audits older than fingerprints pass)."
+    fn = out/"fingerprints.json"
+    old = json.loads(fn.read_text()) if fn.exists() else {}
+    changed = [k for k in fps if k in old and old[k] != fps[k]]
+    if changed:
+        raise ValueError(f"the data changed since the audit in {out} began: {', '.join(c.replace('_', ' ') for c in changed)} differ from what {fn} recorded. {advice}")
 
-    # 3. probes, and the set that is trained on
-    std, std_info = _corrupt_std(config, train, out, device, quiet)
-    suite, combined, rows = _make_suite(config, train, scores, std)
-    save_table(suite.table(), out/"probes.csv")
-    say(f"probes: {suite}; training on {len(combined)} rows" + (f"; corrupted probe noise std {std}" if std is not None else ""))
+def _has_finished_work(out: Path) -> bool:
+    "Whether `out` holds results or at least one recorded epoch."
+    if (out/"results.json").exists(): return True
+    try: return json.loads((out/"trajectories"/"meta.json").read_text()).get("completed_epochs", 0) > 0
+    except (FileNotFoundError, json.JSONDecodeError): return False
 
-    # 4. training with the recorder (resumes from the store when there is one)
-    tc = config.train_config()
-    sdir = out/"trajectories"
-    store = (TrajectoryStore(sdir, "r+") if (sdir/"meta.json").exists()
-             else TrajectoryStore.create(sdir, rows, tc.epochs, config={"train": asdict(tc), "audit": cfg_dict}))
-    if store.completed < tc.epochs:
+def _consistency_scores(config: AuditConfig, train, out: Path, device, quiet: bool):
+    "The consistency score of every training example (cached in out/scores.npy), or None when no probe needs them."
+    if not any(c in config.categories for c in ("typical", "atypical")): return None
+    if (out/"scores.npy").exists(): return np.load(out/"scores.npy", allow_pickle=False)
+    if config.scores == "heldout":
+        scores = heldout_consistency(train, ratios=config.score_ratios, runs=config.score_runs, model=config.score_model,
+                                     config=replace(DEFAULT_SCORE_CONFIG, epochs=config.score_epochs), kind=config.score_kind,
+                                     device=device, seed=config.seed, quiet=quiet)
+    elif config.scores == "speed":
+        scores = learning_speed(train, epochs=config.score_epochs, model=config.score_model, device=device, seed=config.seed, quiet=quiet)
+    else: scores = load_cscores(config.scores, train.labels)
+    with atomic_write(out/"scores.npy", "wb") as f: np.save(f, scores)
+    return scores
+
+def _train(config: AuditConfig, train, test, combined, rows, out: Path, cfg_dict: dict, device, quiet: bool) -> tuple[TrajectoryStore, pd.DataFrame]:
+    "Train with the recorder into out/trajectories, resuming from its last complete epoch; the store and the per-epoch history."
+    tc, sdir = config.train_config(), out/"trajectories"
+    if (sdir/"meta.json").exists():
+        store = TrajectoryStore(sdir, "r+")
+        mine = store.rows
+        if len(mine) != len(rows) or any((mine[c].to_numpy() != rows[c].to_numpy()).any() for c in ("index", "label", "category")):
+            raise ValueError(f"the rows of {sdir/'rows.csv'} differ from the probe suite rebuilt now: mapd changed since this audit began; "
+                             f"finish it with the version that began it, or delete {out} to start over")
+    else: store = TrajectoryStore.create(sdir, rows, tc.epochs, config={"train": asdict(tc), "audit": cfg_dict}, overwrite=True)
+    if store.completed < tc.epochs or not (out/"history.csv").exists():   # a kill after the last epoch: the history is in the checkpoint
         torch.manual_seed(config.seed)
         model = make_model(config.model, train.shape, train.n_classes)
-        t0 = time.perf_counter()
         res = fit(model, combined, tc, store=store, test=test, device=device, quiet=quiet)
         save_table(res.history, out/"history.csv")
-    history = load_table(out/"history.csv")
+    return store, load_table(out/"history.csv")
 
-    # 5. the k-NN: checks on held-out probes, flags calibrated on them, the table and its diagnostics
+def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_info: dict, device) -> dict:
+    "The k-NN's checks on held-out probes, flags calibrated on them, the metadata table and its diagnostics (written to out)."
     check6 = probe_check(store, config.categories, k=config.k, device=device)
     main = [c for c in MAIN_CATEGORIES if c in config.categories]
     check4 = probe_check(store, main, k=config.k, device=device) if len(main) == 4 else None
@@ -214,40 +262,72 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
                         f"(largest accuracy drop {max(std_info['grid']['drop']):.1%}, {std_info['required_drop']:.0%} required): corrupted probes "
                         "will resemble ordinary examples; a model that memorises noise less readily (--model cnn or resnet18) separates them better")
     if thresholds is None: warnings.append("no held-out typical or atypical probes to calibrate flags on: the table has no flag_ columns, and its category is the k-NN's argmax")
-
-    results = dict(
+    return dict(
         probe_accuracy_6=check6["accuracy"], probe_accuracy_4=check4["accuracy"] if check4 else None,
         confusion_6=dict(classes=check6["classes"], matrix=check6["confusion"].tolist()),
         confusion_4=dict(classes=check4["classes"], matrix=check4["confusion"].tolist()) if check4 else None,
-        test_accuracy=float(history.test_acc.iloc[-1]) if "test_acc" in history else None,
-        train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
-        n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()),
         category_counts={str(k): int(v) for k, v in table.category.value_counts().items()},
         knn_category_counts={str(k): int(v) for k, v in table.knn_category.value_counts().items()} if "knn_category" in table else None,
         flag_counts={c: int(table[f"flag_{c}"].sum()) for c in flag_rates}, flag_rates=flag_rates,
         image_problem_flag_rate=float(table[[f"flag_{c}" for c in IMAGE_PROBLEMS if c in flag_rates]].any(axis=1).mean()) if any(c in flag_rates for c in IMAGE_PROBLEMS) else None,
         flag_thresholds=thresholds.reset_index().to_dict("records") if thresholds is not None else None, alpha=config.alpha,
         corrupt_std=std, corrupt_std_choice=std_info or None,
-        separability={f"{r.a}|{r.b}": r.auroc for r in pairs.itertuples()}, warnings=warnings,
-    )
-    if config.noise > 0:
-        det = detection_scores(table.is_noisy, table.p_random_labels)
-        base = detection_scores(table.is_noisy, store.trajectories("loss", np.flatnonzero((rows.role == "train").to_numpy())).mean(1))
-        results.update(mislabel_auroc=det["auroc"], mislabel_average_precision=det["average_precision"],
-                       mislabel_auroc_mean_loss=base["auroc"], noisy_fraction=det["prevalence"])
-        # the probes are made from the noisy data, as a user would: flipped examples have low consistency scores,
-        # so they crowd into the atypical probe and leave the training rows. Say how much.
-        pos = pd.Series(np.arange(len(train)), index=train.index.numpy())
-        for c in ("typical", "atypical"):
-            src = suite.source[(suite.category == c) & (suite.source >= 0)]
-            if len(src): results[f"{c}_probe_noisy_fraction"] = float(train.is_noisy.numpy()[pos[src].to_numpy()].mean())
-    results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd.__version__,
-                   torch_version=torch.__version__, device=str(device))
-    write_json(out/"results.json", results)
+        separability={f"{r.a}|{r.b}": r.auroc for r in pairs.itertuples()}, warnings=warnings, table=table)
+
+def _noise_results(train, suite, store: TrajectoryStore, table: pd.DataFrame) -> dict:
+    "With injected noise: how well p(random_labels) and the mean loss find the flipped labels, and how many flips the probes took."
+    rows = store.rows
+    det = detection_scores(table.is_noisy, table.p_random_labels)
+    base = detection_scores(table.is_noisy, store.trajectories("loss", np.flatnonzero((rows.role == "train").to_numpy())).mean(1))
+    res = dict(mislabel_auroc=det["auroc"], mislabel_average_precision=det["average_precision"],
+               mislabel_auroc_mean_loss=base["auroc"], noisy_fraction=det["prevalence"])
+    # the probes are made from the noisy data, as a user would: flipped examples have low consistency scores,
+    # so they crowd into the atypical probe and leave the training rows. Say how much.
+    pos = pd.Series(np.arange(len(train)), index=train.index.numpy())
+    for c in ("typical", "atypical"):
+        src = suite.source[(suite.category == c) & (suite.source >= 0)]
+        if len(src): res[f"{c}_probe_noisy_fraction"] = float(train.is_noisy.numpy()[pos[src].to_numpy()].mean())
+    return res
+
+def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", *,
+              data=None,             # (train, test) ImageDatasets (test may be None) to audit instead of config.dataset
+              quiet: bool = False) -> dict:
+    "Run a MAP-D audit with `config`, writing its table, trajectories and `results.json` into `out_dir`; return the results."
+    config = config or AuditConfig()
+    if data is not None: config = replace(config, dataset="custom", data_root=None)
+    out, t_start = _check_out(out_dir), time.perf_counter()
+    cfg_dict = json.loads(json.dumps(asdict(config)))
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    say = (lambda *a: None) if quiet else print
+
+    train, test = _load_data(config, data)   # checked before anything is written, so that bad input leaves no trace
+    fps = _fingerprints(config, train, test)
+    with folder_lock(out, "mapd audit"):
+        for d in (out, out/"trajectories"): remove_temporaries(d)   # what a kill inside a write left
+        _claim(out, cfg_dict, fps, say)
+        say(f"data: {train}; test: {len(test) if test is not None else 'none'}; device: {device}")
+        t0 = time.perf_counter()
+        scores = _consistency_scores(config, train, out, device, quiet)
+        score_seconds = time.perf_counter() - t0
+        std, std_info = _corrupt_std(config, train, out, device, quiet)
+        suite, combined, rows = _make_suite(config, train, scores, std)
+        save_table(suite.table(), out/"probes.csv")
+        say(f"probes: {suite}; training on {len(combined)} rows" + (f"; corrupted probe noise std {std}" if std is not None else ""))
+        store, history = _train(config, train, test, combined, rows, out, cfg_dict, device, quiet)
+        results = _metadata(config, store, out, std, std_info, device)
+        table = results.pop("table")
+        results.update(test_accuracy=float(history.test_acc.iloc[-1]) if "test_acc" in history else None,
+                       train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
+                       n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()))
+        if config.noise > 0: results.update(_noise_results(train, suite, store, table))
+        results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd.__version__,
+                       torch_version=torch.__version__, device=str(device))
+        write_json(out/"results.json", results)
     say(f"probe accuracy (4 main categories): {results['probe_accuracy_4']}; (all {len(config.categories)}): {results['probe_accuracy_6']:.3f}"
         + (f"; mislabel AUROC: {results['mislabel_auroc']:.3f}" if config.noise > 0 else ""))
     say("categories: " + ", ".join(f"{c} {n:,}" for c, n in results["category_counts"].items()))
-    for w in warnings: say(f"warning: {w}")
+    for w in results["warnings"]: say(f"warning: {w}")
     return results
 
 # %% ../nbs/09_audit.ipynb #0768b62d
@@ -265,6 +345,7 @@ def load_audit(out_dir: str | Path, *, images: bool = True,
         if config.dataset == "custom" and data is None:
             raise ValueError(f"{out} audited data passed to run_audit(data=...): pass the same data to load_audit(data=...) to rebuild its images, or images=False")
         train, test = _load_data(config, data)
+        _check_same_data(out, _fingerprints(config, train, test), "Its images cannot be rebuilt from this data: pass the data it was made from, or images=False")
         scores = np.load(out/"scores.npy", allow_pickle=False) if (out/"scores.npy").exists() else None
         std = json.loads((out/"results.json").read_text()).get("corrupt_std")
         suite, combined, rows = _make_suite(config, train, scores, std)

@@ -6,27 +6,47 @@ Docs: https://mapd-dev.github.io/mapd/cli.html.md"""
 
 # %% ../nbs/12_cli.ipynb #e1ab3a7d
 from __future__ import annotations
-import argparse, dataclasses, json, sys
+import argparse, dataclasses, errno, json, os, sys
 from pathlib import Path
 
+import yaml
+
 import mapd
+from .core import _kinds
 from .audit import AuditConfig, run_audit
 
 # %% auto #0
 __all__ = ['parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #7f887eaa
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+def _bool(s: str) -> bool:
+    "A command-line boolean: true/false, 1/0, yes/no (any case), nothing else."
+    if s.lower() in _TRUE: return True
+    if s.lower() in _FALSE: return False
+    raise argparse.ArgumentTypeError(f"expected true or false (or 1/0, yes/no), got {s!r}")
+
+def _parse_as(kind: str, optional: bool):
+    "The argparse `type` of a field of annotation `kind`; 'none' gives None where the field allows it."
+    conv = {"bool": _bool, "int": int, "float": float}.get(kind, str)
+    def parse(s: str):
+        if optional and s.lower() == "none": return None
+        try: return conv(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected {'an integer' if kind == 'int' else 'a number' if kind == 'float' else kind}"
+                                                            f"{' or none' if optional else ''}, got {s!r}") from None
+    parse.__name__ = kind   # argparse names the type in its messages
+    return parse
+
 def _add_config_flags(p: argparse.ArgumentParser):
+    "One flag per field of `AuditConfig`, parsed by the field's annotation."
     for f in dataclasses.fields(AuditConfig):
-        default = f.default
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool): p.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default, metavar="BOOL", help=f"(default: {default})")
-        elif isinstance(default, tuple): p.add_argument(flag, nargs="+", type=type(default[0]), default=default, help=f"(default: {' '.join(map(str, default))})")
-        elif isinstance(default, (int, float)): p.add_argument(flag, type=type(default), default=default, help=f"(default: {default})")
-        elif default is None:   # typed by the annotation: "int | None" parses ints, "none" gives None
-            kind = {"int": int, "float": float}.get(str(f.type).split("|")[0].strip(), str)
-            p.add_argument(flag, type=lambda s, kind=kind: None if s.lower() == "none" else kind(s), default=None, help="(default: none)")
-        else: p.add_argument(flag, default=default, help=f"(default: {default})")
+        (kind, *_), optional = _kinds(f.type)
+        flag, default = "--" + f.name.replace("_", "-"), f.default
+        if kind == "tuple":
+            p.add_argument(flag, nargs="+", type=_parse_as(type(default[0]).__name__, False), default=default, help=f"(default: {' '.join(map(str, default))})")
+        else: p.add_argument(flag, type=_parse_as(kind, optional), default=default, metavar=kind.upper(),
+                             help=f"(default: {'none' if default is None else default})")
 
 def parser() -> argparse.ArgumentParser:
     "The argument parser of the `mapd` command."
@@ -48,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 def main(argv=None) -> int:
-    "Entry point of the `mapd` command."
+    "Entry point of the `mapd` command; expected failures print one line and return 2 (MAPD_DEBUG=1 shows the traceback)."
     args = parser().parse_args(argv)
     try:
         if args.command == "audit":
@@ -61,7 +81,24 @@ def main(argv=None) -> int:
             from mapd.report import run_report
             run_report(args.plan, args.out, tiny=args.tiny, only=[] if args.render_only else args.only, html=not args.no_html, quiet=args.quiet)
             print(f"report written to {Path(args.out).resolve()}/README.md")
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
-        print(f"mapd {args.command}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"mapd {args.command}: interrupted; the same command resumes", file=sys.stderr)
+        return 130
+    except _EXPECTED as e:
+        if os.environ.get("MAPD_DEBUG"): raise
+        print(f"mapd {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     return 0
+
+# failures of input, files or the run itself, as opposed to bugs (which keep their traceback)
+_EXPECTED = (ValueError, OSError, RuntimeError, ArithmeticError, yaml.YAMLError)
+
+def _one_line(e: BaseException) -> str:
+    "The message of an expected failure on one line, with the file and a fix for the operating system's errors."
+    if isinstance(e, OSError) and e.filename and e.strerror:
+        fix = {errno.EACCES: "check its permissions, or choose another folder", errno.EROFS: "it is on a read-only file system: choose another folder",
+               errno.ENOSPC: "the disk is full: free space or choose another folder", errno.ENOENT: "check the path"}.get(e.errno, "")
+        return f"{e.filename}: {e.strerror.lower()}" + (f"; {fix}" if fix else "")
+    msg = " ".join(str(e).split()) or type(e).__name__
+    return msg if not isinstance(e, (ArithmeticError, RuntimeError)) or ":" in msg else f"{type(e).__name__}: {msg}"
+

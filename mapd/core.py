@@ -6,7 +6,7 @@ Docs: https://mapd-dev.github.io/mapd/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #3216400f
 from __future__ import annotations
-import contextlib, json, os, random, tempfile
+import contextlib, dataclasses, hashlib, json, math, os, random, socket, tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +14,9 @@ import torch
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['resolve_device', 'seed_everything', 'progress', 'atomic_write', 'write_json', 'as_numpy', 'check_labels',
-           'check_same_length', 'check_trajectories']
+__all__ = ['resolve_device', 'seed_everything', 'progress', 'atomic_write', 'write_json', 'remove_temporaries',
+           'FolderLockedError', 'folder_lock', 'fingerprint', 'as_numpy', 'check_labels', 'check_same_length',
+           'check_trajectories', 'check_fields']
 
 # %% ../nbs/00_core.ipynb #d1d015df
 def resolve_device(device: str | torch.device | None = "auto",  # "auto", "cpu", "cuda", "cuda:1" or a torch.device
@@ -44,6 +45,10 @@ def progress(iterable=None, *, quiet: bool = False,  # no bar at all when True
     return tqdm(iterable, disable=quiet, dynamic_ncols=True, **kwargs)
 
 # %% ../nbs/00_core.ipynb #022b2014
+def _umask() -> int:
+    old = os.umask(0o022); os.umask(old); return old
+_UMASK = _umask()
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path,  # the file to (re)write
                  mode: str = "w"):   # "w" for text, "wb" for bytes
@@ -52,6 +57,7 @@ def atomic_write(path: str | Path,  # the file to (re)write
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes 0600 files; results get the permissions any other file would
         with os.fdopen(fd, mode) as f: yield f
         os.replace(tmp, path)
     except BaseException:
@@ -69,6 +75,48 @@ def _json_default(o):
     if isinstance(o, torch.Tensor): return o.tolist()
     if isinstance(o, Path): return str(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+# %% ../nbs/00_core.ipynb #51171f10
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    "Delete the temporary files that writes killed half-way left in `folder` (not in its subfolders); return them."
+    gone = [f for f in Path(folder).glob(".*.tmp") if f.is_file()]
+    for f in gone:
+        with contextlib.suppress(FileNotFoundError): f.unlink()
+    return gone
+
+# %% ../nbs/00_core.ipynb #a1d1366b
+class FolderLockedError(RuntimeError):
+    "Another process is writing into the folder."
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path,  # created if missing
+                what: str = "run"):  # named in the message a second writer gets
+    "Hold an exclusive lock on `folder` for the block; raise `FolderLockedError` at once if another live process holds it."
+    import fcntl
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fn = folder/".mapd.lock"
+    fd = os.open(fn, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            raise FolderLockedError(f"another {what} is writing into {folder} ({holder}); wait for it to finish, or choose another output folder") from None
+        os.ftruncate(fd, 0); os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        try: yield fn
+        finally: os.ftruncate(fd, 0)
+    finally: os.close(fd)   # closing releases the lock
+
+# %% ../nbs/00_core.ipynb #112ee9e2
+def fingerprint(*arrays) -> str:
+    "A hex digest of the arrays' dtypes, shapes and bytes (tensors, arrays or lists; None allowed)."
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        if a is None: h.update(b"none;"); continue
+        a = np.ascontiguousarray(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a))
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(memoryview(a.reshape(-1).view(np.uint8)) if a.size else b"")
+    return h.hexdigest()
 
 # %% ../nbs/00_core.ipynb #2839c75d
 def as_numpy(x, dtype=None) -> np.ndarray:
@@ -111,3 +159,40 @@ def check_trajectories(x, name: str = "trajectories") -> torch.Tensor:
         raise ValueError(f"{name} holds {int(bad.sum())} non-finite values (NaN or inf), first at row {r}, epoch {c}: "
                          "a diverged run? lower the learning rate or check the inputs")
     return t
+
+# %% ../nbs/00_core.ipynb #3661abea
+def _interval(rule: str):
+    "('>=', 1) style bounds of an interval rule: '>=1', '>0', '(0,1]', '[0,1)'."
+    rule = rule.replace(" ", "")
+    if rule[0] in "<>": op = rule[:2] if rule[1] == "=" else rule[0]; return [(op, float(rule[len(op):]))]
+    lo, hi = rule[1:-1].split(",")
+    return [(">" if rule[0] == "(" else ">=", float(lo)), ("<" if rule[-1] == ")" else "<=", float(hi))]
+
+_OPS = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
+
+def _kinds(annotation: str):
+    "The types an annotation string names ('int | None' -> int, None allowed)."
+    parts = [s.strip() for s in str(annotation).split("|")]
+    return [p for p in parts if p != "None"], "None" in parts
+
+def check_fields(obj, **rules):
+    "Check the fields of dataclass `obj` against their annotations and `rules` (name -> interval string or allowed values); raise ValueError."
+    where = type(obj).__name__
+    for f in dataclasses.fields(obj):
+        v, (kinds, optional), rule = getattr(obj, f.name), _kinds(f.type), rules.get(f.name)
+        if v is None:
+            if optional: continue
+            raise ValueError(f"{where}: {f.name} must not be None")
+        vals = v if "tuple" in kinds and isinstance(v, (tuple, list)) else [v]
+        for x in vals:
+            if "bool" in kinds and isinstance(x, bool) or "str" in kinds and isinstance(x, str): ok = True
+            elif "int" in kinds and isinstance(x, (int, np.integer)) and not isinstance(x, bool): ok = True
+            elif "float" in kinds and isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool):
+                ok = math.isfinite(x)
+            else: ok = not ({"bool", "str", "int", "float"} & set(kinds)) or "tuple" in kinds and not isinstance(x, (tuple, list))
+            if not ok: raise ValueError(f"{where}: {f.name} must be {' or '.join(kinds)}{' or None' if optional else ''}, got {x!r}")
+            if rule is None or isinstance(x, bool) and not isinstance(rule, str): continue
+            if isinstance(rule, str):
+                if isinstance(x, str) or not all(_OPS[op](float(x), b) for op, b in _interval(rule)):
+                    raise ValueError(f"{where}: {f.name} must be {rule.replace(',', ', ') if rule[0] in '([' else rule}, got {x!r}")
+            elif x not in rule: raise ValueError(f"{where}: {f.name} must be one of {', '.join(map(repr, rule))}, got {x!r}")

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .core import resolve_device, progress, check_labels
+from .core import resolve_device, progress, check_labels, check_fields
 from .data import ImageDataset
 from .models import make_model
 from .train import TrainConfig, Normalize, start_epoch, augment, accuracy, predict_logits
@@ -46,11 +46,10 @@ class CorrectionConfig:
     clean_probe: str = "true"       # MAP-D's random-sample probe: "true" labels (the experimenter knows them) or "given" (noisy) labels
 
     def __post_init__(self):
-        if self.method not in METHODS: raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.pretrain < 0: raise ValueError(f"pretrain must be >= 0, got {self.pretrain}")
+        check_fields(self, method=METHODS, pretrain=">=0", alpha=">=0", reg=">=0", beta_soft="[0,1]", beta_hard="[0,1]", forward_percentile="[0,100]",
+                     k=">=1", n_probe=">=1", clean_probe=("true", "given"))
         if self.method in ("forward", "mapd", "mapd_binary", "m_dyr_h") and self.pretrain < 1:
             raise ValueError(f"{self.method} needs at least one pretraining epoch (its noise model reads a trained model's losses)")
-        if self.clean_probe not in ("true", "given"): raise ValueError(f"clean_probe must be 'true' or 'given', got {self.clean_probe!r}")
         if self.n_probe < self.k: raise ValueError(f"n_probe={self.n_probe} is fewer than k={self.k} neighbours")
 
 # %% ../nbs/14_correction.ipynb #ddc977b7

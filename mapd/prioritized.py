@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .core import resolve_device, progress
+from .core import resolve_device, progress, check_fields
 from .data import ImageDataset
 from .models import make_model
 from .train import TrainConfig, Normalize, fit, accuracy, predict_logits
@@ -68,7 +68,8 @@ class SelectionConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.method not in SELECTION_METHODS: raise ValueError(f"method must be one of {SELECTION_METHODS}, got {self.method!r}")
+        check_fields(self, method=SELECTION_METHODS, steps=">=1", n_candidates=">=1", n_select=">=1", min_per_class=">=0", lr=">0",
+                     eval_every=">=1", k=">=1", n_probe=">=1", seed=">=0")
         if not 0 < self.n_select <= self.n_candidates: raise ValueError(f"need 0 < n_select <= n_candidates, got {self.n_select} and {self.n_candidates}")
 
 def irreducible_losses(holdout: ImageDataset,  # held-out split with (noisy) labels the IL model trains on

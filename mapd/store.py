@@ -63,6 +63,8 @@ class TrajectoryStore:
         if missing: raise ValueError(f"rows lacks the columns {missing}; it needs {list(ROW_COLUMNS)}")
         quantities = dict(quantities or QUANTITIES)
         path.mkdir(parents=True, exist_ok=True)
+        for f in [path/"meta.json", path/"checkpoint.pt", *path.glob("probs_e*.npy"), *path.glob("*.bin")]:   # nothing of an old store survives
+            f.unlink(missing_ok=True)
         for q, dt in quantities.items():
             np.memmap(path/f"{q}.bin", dtype=dt, mode="w+", shape=(n_epochs, len(rows))).flush()
         with atomic_write(path/"rows.csv") as f: rows.reset_index(drop=True).to_csv(f, index=False)

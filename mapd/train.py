@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import resolve_device, progress, check_labels
+from .core import resolve_device, progress, check_labels, check_fields, atomic_write
 from .store import TrajectoryStore, QUANTITIES
 
 # %% auto #0
@@ -44,9 +44,8 @@ class TrainConfig:
     keep_probs: tuple = ()         # epochs (1-based, epochs done) after which every row's full probabilities are kept (EL2N)
 
     def __post_init__(self):
-        if self.schedule not in ("cosine", "step", "constant"): raise ValueError(f"schedule must be 'cosine', 'step' or 'constant', got {self.schedule!r}")
-        if self.record not in ("eval", "online", "none"): raise ValueError(f"record must be 'eval', 'online' or 'none', got {self.record!r}")
-        if self.epochs < 1 or self.batch_size < 1: raise ValueError(f"epochs and batch_size must be positive, got epochs={self.epochs}, batch_size={self.batch_size}")
+        check_fields(self, epochs=">=1", batch_size=">=1", lr=">0", momentum="[0,1)", weight_decay=">=0", schedule=("cosine", "step", "constant"),
+                     milestones=">=1", gamma=">0", pad=">=0", record=("eval", "online", "none"), eval_batch_size=">=1", amp=(True, False, "auto"), seed=">=0")
         self.milestones = tuple(int(m) for m in self.milestones)
         self.keep_probs = tuple(sorted(int(e) for e in self.keep_probs))
         bad = [e for e in self.keep_probs if not 1 <= e <= self.epochs]
@@ -292,10 +291,8 @@ def fit(model: nn.Module,              # any classifier taking float (B, C, H, W
 
 def _checkpoint(store: TrajectoryStore, model, opt, epochs_done: int, history: list):
     "Save model and optimiser atomically, then mark the epoch complete in the store."
-    fn = store.path/"checkpoint.pt"
-    tmp = fn.with_suffix(".tmp")
-    torch.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epochs_done, history=history), tmp)
-    tmp.replace(fn)
+    with atomic_write(store.path/"checkpoint.pt", "wb") as f:
+        torch.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epochs_done, history=history), f)
     store.mark_complete(epochs_done)
 
 def _resume(store: TrajectoryStore, model, opt, config: TrainConfig, dev) -> tuple[int, list]:
