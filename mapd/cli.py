@@ -96,7 +96,7 @@ _EXPECTED = (ValueError, OSError, RuntimeError, ArithmeticError, yaml.YAMLError)
 def _one_line(e: BaseException) -> str:
     "The message of an expected failure on one line, with the file and a fix for the operating system's errors."
     if isinstance(e, OSError) and e.filename and e.strerror:
-        fix = {errno.EACCES: "check its permissions, or choose another folder", errno.EROFS: "it is on a read-only file system: choose another folder",
+        fix = {errno.EACCES: "check its permissions, or choose another folder", errno.EPERM: "not permitted here: choose another folder", errno.EROFS: "it is on a read-only file system: choose another folder",
                errno.ENOSPC: "the disk is full: free space or choose another folder", errno.ENOENT: "check the path"}.get(e.errno, "")
         return f"{e.filename}: {e.strerror.lower()}" + (f"; {fix}" if fix else "")
     msg = " ".join(str(e).split()) or type(e).__name__

@@ -6,10 +6,11 @@ Docs: https://mapd-dev.github.io/mapd/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #c9f812b7
 from __future__ import annotations
-import gzip, hashlib, math, os, pickle, struct, urllib.error, urllib.request, warnings, zlib
+import _compat_pickle, contextlib, gzip, hashlib, math, os, pickle, struct, urllib.error, urllib.request, warnings, zlib
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -22,9 +23,9 @@ from .core import as_numpy, atomic_write, check_labels, check_same_length, progr
 __all__ = ['FASHION_MNIST_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_FILES', 'FASHION_MNIST_RAW_MD5',
            'FASHION_MNIST_DEBIAN_DIR', 'CIFAR10_MD5', 'CIFAR100_MD5', 'IMAGE_EXTENSIONS', 'DATASETS',
            'ASYMMETRIC_PAIRS', 'ImageDataset', 'read_idx', 'md5sum', 'find_fashion_mnist', 'download_file',
-           'download_fashion_mnist', 'load_fashion_mnist', 'load_digits', 'load_cifar', 'write_cifar_batch',
-           'write_cifar_meta', 'make_synthetic', 'SplitNotFoundError', 'load_image_folder', 'load_npz', 'load_dataset',
-           'inject_label_noise']
+           'download_fashion_mnist', 'load_fashion_mnist', 'load_digits', 'safe_unpickle', 'load_cifar',
+           'write_cifar_batch', 'write_cifar_meta', 'make_synthetic', 'SplitNotFoundError', 'load_image_folder',
+           'load_npz', 'load_dataset', 'inject_label_noise']
 
 # %% ../nbs/01_data.ipynb #91a684ef
 @dataclass(eq=False)
@@ -264,6 +265,125 @@ def load_digits(split: str = "train",           # "train" or "test"
         x = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8)
     return ImageDataset(x, torch.from_numpy(d.target[i.numpy()]), [str(k) for k in range(10)], "digits", i)
 
+# %% ../nbs/01_data.ipynb #bfc73ef3
+_KNOWN_AS = {"posix": "os", "nt": "os", **_compat_pickle.IMPORT_MAPPING}  # module in a pickle -> the name it is known by: os.system is posix.system, Python 2's __builtin__ is builtins
+
+class _Refused(pickle.UnpicklingError):
+    "A pickle names a global that a CIFAR file never needs."
+    def __init__(self, module: str, name: str):
+        shown = f"{_KNOWN_AS.get(module, module)}.{name}"
+        self.what = shown + (f" ({module}.{name} in the file)" if shown != f"{module}.{name}" else "")
+        super().__init__(f"refused global {self.what}")
+
+class _Unfit(pickle.UnpicklingError): "A part of a pickle that no CIFAR file holds, refused by a stand-in."
+
+_PLAIN_KINDS = "biufcSU"  # dtype kinds built: booleans, integers, floats, complex numbers, byte and unicode strings; no objects, records or dates
+
+class _Dtype:
+    "Stands in for `numpy.dtype` while unpickling: a plain dtype from its type code, taking only the byte order from the state."
+    __hash__ = None  # not a dict key, so that no stand-in is left behind in a key
+    def __init__(self, code, align=False, copy=True):
+        c = code.decode("ascii", "replace") if isinstance(code, bytes) else code
+        if not isinstance(c, str): raise _Unfit(f"a dtype made from a {type(code).__name__}, not from a type code")
+        try: d = np.dtype(c)
+        except TypeError: raise _Unfit(f"an unknown dtype {c!r}") from None
+        if d.kind not in _PLAIN_KINDS or d.itemsize == 0:
+            raise _Unfit(f"a dtype {c!r}, while only booleans, numbers and sized strings are loaded (no objects, records or dates)")
+        self.dtype = d
+    def __setstate__(self, state):  # numpy's: (version, byte order, subarray, names, fields, item size, alignment, flags[, metadata])
+        if not (isinstance(state, tuple) and len(state) in (8, 9) and state[2] is None and state[3] is None and state[4] is None):
+            raise _Unfit("a dtype state with sub-arrays or fields")
+        order = state[1].decode("ascii", "replace") if isinstance(state[1], bytes) else state[1]
+        if order not in ("<", ">", "=", "|"): raise _Unfit(f"a dtype with byte order {state[1]!r}")
+        if order in "<>": self.dtype = self.dtype.newbyteorder(order)
+
+class _NDArray:
+    "Stands in for `numpy.ndarray`, the one type `_reconstruct` is asked to make; never made itself."
+    def __new__(cls, *args, **kwargs): raise _Unfit("a call of numpy.ndarray itself, not through _reconstruct")
+
+def _array(raw, dt, shape, fortran) -> np.ndarray:  # a writable array of `shape` from the bytes `raw`, after checking every part
+    if not isinstance(dt, _Dtype): raise _Unfit(f"array data with a dtype of {type(dt).__name__}")
+    if isinstance(raw, pickle.PickleBuffer): raw = raw.raw()
+    if not isinstance(raw, (bytes, bytearray, memoryview)): raise _Unfit(f"array data held as a {type(raw).__name__}, not as bytes")
+    if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
+        raise _Unfit(f"an array shape {shape!r}, not a tuple of non-negative ints")
+    n = math.prod(shape)
+    if len(raw) != n * dt.dtype.itemsize:
+        raise _Unfit(f"{len(raw)} bytes of data for an array of shape {shape} and dtype {dt.dtype}, which takes {n * dt.dtype.itemsize}")
+    return np.frombuffer(raw, dt.dtype, n).reshape(shape, order="F" if fortran else "C").copy(order="K")
+
+class _Array:
+    "Stands in for an array or NumPy scalar while unpickling: made from checked parts, swapped for what it holds once the pickle is read."
+    __hash__ = None
+    def __init__(self, array=None): self.array = array
+    def __setstate__(self, state):  # numpy's: ([version,] shape, dtype, Fortran order, data bytes)
+        if not (isinstance(state, tuple) and len(state) in (4, 5)): raise _Unfit(f"an array state of unknown layout ({type(state).__name__})")
+        shape, dt, fortran, raw = state[-4:]
+        if type(fortran) not in (bool, int): raise _Unfit(f"an array order flag that is a {type(fortran).__name__}, not a bool")
+        self.array = _array(raw, dt, shape, bool(fortran))
+
+def _reconstruct(subtype, shape=(0,), code=b"b"):
+    if subtype is not _NDArray: raise _Unfit(f"_reconstruct asked for a {getattr(subtype, '__name__', type(subtype).__name__)}, not a numpy.ndarray")
+    return _Array()
+
+def _frombuffer(buf, dt, shape, order="C"):  # NumPy's protocol-5 pickles
+    return _Array(_array(buf, dt, shape, order in ("F", b"F")))
+
+def _scalar(dt, raw=b""):  # a NumPy scalar, e.g. np.int64(3)
+    return _Array(_array(raw, dt, (), False)[()])
+
+def _latin1(text, encoding="utf-8"):  # how Python 3 writes bytes at protocol 2: codecs.encode(the bytes as latin-1 text, "latin1")
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise _Unfit(f"codecs.encode to {encoding!r}, while only latin-1 text turned back into bytes is loaded")
+    return text.encode("latin-1")
+
+def _empty_bytes(*args):  # how Python 3 writes b"" at protocol 2: bytes()
+    if args: raise _Unfit("bytes() with arguments, while only the empty bytes() is loaded")
+    return b""
+
+_CIFAR_GLOBALS = {  # (module, name) a CIFAR pickle may name -> the stand-in that builds it from checked parts
+    **{(m, "_reconstruct"): _reconstruct for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(m, "scalar"): _scalar for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(m, "_frombuffer"): _frombuffer for m in ("numpy.core.numeric", "numpy._core.numeric")},
+    ("numpy", "ndarray"): _NDArray, ("numpy", "dtype"): _Dtype,
+    ("_codecs", "encode"): _latin1, ("__builtin__", "bytes"): _empty_bytes, ("builtins", "bytes"): _empty_bytes,
+}
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        try: return _CIFAR_GLOBALS[module, name]
+        except (KeyError, TypeError): raise _Refused(str(module), str(name)) from None
+
+def _plain(o, seen: set):  # `o` with every array stand-in replaced by its array
+    if isinstance(o, _Array):
+        if o.array is None: raise _Unfit("an array without data")
+        return o.array
+    if isinstance(o, _Dtype): return o.dtype
+    if isinstance(o, tuple): return tuple(_plain(v, seen) for v in o)
+    if isinstance(o, (list, dict)) and id(o) not in seen:  # seen: a list may hold itself
+        seen.add(id(o))
+        if isinstance(o, list): o[:] = [_plain(v, seen) for v in o]
+        else:
+            for k, v in o.items(): o[k] = _plain(v, seen)
+    return o
+
+def safe_unpickle(src: str | Path | BinaryIO, # a pickle file, or a binary file object open for reading
+                 ) -> object:                  # dicts, lists, tuples, str, bytes, numbers, None, and NumPy arrays and scalars of numbers or strings
+    "Unpickle a CIFAR file building only dicts, lists, tuples, str, bytes, numbers, None and NumPy arrays and scalars of booleans, numbers or strings (the globals allowed: NumPy's `_reconstruct`, `ndarray`, `dtype`, `scalar`, `_frombuffer`, and `codecs.encode` to latin-1 and `bytes()`); any other global raises `ValueError` before it is called."
+    name = src if isinstance(src, (str, os.PathLike)) else getattr(src, "name", "the pickle")
+    f = open(src, "rb") if isinstance(src, (str, os.PathLike)) else contextlib.nullcontext(src)
+    with f as fh:
+        try: return _plain(_CifarUnpickler(fh, encoding="bytes").load(), set())
+        except _Refused as e:
+            raise ValueError(f"{name} refers to {e.what}, which a CIFAR file never needs; refusing to load it, since unpickling it "
+                             "could run code. A CIFAR file holds only dicts, lists, str, bytes, numbers and NumPy arrays") from None
+        except _Unfit as e:
+            raise ValueError(f"{name} is not a CIFAR file: it holds {e}; refusing to load it. A CIFAR file holds only dicts, lists, "
+                             "str, bytes, numbers and NumPy arrays of numbers or strings") from None
+        except Exception as e:  # a damaged or hand-made stream: whatever broke, it is not a file this loader reads
+            raise ValueError(f"{name} cannot be read as a CIFAR pickle ({type(e).__name__}: {e}); "
+                             "a partial or corrupted download? delete it and fetch it again") from None
+
 # %% ../nbs/01_data.ipynb #9dc74643
 CIFAR10_MD5 = {"data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
                "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
@@ -283,7 +403,7 @@ def _unpickle_checked(path: Path, md5: str | None):
     if found != md5:
         raise ValueError(f"{path} has MD5 {found}, but {md5} was expected; refusing to unpickle it, since a pickle can run code. "
                          "If you made this file yourself, pass its MD5 in checksums=")
-    with open(path, "rb") as f: return pickle.load(f, encoding="bytes")
+    return safe_unpickle(path)  # defence in depth: a file with the right MD5 still cannot run code
 
 def _get(d, key, path):
     if not isinstance(d, dict) or key not in d:

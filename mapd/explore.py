@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import ipywidgets as W
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
@@ -38,6 +39,10 @@ def _fig_png(fig: Figure) -> bytes:
     "PNG bytes of `fig` (made without pyplot, so nothing is left open)."
     buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     return buf.getvalue()
+
+def _color(c: str) -> str: return to_hex(category_color(c))  # '#rrggbb' whatever category_color gives (a name or an RGB tuple): inert in a style attribute
+
+def _name(c: str) -> str: return html.escape(str(c).replace("_", " "))  # a category as the page shows it: underscores as spaces, escaped
 
 def parse_indices(text: str) -> list[int]:
     "Example indices typed as `'12, 40 7'`; raises `ValueError` naming what is not an integer."
@@ -88,7 +93,7 @@ class Explorer:
                              f"{self.config.get('dataset')!r} training split loaded: pass dataset= the split the audit ran on")
         self.classes = list(self.dataset.classes)
         self._cache, self.cache_size, self._tiles = OrderedDict(), cache_size, {}
-        self.n_curves, self.ncols, self.tile = n_curves, ncols, tile
+        self.n_curves, self.ncols, self.tile = int(n_curves), int(ncols), int(tile)  # ints: they go into the page's CSS
         self._shown, self._curves = [], []
         self._build(n_show)
         self.render()
@@ -192,16 +197,16 @@ def _tile(self: Explorer, idx: int) -> str:
 def _grid_html(self: Explorer, top: pd.DataFrame, c: str, t: int, klass: int | None) -> str:
     of = f" of class {html.escape(self.classes[klass])}" if klass is not None else ""
     if not len(top): return f"<i>no training example{of}</i>"
-    caption = (f'<div style="font-size:12px;margin:6px 0">The {len(top)} training examples{of} most probable of <b>{c.replace("_", " ")}</b> '
+    caption = (f'<div style="font-size:12px;margin:6px 0">The {len(top)} training examples{of} most probable of <b>{_name(c)}</b> '
                f'at epoch {t}: index, given label, probability; the border takes the colour of the category each is assigned at epoch {t}.</div>')
     cells = []
-    for r in top.itertuples(index=False):
-        lab = self.classes[r.label]
+    for r, p in zip(top.itertuples(index=False), top[f"p_{c}"].to_numpy()):  # p_<c> apart: itertuples renames columns that are not identifiers
+        lab, i = self.classes[r.label], int(r.index)
         if getattr(r, "is_noisy", False): lab = f"{lab} (true: {self.classes[r.true_label]})"
-        cells.append(f'<div class="mapd-tile" data-index="{r.index}" style="width:{self.tile + 26}px;text-align:center;font-size:10px;line-height:1.2">'
-                     f'<img src="{self._tile(r.index)}" title="{html.escape(r.category)}" style="width:{self.tile}px;height:{self.tile}px;'
-                     f'image-rendering:pixelated;border:3px solid {category_color(r.category)}"><br>'
-                     f'#{r.index}<br>{html.escape(lab)}<br>p={getattr(r, "p_" + c):.2f}</div>')
+        cells.append(f'<div class="mapd-tile" data-index="{i}" style="width:{self.tile + 26}px;text-align:center;font-size:10px;line-height:1.2">'
+                     f'<img src="{self._tile(i)}" title="{html.escape(str(r.category))}" style="width:{self.tile}px;height:{self.tile}px;'
+                     f'image-rendering:pixelated;border:3px solid {_color(r.category)}"><br>'
+                     f'#{i}<br>{html.escape(lab)}<br>p={p:.2f}</div>')
     return (caption + f'<div class="mapd-grid-tiles" style="display:grid;grid-template-columns:repeat({self.ncols},{self.tile + 30}px);gap:4px">'
             + "".join(cells) + "</div>")
 
@@ -212,7 +217,7 @@ def _summary_html(self: Explorer, t: int, klass: int | None) -> str:
          + ([(f"class {self.classes[klass]}, epoch {t}", self.counts(t, klass))] if klass is not None else [])
     th, td = "<th style='padding:2px 8px;text-align:right'>", "<td style='padding:2px 8px;text-align:right'>"
     head = "".join(f"{th}{html.escape(name)}</th>" for name, _ in cols)
-    body = "".join(f'<tr><td style="color:{category_color(c)};font-weight:bold;padding:2px 8px 2px 0">{c.replace("_", " ")}</td>'
+    body = "".join(f'<tr><td style="color:{_color(c)};font-weight:bold;padding:2px 8px 2px 0">{_name(c)}</td>'
                    + "".join(f"{td}{int(s[c]):,}</td>" for _, s in cols) + "</tr>" for c in self.categories)
     if t < E:
         moved = int((self.assignments(t).category.astype(str).to_numpy() != self.assignments(E).category.astype(str).to_numpy()).sum())

@@ -6,10 +6,10 @@ Docs: https://mapd-dev.github.io/mapd/groups.html.md"""
 
 # %% ../nbs/01b_groups.ipynb #f3094a48
 from __future__ import annotations
-import difflib
+import difflib, os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import pandas as pd
@@ -113,8 +113,44 @@ def _find(root: Path, name: str, dirs, layout: str) -> Path:
     if p is None: raise FileNotFoundError(f"{name} not found: looked for {', '.join(map(str, cands))}. Expected layout: {layout}")
     return p
 
-def _load_images(root, files, size, workers, quiet, layout):
-    try: return load_images([root / f for f in files], size, workers=workers, quiet=quiet)
+def _path_problem(name) -> str | None:
+    "Why `name`, an image path read from an annotation file, may lead out of the folder it is relative to; None when it may not."
+    if not isinstance(name, str): return f"is a {type(name).__name__}, not a file path"
+    if not name.strip(): return "is empty"
+    if "\0" in name: return "holds a NUL character"
+    if ".." not in name and ":" not in name and not name.startswith(("/", "\\")): return None  # the usual case, without PurePath's cost
+    p = PurePath(name)
+    if p.anchor: return "is absolute"
+    if ".." in p.parts: return "has a '..' component"
+    return None
+
+def _bad_path(source: Path, where: str, name, why: str, root: Path | None = None) -> ValueError:
+    return ValueError(f"{source} {where}: image path {name!r} {why}; refusing to read it, since the image paths of an annotation file must "
+                      f"be relative and stay inside the data root{f' {root}' if root is not None else ''}. Fix or remove that {where.split()[0]}")
+
+def _check_paths(names, source: Path, where, root: Path | None = None):
+    "Refuse, by their text alone, any of the image paths `names` read from `source` (`where(i)`: 'line 3', 'row 2') that is absolute or climbs with '..'."
+    for i, n in enumerate(names):
+        if isinstance(n, str) and (why := _path_problem(n)): raise _bad_path(source, where(i), n, why, root)
+
+def _inside(root: Path, folder: Path, names, source: Path, where) -> list[Path]:
+    "`folder / name` for the image paths `names` read from `source`, refusing any that is not a relative path or leads, through a link, out of `root`."
+    top = os.path.realpath(root)
+    prefix, dirs, out = os.path.join(top, ""), {}, []
+    for i, n in enumerate(names):
+        why = _path_problem(n)
+        if why is None:
+            head, tail = os.path.split(os.path.join(folder, n))
+            d = dirs.get(head) or dirs.setdefault(head, os.path.realpath(head))  # one realpath per folder: a million images sit in a few thousand
+            real = os.path.join(d, tail)
+            if os.path.islink(real): real = os.path.realpath(real)
+            if real != top and not real.startswith(prefix): why = f"leads through a symbolic link to {real}, outside the data root"
+        if why: raise _bad_path(source, where(i), n, why, Path(top))
+        out.append(folder / n)
+    return out
+
+def _load_images(paths, size, workers, quiet, layout):  # paths: from _inside
+    try: return load_images(paths, size, workers=workers, quiet=quiet)
     except FileNotFoundError as e: raise FileNotFoundError(f"{e}. Expected layout: {layout}") from None
 
 # %% ../nbs/01b_groups.ipynb #f02a29a0
@@ -127,7 +163,10 @@ _CLOTHING1M_LAYOUT = ("root/images/<a>/<bc>/<name>.jpg, and in root/ or root/ann
                       "(lines 'images/0/00/xxx.jpg 5'), noisy_train_key_list.txt, clean_train_key_list.txt, clean_val_key_list.txt, "
                       "clean_test_key_list.txt (one image path per line) and, optionally, category_names_eng.txt")
 
-def _read_lines(path: Path) -> list[str]: return [s for s in (ln.strip() for ln in path.read_text().splitlines()) if s]
+def _read_numbered(path: Path) -> list[tuple[int, str]]:  # (line number, text) of each non-blank line, stripped
+    return [(n, s) for n, s in enumerate((ln.strip() for ln in path.read_text().splitlines()), 1) if s]
+
+def _read_lines(path: Path) -> list[str]: return [s for _, s in _read_numbered(path)]
 
 def read_label_kv(path: str | Path,  # a Clothing1M label file: one 'image_path label' per line
                  ) -> dict[str, int]:
@@ -140,6 +179,7 @@ def read_label_kv(path: str | Path,  # a Clothing1M label file: one 'image_path 
             raise ValueError(f"{path} line {n} should be 'image_path label' (e.g. 'images/0/00/xxx.jpg 5'), but is {line!r}")
         k = int(f[1])
         if not 0 <= k < len(CLOTHING1M_CLASSES): raise ValueError(f"{path} line {n}: label {k} is outside [0, {len(CLOTHING1M_CLASSES)})")
+        if why := _path_problem(f[0]): raise _bad_path(path, f"line {n}", f[0], why)
         out[f[0]] = k
     return out
 
@@ -156,7 +196,10 @@ def load_clothing1m(root: str | Path,              # folder holding images/ and 
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"Clothing1M root {root} is not a folder. Expected layout: {_CLOTHING1M_LAYOUT}")
     def find(name): return _find(root, name, ("", "annotations"), _CLOTHING1M_LAYOUT)  # next to images/ or in annotations/
-    keys = _read_lines(find(CLOTHING1M_SPLITS[split]))
+    key_file = find(CLOTHING1M_SPLITS[split])
+    lines = _read_numbered(key_file)  # (line number, image path)
+    keys = [k for _, k in lines]
+    _check_paths(keys, key_file, lambda i: f"line {lines[i][0]}", root)
     noisy, clean = read_label_kv(find("noisy_label_kv.txt")), read_label_kv(find("clean_label_kv.txt"))
     given = noisy if split == "noisy_train" else clean
     pos = np.arange(len(keys))
@@ -178,7 +221,8 @@ def load_clothing1m(root: str | Path,              # folder holding images/ and 
     verified = y_clean >= 0
     if split == "noisy_train": true, groups = np.where(verified, y_clean, y), np.where(verified, (y_clean != y).astype(np.int64), 2)
     else: true, groups = None, np.zeros(len(keys), np.int64)
-    x = _load_images(root, keys, size, workers, quiet, _CLOTHING1M_LAYOUT)
+    files = _inside(root, root, keys, key_file, lambda j: f"line {lines[pos[j]][0]}")
+    x = _load_images(files, size, workers, quiet, _CLOTHING1M_LAYOUT)
     attrs = pd.DataFrame(dict(path=keys, noisy_label=y_noisy, clean_label=y_clean, verified=verified))
     return GroupedDataset(ImageDataset(x, y, classes, "clothing1m", pos, true), groups, CLOTHING1M_GROUPS, attrs)
 
@@ -210,9 +254,11 @@ def load_waterbirds(root: str | Path,          # the folder holding metadata.csv
     missing = [c for c in ("img_filename", "y", "split", "place") if c not in df.columns]
     if missing: raise ValueError(f"{meta} lacks columns {missing}; it has {list(df.columns)}. Expected: {_WATERBIRDS_LAYOUT}")
     for col, ok in (("y", {0, 1}), ("place", {0, 1}), ("split", {0, 1, 2})): _check_codes(df, col, ok, meta)
+    _check_paths(df.img_filename, meta, lambda i: f"row {i}", root)
     df = df[df.split == WATERBIRDS_SPLITS[split]].iloc[:limit]
     y, place = df.y.to_numpy(np.int64), df.place.to_numpy(np.int64)
-    x = _load_images(meta.parent, df.img_filename, size, workers, quiet, _WATERBIRDS_LAYOUT)
+    files = _inside(root, meta.parent, df.img_filename.tolist(), meta, lambda j: f"row {df.index[j]}")
+    x = _load_images(files, size, workers, quiet, _WATERBIRDS_LAYOUT)
     ds = ImageDataset(x, y, WATERBIRDS_CLASSES, "waterbirds", df.index.to_numpy(np.int64))
     return GroupedDataset(ds, 2 * y + place, WATERBIRDS_GROUPS, df.assign(split=split))
 
@@ -240,6 +286,7 @@ def read_celeba_attributes(path: str | Path,  # list_attr_celeba.csv or the orig
         if not n.isdigit() or int(n) != len(df):
             raise ValueError(f"{path} starts with {n!r}, which should be its number of images ({len(df)} rows follow): truncated?")
     if df.columns[0] != "image_id": df = df.rename(columns={df.columns[0]: "image_id"})
+    _check_paths(df.image_id, path, lambda i: f"row {i}")
     vals = df.iloc[:, 1:]
     bad = ~vals.isin([-1, 0, 1]).to_numpy()
     if bad.any():
@@ -251,6 +298,7 @@ def _read_partition(path: Path) -> pd.DataFrame:
     df = pd.read_csv(path) if path.suffix == ".csv" else pd.read_csv(path, sep=r"\s+", header=None, names=["image_id", "partition"])
     if list(df.columns[:2]) != ["image_id", "partition"]: df = df.rename(columns=dict(zip(df.columns[:2], ["image_id", "partition"])))
     _check_codes(df, "partition", {0, 1, 2}, path)
+    _check_paths(df.image_id, path, lambda i: f"row {i}")
     return df
 
 def load_celeba(root: str | Path,            # the folder holding img_align_celeba/ and the attribute and partition files
@@ -283,7 +331,8 @@ def load_celeba(root: str | Path,            # the folder holding img_align_cele
     imgs = _find(root, "img_align_celeba", ("", "Img"), _CELEBA_LAYOUT)
     if (imgs / "img_align_celeba").is_dir(): imgs = imgs / "img_align_celeba"  # Kaggle's zip nests the folder in itself
     y, s = a[target].to_numpy(np.int64), a[spurious].to_numpy(np.int64)
-    x = _load_images(imgs, ids, size, workers, quiet, _CELEBA_LAYOUT)
+    files = _inside(root, imgs, ids.tolist(), part_path, lambda j: f"row {ids.index[j]}")
+    x = _load_images(files, size, workers, quiet, _CELEBA_LAYOUT)
     ds = ImageDataset(x, y, [f"not {target}", target], "celeba", pos)
     return GroupedDataset(ds, 2 * y + s, [f"{t}/{v}" for t in ds.classes for v in (f"not {spurious}", spurious)], a)
 

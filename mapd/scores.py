@@ -76,8 +76,9 @@ def load_cscores(path: str | Path,       # a .npz file with a `scores` array (an
     except Exception as e: raise ValueError(f"{path} is not a readable .npz file: {e}") from e
     with f:
         if key not in f.files: raise ValueError(f"{path} has no array {key!r}; it holds {f.files}")
-        s = np.asarray(f[key], dtype=np.float32)
-        file_labels = f["labels"] if "labels" in f.files else None
+        try: s, file_labels = np.asarray(f[key], dtype=np.float32), (f["labels"] if "labels" in f.files else None)
+        except ValueError as e:   # object arrays need unpickling, which a score file never does
+            raise ValueError(f"{path} cannot be read as numbers without unpickling ({e}): save plain arrays, e.g. np.savez(path, scores=s.astype(np.float32))") from None
     if s.ndim != 1: raise ValueError(f"{path}: {key} must be 1-d, but has shape {s.shape}")
     if not np.isfinite(s).all(): raise ValueError(f"{path}: {key} holds {int((~np.isfinite(s)).sum())} non-finite values")
     if labels is not None:
