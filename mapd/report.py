@@ -6,42 +6,74 @@ Docs: https://mapd-dev.github.io/mapd/report.html.md"""
 
 # %% ../nbs/11_report.ipynb #4f6e9372
 from __future__ import annotations
-import datetime, json, platform, shutil, subprocess, time
+import datetime, json, platform, re, shutil, subprocess, sys, time
 from pathlib import Path
 
 import yaml
 
 import mapd
-from .core import atomic_write, write_json, progress
+from .core import atomic_write, write_json, progress, folder_lock, remove_temporaries
 
 # %% auto #0
 __all__ = ['ReportError', 'load_plan', 'git_commit', 'run_report', 'render_readme']
 
 # %% ../nbs/11_report.ipynb #341bf8a2
 class ReportError(RuntimeError):
-    "An experiment notebook failed."
+    "An experiment notebook failed, or its report could not be put in place."
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")   # a plain folder name: no '/', no '..', no leading '.' (.staging, .aside, .failed are the report's)
+_RESERVED = {"readme.md", "manifest.json"}                # the report's own files
+
+def _check_name(name, where) -> str:
+    "`name` if it can be a run's folder in the report, else a ValueError naming `where`."
+    if isinstance(name, str) and _NAME.fullmatch(name) and name.lower() not in _RESERVED: return name
+    raise ValueError(f"{where}: run name {name!r} is not allowed: a run name is a plain folder name, up to 100 letters, digits, '_', '.' "
+                     f"or '-' starting with a letter or digit (no '/', not '..', not README.md or manifest.json)"
+                     + ("; quote it if YAML reads it as a number" if isinstance(name, (int, float)) else ""))
+
+def _read_yaml(path: Path):
+    "The YAML in `path` (plain mappings, lists and scalars); a one-line ValueError naming the file and line otherwise."
+    try: return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError: raise ValueError(f"{path} is not UTF-8 text") from None
+    except yaml.YAMLError as e:
+        mark, why = getattr(e, "problem_mark", None), " ".join(str(getattr(e, "problem", None) or e).split())
+        raise ValueError(f"{path}{f', line {mark.line + 1}' if mark else ''}: not a valid plan (plain YAML only): {why}") from None
 
 def load_plan(path: str | Path) -> dict:
     "Read and check a report plan."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"report plan {path} not found (run from the repository root, or pass --plan)")
-    plan = yaml.safe_load(path.read_text()) or {}
+    if not path.is_file(): raise FileNotFoundError(f"report plan {path} not found (run from the repository root, or pass --plan)")
+    plan = _read_yaml(path)
+    if plan is None: plan = {}
+    if not isinstance(plan, dict): raise ValueError(f"{path}: a plan is a mapping with a list `runs`, not a {type(plan).__name__}")
     runs = plan.get("runs")
     if not runs: raise ValueError(f"{path} lists no runs")
-    names = [r.get("name") for r in runs]
+    if not isinstance(runs, list): raise ValueError(f"{path}: `runs` must be a list (- name: ..., notebook: ...), not a {type(runs).__name__}")
     for i, r in enumerate(runs):
+        if not isinstance(r, dict): raise ValueError(f"{path}: run {i} is not a mapping with the fields 'name' and 'notebook'")
         for k in ("name", "notebook"):
             if not r.get(k): raise ValueError(f"{path}: run {i} lacks the field {k!r}")
-        if not (path.parent/r["notebook"]).exists(): raise FileNotFoundError(f"{path}: run {r['name']!r} names {r['notebook']}, which is not in {path.parent}")
-    dup = {n for n in names if names.count(n) > 1}
-    if dup: raise ValueError(f"{path}: run names must be unique, repeated: {sorted(dup)}")
+        _check_name(r["name"], f"{path}: run {i}")
+        if not isinstance(r["notebook"], str): raise ValueError(f"{path}: run {r['name']!r}: notebook must be a file name, not {r['notebook']!r}")
+        if not isinstance(r.get("parameters") or {}, dict): raise ValueError(f"{path}: run {r['name']!r}: parameters must be a mapping")
+        if not (path.parent/r["notebook"]).is_file(): raise FileNotFoundError(f"{path}: run {r['name']!r} names {r['notebook']}, which is not in {path.parent}")
+    names = [r["name"] for r in runs]
+    dup = {n for n in names if [m.lower() for m in names].count(n.lower()) > 1}
+    if dup: raise ValueError(f"{path}: run names must be unique (ignoring case), repeated: {sorted(dup)}")
     for i, r in enumerate(runs):
         for k, v in (r.get("parameters") or {}).items():
             ref = _ref(v)
             if ref is not None and ref not in names[:i]:
                 raise ValueError(f"{path}: run {r['name']!r} parameter {k}={v!r} refers to {ref!r}, which is not an earlier run")
-    for c in plan.get("claims", []):
+    for k in ("claims", "tables"):
+        if not isinstance(plan.get(k) or [], list) or not all(isinstance(c, dict) for c in plan.get(k) or []):
+            raise ValueError(f"{path}: `{k}` must be a list of mappings")
+    for c in plan.get("claims") or []:
         if c.get("run") not in names: raise ValueError(f"{path}: claim {c.get('claim')!r} refers to run {c.get('run')!r}, which the plan does not have")
+        if not isinstance(c.get("key"), str): raise ValueError(f"{path}: claim {c.get('claim')!r} lacks the field 'key'")
+    for t in plan.get("tables") or []:
+        if t.get("run") not in names: raise ValueError(f"{path}: table {t.get('title')!r} refers to run {t.get('run')!r}, which the plan does not have")
+        if not isinstance(t.get("columns"), dict): raise ValueError(f"{path}: table {t.get('title')!r} needs `columns`, a mapping of column name to key")
     return plan
 
 def _ref(v) -> str | None:
@@ -64,6 +96,8 @@ def _html(nb_path: Path):
     with atomic_write(nb_path.with_suffix(".html")) as f: f.write(body)
 
 # %% ../nbs/11_report.ipynb #b1ccee4e
+_JOURNAL = ".swap.json"   # written when every run of a report has succeeded, removed once they are in place with the manifest and README
+
 def run_report(plan_path: str | Path = "nbs/experiments/report.yaml",
                out_dir: str | Path = "outputs",
                *, tiny: bool = False,          # apply the tiny parameters (tests, CI)
@@ -71,17 +105,29 @@ def run_report(plan_path: str | Path = "nbs/experiments/report.yaml",
                html: bool = True,              # write an HTML copy of each executed notebook
                quiet: bool = False) -> dict:
     "Execute the plan's notebooks with papermill into `out_dir`; return each run's results."
-    import papermill as pm
-    plan_path, out = Path(plan_path).resolve(), Path(out_dir).resolve()
+    plan_path = Path(plan_path).resolve()
     plan = load_plan(plan_path)
+    out = _check_out(out_dir, plan_path, plan)
+    if isinstance(only, str): only = [only]
     runs = [r for r in plan["runs"] if only is None or r["name"] in only]
     if only is not None:
         unknown = set(only) - {r["name"] for r in plan["runs"]}
         if unknown: raise ValueError(f"no runs named {sorted(unknown)} in {plan_path}; it has {[r['name'] for r in plan['runs']]}")
-    tiny_params = (yaml.safe_load((plan_path.parent/"tiny.yaml").read_text()) or {}) if tiny else {}
-    staging = out/".staging"
-    shutil.rmtree(staging, ignore_errors=True); staging.mkdir(parents=True)
+    tiny_params = _tiny_params(plan_path) if tiny else {}
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "mapd report"):   # one report at a time; the system drops the lock when the process ends, killed or not
+        _recover(out, plan, quiet)
+        return _execute(plan_path, plan, out, runs, tiny, tiny_params, html, quiet)
+
+def _execute(plan_path, plan, out, runs, tiny, tiny_params, html, quiet) -> dict:
+    "Run `runs` into out/.staging; when all succeeded, swap them into `out` and write the manifest and README."
+    import papermill as pm
     results, timings, commit = {}, {}, git_commit(plan_path.parent)  # the commit the runs start from
+    if not runs:  # nothing runs (--render-only): the manifest still describes the runs that made the results
+        manifest = _read_manifest(out) or _manifest(commit, {})
+        write_json(out/"manifest.json", manifest); _write_readme(out, plan, manifest)
+        return results
+    staging = out/".staging"; staging.mkdir()
     for r in progress(runs, quiet=quiet, desc="report", unit="notebook"):
         nb = plan_path.parent/r["notebook"]
         dest = staging/r["name"]; dest.mkdir()
@@ -93,33 +139,28 @@ def run_report(plan_path: str | Path = "nbs/experiments/report.yaml",
             pm.execute_notebook(str(nb), str(dest/f"{r['name']}.ipynb"), parameters=params, kernel_name="python3",
                                 cwd=str(nb.parent), progress_bar=not quiet, log_output=False)
         except Exception as e:
-            failed = out/".failed"/r["name"]
-            shutil.rmtree(failed, ignore_errors=True); failed.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(dest), str(failed)); shutil.rmtree(staging, ignore_errors=True)
-            msg = getattr(e, "evalue", None) or str(e)
+            failed, msg = _set_aside_failed(out, dest), getattr(e, "evalue", None) or str(e)
             raise ReportError(f"{nb.name} (run {r['name']!r}) failed: {getattr(e, 'ename', type(e).__name__)}: {msg}\n"
                               f"its executed copy is in {failed}; the previous report in {out} is untouched") from e
         timings[r["name"]] = time.perf_counter() - t0
         if html: _html(dest/f"{r['name']}.ipynb")
         rj = dest/"results.json"
-        if not rj.exists(): raise ReportError(f"{nb.name} (run {r['name']!r}) finished without writing results.json")
+        if not rj.exists():
+            raise ReportError(f"{nb.name} (run {r['name']!r}) finished without writing results.json; its executed copy is in "
+                              f"{_set_aside_failed(out, dest)}; the previous report in {out} is untouched")
         results[r["name"]] = json.loads(rj.read_text())
-    for r in runs:  # every run succeeded: swap the new folders in
-        final = out/r["name"]
-        if final.exists(): shutil.rmtree(final)
-        (staging/r["name"]).rename(final)
-    shutil.rmtree(staging, ignore_errors=True)
-    # results of runs not executed this time are read from what is already there
-    all_results = {r["name"]: json.loads((out/r["name"]/"results.json").read_text()) for r in plan["runs"] if (out/r["name"]/"results.json").exists()}
-    manifest = dict(commit=commit, mapd_version=mapd.__version__, python=platform.python_version(),
-                    packages=_versions(), created=datetime.datetime.now().isoformat(timespec="seconds"), tiny=tiny,
-                    runs={n: dict(seconds=round(s, 1), commit=commit) for n, s in timings.items()})
-    old = json.loads((out/"manifest.json").read_text()) if (out/"manifest.json").exists() else {}
-    manifest["runs"] = {**old.get("runs", {}), **manifest["runs"]} if only is not None else manifest["runs"]
-    if not runs and old: manifest = old  # nothing ran (--render-only): the manifest still describes the runs that made the results
-    write_json(out/"manifest.json", manifest)
-    with atomic_write(out/"README.md") as f: f.write(render_readme(plan, all_results, manifest))
+    old = _read_manifest(out)
+    kept = {n: {**e, "tiny": bool(e.get("tiny", old.get("tiny")))} for n, e in (old.get("runs") or {}).items()
+            if isinstance(e, dict) and isinstance(n, str) and _NAME.fullmatch(n) and (out/n).is_dir()}  # runs still in `out`
+    manifest = _manifest(commit, {**kept, **{n: dict(seconds=round(s, 1), commit=commit, tiny=bool(tiny)) for n, s in timings.items()}})
+    write_json(out/_JOURNAL, dict(runs=list(timings), manifest=manifest))  # from here on a later start finishes the swap
+    _finish(out, plan, list(timings), manifest)
     return results
+
+def _manifest(commit: str, runs: dict) -> dict:
+    "The manifest: what made the report, and per run its time, commit and whether it had the tiny parameters (`tiny`: any run had)."
+    return dict(commit=commit, mapd_version=mapd.__version__, python=platform.python_version(), packages=_versions(),
+                created=datetime.datetime.now().isoformat(timespec="seconds"), tiny=any(e.get("tiny") for e in runs.values()), runs=runs)
 
 def _versions() -> dict:
     import importlib.metadata as md
@@ -129,17 +170,125 @@ def _versions() -> dict:
         except md.PackageNotFoundError: pass
     return out
 
+def _tiny_params(plan_path: Path) -> dict:
+    "The tiny parameters beside the plan, per notebook."
+    p = plan_path.parent/"tiny.yaml"
+    if not p.is_file(): raise FileNotFoundError(f"--tiny needs {p}, the tiny parameters per notebook, beside the plan")
+    t = _read_yaml(p) or {}
+    if not isinstance(t, dict) or not all(isinstance(v, dict) for v in t.values()):
+        raise ValueError(f"{p}: tiny parameters are a mapping of notebook file to a mapping of parameters")
+    return t
+
+def _check_out(out_dir, plan_path: Path, plan: dict) -> Path:
+    "`out_dir` resolved, if the report may write there: not the current folder, nor one holding the plan, nor someone else's files."
+    fix = "choose a dedicated folder such as outputs/"
+    if out_dir is None or not str(out_dir).strip(): raise ValueError(f"the report folder (--out) is empty: {fix}")
+    out, cwd = Path(out_dir).resolve(), Path.cwd().resolve()
+    if out == cwd or out in cwd.parents: raise ValueError(f"the report folder {str(out_dir)!r} is {out}, which is or holds the current folder: {fix}")
+    for p in [plan_path] + [plan_path.parent/r["notebook"] for r in plan["runs"]]:
+        p = p.resolve()
+        if out in p.parents: raise ValueError(f"the report folder {out} holds {p}, which the report reads: {fix}")
+    if out.exists() and not out.is_dir(): raise FileExistsError(f"the report folder {out} is a file: {fix}")
+    if out.is_dir() and not _is_report(out):
+        raise FileExistsError(f"{out} holds files that mapd report did not write (it has no report manifest.json): {fix}, or an empty folder")
+    return out
+
+def _read_manifest(out: Path) -> dict:
+    try: m = json.loads((out/"manifest.json").read_text())
+    except (OSError, ValueError): return {}
+    return m if isinstance(m, dict) else {}
+
+def _is_report(out: Path) -> bool:
+    "Whether `out` holds a report (its manifest, or a swap to finish), or nothing but hidden files."
+    m = _read_manifest(out)
+    return (out/_JOURNAL).exists() or ("mapd_version" in m and "runs" in m) or all(p.name.startswith(".") for p in out.iterdir())
+
+def _rmtree(p: Path):
+    if p.is_symlink() or p.is_file(): p.unlink()
+    elif p.exists(): shutil.rmtree(p)
+
+def _set_aside_failed(out: Path, dest: Path) -> Path:
+    "Move a staged run that failed to out/.failed/, drop the rest of the staging; return where it went."
+    failed = out/".failed"/dest.name
+    _rmtree(failed); failed.parent.mkdir(exist_ok=True)
+    dest.rename(failed); _rmtree(out/".staging")
+    return failed
+
+def _swap_in(out: Path, name: str):
+    "Replace out/name by the staged run: the old one is renamed aside first, so that out/name or out/.aside/name is whole at every moment."
+    staged, final, aside = out/".staging"/name, out/name, out/".aside"/name
+    if staged.is_dir():
+        if final.exists() or final.is_symlink():
+            _rmtree(aside)                       # an aside copy beside a final one is stale: the final one came by rename, whole
+            aside.parent.mkdir(exist_ok=True); final.rename(aside)
+        staged.rename(final)
+    _restore_aside(out, name)
+
+def _restore_aside(out: Path, name: str) -> bool:
+    "Put out/.aside/name back if out/name is missing (then True), else delete it: it is only ever deleted once out/name is in place."
+    aside, final = out/".aside"/name, out/name
+    if not (aside.exists() or aside.is_symlink()): return False
+    if final.exists() or final.is_symlink(): _rmtree(aside); return False
+    aside.rename(final); return True
+
+def _finish(out: Path, plan: dict, names: list, manifest: dict):
+    "Swap the staged runs `names` in, write the manifest and README, then drop the journal: safe to repeat from any point."
+    for n in names: _swap_in(out, n)
+    _rmtree(out/".staging")
+    if (out/".aside").is_dir():
+        for p in list((out/".aside").iterdir()): _restore_aside(out, p.name)
+        (out/".aside").rmdir()
+    write_json(out/"manifest.json", manifest)
+    _write_readme(out, plan, manifest)
+    (out/_JOURNAL).unlink()
+
+def _recover(out: Path, plan: dict, quiet: bool):
+    "Finish what an interrupted report left in `out`: a swap it had begun is completed; runs it had not finished go to out/.failed/."
+    say = (lambda msg: None) if quiet else (lambda msg: print(f"mapd report: {msg}", file=sys.stderr))
+    remove_temporaries(out)   # files a killed write left half-written
+    if (out/_JOURNAL).exists():
+        try:
+            j = json.loads((out/_JOURNAL).read_text())
+            names, manifest = [_check_name(n, out/_JOURNAL) for n in j["runs"]], j["manifest"]
+        except (ValueError, KeyError, TypeError) as e: raise ReportError(f"{out/_JOURNAL} is unreadable ({e}): move it away to go on") from None
+        _finish(out, plan, names, manifest)
+        say(f"an earlier report was interrupted while putting its runs in place: finished, {out} now holds its runs {names}")
+    if (out/".aside").is_dir():   # only a swap leaves these, and it wrote the journal first; put back whatever is missing
+        for p in list((out/".aside").iterdir()):
+            if _restore_aside(out, p.name): say(f"put the previous run {p.name!r} back in place in {out}")
+        (out/".aside").rmdir()
+    staging = out/".staging"
+    if staging.is_dir():
+        left = sorted(p.name for p in staging.iterdir())
+        for n in left:
+            _rmtree(out/".failed"/n); (out/".failed").mkdir(exist_ok=True)
+            (staging/n).rename(out/".failed"/n)
+        _rmtree(staging)
+        if left: say(f"an earlier report was interrupted before its runs {left} finished: they are in {out/'.failed'}, the report in {out} is unchanged")
+
+def _write_readme(out: Path, plan: dict, manifest: dict):
+    "Render out/README.md from the plan and the results files in `out`."
+    results = {r["name"]: json.loads((out/r["name"]/"results.json").read_text()) for r in plan["runs"] if (out/r["name"]/"results.json").is_file()}
+    with atomic_write(out/"README.md") as f: f.write(render_readme(plan, results, manifest))
+
 # %% ../nbs/11_report.ipynb #fe414c68
 def _lookup(d: dict, key: str):
     for part in key.split("."): d = d[part] if isinstance(d, dict) and part in d else None
     return d
 
+def _tiny_runs(plan: dict, results: dict, manifest: dict) -> list:
+    "The runs shown (those with results) that had the tiny parameters; a manifest without per-run `tiny` says it for all of them."
+    runs = manifest.get("runs") or {}
+    return [r["name"] for r in plan["runs"] if r["name"] in results and (runs.get(r["name"]) or {}).get("tiny", bool(manifest.get("tiny")))]
+
 def render_readme(plan: dict, results: dict, manifest: dict) -> str:
     "The Markdown of `outputs/README.md`."
+    tiny = _tiny_runs(plan, results, manifest)
+    warn = "" if not tiny else " **Tiny parameters (a test run): the numbers mean nothing.**" + (
+        f" Runs made with them: {', '.join(tiny)}." if len(tiny) < len([r for r in plan["runs"] if r["name"] in results]) else "")
     L = ["# The mapd report", "",
          f"Made by `mapd report` at commit `{manifest['commit']}` with mapd {manifest['mapd_version']}, "
-         + ", ".join(f"{k} {v}" for k, v in manifest["packages"].items()) + f", Python {manifest['python']}, on {manifest['created']}."
-         + (" **Tiny parameters (a test run): the numbers mean nothing.**" if manifest.get("tiny") else ""), "",
+         + ", ".join(f"{k} {v}" for k, v in manifest["packages"].items()) + f", Python {manifest['python']}, on {manifest['created']}." + warn, "",
          plan.get("intro", "").strip(), ""]
     if plan.get("claims"):
         L += ["## The paper's claims, as measured here", "", "| claim | paper | this report | run |", "|---|---|---|---|"]
@@ -160,10 +309,10 @@ def render_readme(plan: dict, results: dict, manifest: dict) -> str:
             cells = [fmt.get(n, "{}").format(c[k]) if isinstance(c, dict) and c.get(k) is not None else "" for n, c in cols.items()]
             L.append("| " + " | ".join([str(k)] + cells) + " |")
         L.append("")
-    L += ["## Runs", "", "| run | notebook | parameters | seconds | commit |", "|---|---|---|---|---|"]
+    L += ["## Runs", "", "| run | notebook | parameters | seconds | commit | tiny |", "|---|---|---|---|---|---|"]
     for r in plan["runs"]:
-        secs = manifest.get("runs", {}).get(r["name"], {}).get("seconds", "")
+        m = (manifest.get("runs") or {}).get(r["name"]) or {}
         L.append(f"| [{r['name']}]({r['name']}/{r['name']}.ipynb) ([html]({r['name']}/{r['name']}.html)) | {r['notebook']} | "
-                 f"`{json.dumps(r.get('parameters') or {})}` | {secs} | {manifest.get('runs', {}).get(r['name'], {}).get('commit', '')[:12]} |")
+                 f"`{json.dumps(r.get('parameters') or {})}` | {m.get('seconds', '')} | {m.get('commit', '')[:12]} | {'**yes**' if r['name'] in tiny else ''} |")
     if plan.get("notes"): L += ["", "## Notes", "", plan["notes"].strip()]
     return "\n".join(L) + "\n"
