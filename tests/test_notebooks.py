@@ -56,6 +56,9 @@ def test_every_run_writes_notebook_html_figures_and_results(repo, tiny_report):
     # prioritized training: a curve per method and seed, the speed-up of uniform against itself is 1
     pr = pd.read_csv(out/"prioritized"/"speedup.csv").set_index("method")
     assert pr.speedup["uniform"] == 1.0 and len(pr) == 7
+    prm = results["prioritized"]["parameters"]
+    assert prm["seed"] == 0 and prm["seeds"] == [0, 1], prm   # the loop over seeds does not overwrite the seed parameter
+    assert sorted(pd.read_csv(out/"prioritized"/"curves.csv").seed.unique()) == [0, 1]
     assert (out/"prioritized"/"fig8_prioritized.png").stat().st_size > 5000
     # minority groups: MAP-D and every swept JTT epoch scored; upweighting rows for ERM, JTT, MAP-D and the oracle
     det = pd.read_csv(out/"minority"/"detection.csv")
