@@ -17,13 +17,24 @@ import mapd
 from .core import atomic_write, write_json
 
 # %% auto #0
-__all__ = ['QUANTITIES', 'ROW_COLUMNS', 'TrajectoryStore']
+__all__ = ['QUANTITIES', 'ROW_COLUMNS', 'as_stored', 'TrajectoryStore']
 
 # %% ../nbs/03_store.ipynb #a0edd126
-QUANTITIES = {"loss": "float32",    # cross-entropy with the label the row was trained with
-              "margin": "float32",  # that label's logit minus the largest other logit (Pleiss et al.'s margin)
+QUANTITIES = {"loss": "float16",    # cross-entropy with the label the row was trained with
+              "margin": "float16",  # that label's logit minus the largest other logit (Pleiss et al.'s margin)
               "correct": "uint8"}   # 1 when the argmax is that label
 ROW_COLUMNS = ("role", "category", "split", "index", "label")
+
+def as_stored(values,  # (R,) numbers as computed (any real dtype)
+              dtype,   # the dtype they are kept as
+              out=None) -> np.ndarray:  # write into this array instead of a new one
+    "`values` as a store of `dtype` keeps them: floats clipped to the dtype's finite range (NaN stays NaN), then cast."
+    dtype, v = np.dtype(dtype), np.asarray(values)
+    if dtype.kind != "f":
+        if out is None: return v.astype(dtype)
+        out[...] = v; return out
+    fi = np.finfo(dtype)
+    return np.clip(v, fi.min, fi.max, out=out if out is not None else np.empty(v.shape, dtype), casting="unsafe")
 
 class TrajectoryStore:
     "Per-row, per-epoch trajectories on disk, memory-mapped; `store['loss']` is an `(R, E)` view."
@@ -98,7 +109,7 @@ def write_epoch(self: TrajectoryStore, epoch: int,  # 0-based epoch to write
         v = np.asarray(v)
         if v.shape != (self.n_rows,): raise ValueError(f"{q} for epoch {epoch} must have shape ({self.n_rows},), got {v.shape}")
         if q not in self._arrays: raise KeyError(f"no quantity {q!r} in {self.path}; it holds {self.quantities}")
-        self._arrays[q][epoch] = v
+        as_stored(v, self._arrays[q].dtype, out=self._arrays[q][epoch])   # clipped to the store's dtype, written in place
     for a in self._arrays.values(): a.flush()
     if complete: self.mark_complete(epoch + 1)
 
@@ -113,12 +124,18 @@ def mark_complete(self: TrajectoryStore, n: int):  # number of complete epochs
 def trajectories(self: TrajectoryStore, q: str = "loss",  # quantity to read
                   rows=None,                                # row positions (array or boolean mask); all rows when None
                   epochs: int | None = None) -> np.ndarray: # cut at this many epochs; all complete epochs when None
-    "`(R', t)` array of quantity `q` over the first `t` complete epochs."
+    "`(R', t)` array of quantity `q` over the first `t` complete epochs; float16 comes back as float32."
     t = self.completed if epochs is None else int(epochs)
     if t > self.completed: raise ValueError(f"asked for {t} epochs but only {self.completed} of {self.n_epochs} are complete in {self.path}")
     if t < 1: raise ValueError(f"no complete epoch to read in {self.path}" if epochs is None else f"epochs must be at least 1, got {epochs}")
     a = self._arrays[q][:t] if q in self._arrays else self[q]
-    return np.ascontiguousarray(a.T if rows is None else a[:, np.asarray(rows)].T)
+    dt = np.float32 if a.dtype == np.float16 else a.dtype
+    if rows is not None:
+        r = np.asarray(rows)
+        if r.dtype == bool and r.shape == (self.n_rows,): r = np.flatnonzero(r)   # a mask of another length fails below, as numpy says
+        run = r.dtype.kind in "iu" and r.ndim == 1 and len(r) and 0 <= r[0] and r[-1] < self.n_rows and (np.diff(r) == 1).all()
+        a = a[:, r[0]:r[-1] + 1] if run else a[:, r]   # consecutive rows (the training rows, a category's probes): a view, no gathered copy
+    return np.ascontiguousarray(a.T, dtype=dt)   # one copy: transposed and widened together
 
 @patch
 def select(self: TrajectoryStore, role: str | None = None, category: str | None = None, split: str | None = None) -> np.ndarray:

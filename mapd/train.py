@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import resolve_device, progress, check_labels, check_fields, atomic_write
-from .store import TrajectoryStore, QUANTITIES
+from .store import TrajectoryStore, QUANTITIES, as_stored
 
 # %% auto #0
 __all__ = ['PRESETS', 'TrainConfig', 'lr_at', 'start_epoch', 'Normalize', 'draw_augmentation', 'augment', 'per_example_stats',
@@ -131,7 +131,7 @@ class Recorder:
         self.keep_probs = set(int(e) for e in keep_probs)
         if self.keep_probs and not self.keep_logits:
             raise ValueError(f"keep_probs needs the (R, K) logit buffer, but {n_rows} x {n_classes} float32 exceeds max_logit_bytes={max_logit_bytes}")
-        self.epochs = {q: [] for q in QUANTITIES}  # host copies, when there is no store
+        self.epochs = {q: [] for q in QUANTITIES}  # host copies, when there is no store: kept as a store keeps them (QUANTITIES)
         self.probs = {}  # epochs done -> (R, K) float16 probabilities, when there is no store
         self._reset()
 
@@ -177,12 +177,12 @@ class Recorder:
                 if self.store is not None: self.store.write_probs(epoch + 1, P)
                 else: self.probs[epoch + 1] = P
         else: stats = self._stats
-        cols = {q: v.cpu().numpy().astype(QUANTITIES[q]) if q != "correct" else np.nan_to_num(v.cpu().numpy()).astype(np.uint8)
-                for q, v in stats.items()}  # host-device sync, once per epoch
+        cols = {q: v.float().cpu().numpy() if q != "correct" else np.nan_to_num(v.cpu().numpy()).astype(np.uint8)
+                for q, v in stats.items()}  # host-device sync, once per epoch; float32 here, the store casts to its own dtypes
         if self.store is not None:
             self.store.write_epoch(epoch, complete=complete, **cols)
         else:
-            for q, v in cols.items(): self.epochs[q].append(v)
+            for q, v in cols.items(): self.epochs[q].append(as_stored(v, QUANTITIES[q]))   # the numbers a store would hold
         self._reset()
         return cols
 
@@ -190,7 +190,8 @@ class Recorder:
         "`(R, E)` array of quantity `q` over the recorded epochs."
         if self.store is not None: return self.store.trajectories(q)
         if not self.epochs[q]: raise ValueError("no epoch recorded yet: call end_epoch after each epoch")
-        return np.stack(self.epochs[q], 1)
+        a = np.stack(self.epochs[q], 1)
+        return a.astype(np.float32) if a.dtype == np.float16 else a   # float32 out, as from a store
 
 # %% ../nbs/04_train.ipynb #ee2b7f88
 def _as_xy(data):

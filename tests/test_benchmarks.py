@@ -1,4 +1,4 @@
-"The GPU benchmarks run end to end at a tiny size on the CPU (behaviour, not time), and environment.yml has the shape conda needs."
+"The GPU benchmarks and the store benchmark run end to end at a tiny size on the CPU (behaviour, not time), and environment.yml has the shape conda needs."
 import json, math, os, subprocess, sys
 
 import pytest
@@ -34,6 +34,30 @@ def test_gpu_knn_bench_smoke(tmp_path):
     res = json.loads(out.read_text())
     assert sum(res["equality"]["differ_not_tie"].values()) == 0 and res["checks"]["equal_to_sklearn"]
     assert res["queries"] == 5000 and res["speedup_vs_sklearn"] > 0
+
+
+def test_store_bench_smoke(tmp_path):
+    out = tmp_path/"store.json"
+    r = _run("bench_store.py", "--rows", "3000", "--probes-per-category", "40", "--epochs", "6", "--write-epochs", "4", "--slice", "500",
+             "--chunk", "700", "--repeats", "1", "--dir", str(tmp_path), "--json", str(out),
+             "--knn-check", "digits", "--knn-epochs", "3", "--knn-k", "10")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for line in ("bytes per example-epoch", "write one epoch", "500 random training rows", "RSS growth", "4 of the 6 epochs written",
+                 "k-NN on real trajectories, float16 against float32: digits"): assert line in r.stdout
+    res = json.loads(out.read_text())
+    s16, s32 = res["store"]["stores"]["float16"], res["store"]["stores"]["float32"]
+    assert (s16["bytes_per_example_epoch"], s32["bytes_per_example_epoch"]) == (5, 9)
+    assert 2 * s16["file_bytes"]["loss"] == s32["file_bytes"]["loss"] == (3000 + 6 * 40) * 6 * 4
+    times = [s["write_s_per_epoch"] for s in (s16, s32)] + [v["s"] for s in (s16, s32) for d in s["reads"].values() for v in d.values()]
+    assert all(math.isfinite(t) and t >= 0 for t in times) and len(times) == 2 + 2 * 4 * 2
+    assert not list(tmp_path.glob("bench_store_*")), "the stores are removed after"
+    for q in res["knn"]["quantities"].values():
+        assert q["agree"] >= 0.99 and q["neighbour_changed"] == q["neighbour_changed_near_tie"]
+
+
+def test_store_bench_refuses_what_the_disk_cannot_hold(tmp_path):
+    r = _run("bench_store.py", "--rows", "10000000000", "--dir", str(tmp_path))
+    assert r.returncode != 0 and "lower --rows or --epochs" in r.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no CUDA device")
