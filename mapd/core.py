@@ -153,10 +153,15 @@ def check_trajectories(x, name: str = "trajectories") -> torch.Tensor:
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
     if t.ndim != 2: raise ValueError(f"{name} must be 2-d (examples, epochs), but has shape {tuple(t.shape)}")
     if t.shape[1] == 0: raise ValueError(f"{name} has no epochs (shape {tuple(t.shape)})")
-    bad = ~torch.isfinite(t)
-    if bad.any():
-        r, c = (int(v) for v in bad.nonzero()[0])
-        raise ValueError(f"{name} holds {int(bad.sum())} non-finite values (NaN or inf), first at row {r}, epoch {c}: "
+    if torch.isfinite(t.sum()): return t  # one pass, no copy: a sum is finite only if every value is (else, or if it overflowed, look closer)
+    n_bad, first, rows = 0, None, max(1, 2**20 // t.shape[1])
+    for i in range(0, len(t), rows):      # in blocks of rows, so that no mask of the whole array is made
+        bad = ~torch.isfinite(t[i:i + rows])
+        if bad.any():
+            n_bad += int(bad.sum())
+            if first is None: r, c = (int(v) for v in bad.nonzero()[0]); first = (i + r, c)
+    if n_bad:
+        raise ValueError(f"{name} holds {n_bad} non-finite values (NaN or inf), first at row {first[0]}, epoch {first[1]}: "
                          "a diverged run? lower the learning rate or check the inputs")
     return t
 

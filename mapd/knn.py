@@ -6,7 +6,8 @@ Docs: https://mapd-dev.github.io/mapd/knn.html.md"""
 
 # %% ../nbs/07_knn.ipynb #ee5df114
 from __future__ import annotations
-import importlib.util
+import importlib.util, math, threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -22,10 +23,79 @@ def cuml_available() -> bool:
     return importlib.util.find_spec("cuml") is not None and torch.cuda.is_available()
 
 def _nearest(x: torch.Tensor, G: torch.Tensor, g2: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    "Squared distances and indices of the `k` rows of `G` nearest each row of `x`, nearest first (`g2`: squared norms of G)."
+    "Squared distances and indices of the `k` rows of `G` nearest each row of `x`, nearest first (`g2`: squared norms of G); the GPU's path."
     d2 = torch.addmm(g2[None], x, G.T, alpha=-2)  # |g|^2 - 2 x.g in one fused product; |x|^2 does not change the ranking
     d, j = d2.topk(k, dim=1, largest=False)       # sorted, nearest first
     return (d + (x * x).sum(1, keepdim=True)).clamp_min_(0), j  # ... so it is added to the k winners only
+
+def _levels(M: int, k: int) -> tuple[int, ...]:
+    "Group sizes of the CPU's candidate filter over `M` probes, the fewest values left for `topk` to scan; () where one `topk` over all `M` is as cheap."
+    best, cost = (), M / 2  # the filter's own passes (minima, gathers) cost about as much again as what it saves
+    for s1 in range(2, 9):
+        for s2 in range(1, 9):
+            top = -(-M // (s1 * s2))
+            c = top + k * s1 + (k * s2 if s2 > 1 else 0)
+            if top >= k and c < cost: best, cost = ((s1, s2) if s2 > 1 else (s1,)), c
+    return best
+
+class _CPUSearch:
+    "The probes laid out for the k-NN on the CPU: `[x, |x|², 1] @ W` is the squared distance to each probe, padded with infinitely far probes to a whole number of groups."
+    def __init__(self, G: torch.Tensor, k: int, levels: tuple[int, ...] | None = None):
+        G = G.float().cpu()
+        (M, E), self.k, self.M = G.shape, k, len(G)
+        self.levels = _levels(M, k) if levels is None else tuple(levels)
+        w = [-(-M // math.prod(self.levels))]                 # groups at the top level ...
+        for s in reversed(self.levels): w.insert(0, w[0] * s)  # ... and at each level below, down to the padded probes
+        self.widths, self.Mp = w, w[0]
+        self.offsets = [w[l + 1] * torch.arange(s) for l, s in enumerate(self.levels)]  # the members of group g of level l+1: g + offsets[l]
+        self.W = torch.zeros(E + 2, self.Mp)
+        self.W[:E, :M], self.W[E, :M], self.W[E + 1, :M], self.W[E + 1, M:] = -2 * G.T, 1, (G * G).sum(1), math.inf
+
+    def buffers(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        "Room for `n` queries: `[x, |x|², 1]` and their distances."
+        return torch.ones(n, self.W.shape[0]), torch.empty(n, self.Mp)
+
+    def __call__(self, x: torch.Tensor, buffers=None, sorted: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        "Squared distances and indices of the `k` probes nearest each row of `x` (nearest first when `sorted`); `buffers`: from `buffers(len(x))`."
+        k, (n, E) = self.k, x.shape
+        a, d = buffers or self.buffers(n)
+        a[:, :E] = x; torch.sum(a[:, :E] ** 2, 1, out=a[:, E])
+        d = torch.mm(a, self.W, out=d).view(torch.int32)  # |x|² - 2 x·g + |g|² in one product, ranked by its bits: the same order for
+        if not self.levels:                                # distances >= 0, and topk on int32 is faster (rounding may leave a distance
+            v, j = d.topk(k, 1, largest=False, sorted=sorted)  # of ~0 just below 0: those rank first, among themselves in reverse)
+            return v.view(torch.float32), j
+        mins = [d]                                    # minimum of each group: group g of a level holds g, g + w, g + 2w, ... of the level below
+        for s, w in zip(self.levels, self.widths[1:]): mins.append(torch.amin(mins[-1].view(n, s, w), 1))
+        j = mins[-1].topk(k, 1, largest=False, sorted=False)[1]  # the k groups with the smallest minima hold the k nearest probes
+        for l in range(len(self.levels) - 1, -1, -1):  # ... so only their members go down to the next level
+            cand = (j[:, :, None] + self.offsets[l]).view(n, -1)
+            v, p = mins[l].gather(1, cand).topk(k, 1, largest=False, sorted=sorted and l == 0)
+            j = cand.gather(1, p)
+        return v.view(torch.float32), j.clamp_(max=self.M - 1)  # a padding probe is never among the k nearest of finite rows
+
+def _in_chunks(n: int, chunk: int, work, threads: int, quiet: bool = True):
+    "Call `work(start, stop, buffers)` on chunks of `n` rows from `threads` threads, each taking the next chunk when done (torch's own threads set to 1 meanwhile)."
+    starts, lock, stop = iter(range(0, n, chunk)), threading.Lock(), []
+    bar = progress(total=-(-n // chunk), quiet=quiet, desc="k-NN", unit="chunk")
+    def loop():
+        buffers = {}
+        while not stop:
+            with lock: i = next(starts, None)
+            if i is None: return
+            try:
+                with torch.no_grad(): work(i, min(i + chunk, n), buffers)  # grad mode is per thread
+            except BaseException: stop.append(True); raise
+            with lock: bar.update(1)
+    threads = max(1, min(threads, -(-n // chunk)))
+    try:
+        if threads == 1: return loop()
+        before = torch.get_num_threads(); torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(threads) as pool:
+                for f in [pool.submit(loop) for _ in range(threads)]: f.result()
+        except BaseException: stop.append(True); raise
+        finally: torch.set_num_threads(before)
+    finally: bar.close()
 
 @torch.no_grad()
 def knn_fractions(x: torch.Tensor,      # (N, E) queries
@@ -34,7 +104,8 @@ def knn_fractions(x: torch.Tensor,      # (N, E) queries
                   k: int, n_classes: int) -> torch.Tensor:
     "`(N, n_classes)` fraction of each query's k nearest references in each category, left on the device: the online k-NN of a training step."
     if len(G) < k: raise ValueError(f"k={k} neighbours asked for, but only {len(G)} references were given")
-    _, j = _nearest(x.float(), G.float(), (G.float() ** 2).sum(1), k)
+    if x.device.type == "cpu": _, j = _CPUSearch(G, k)(x.float(), sorted=False)
+    else: _, j = _nearest(x.float(), G.float(), (G.float() ** 2).sum(1), k)
     return torch.zeros(len(x), n_classes, device=x.device).scatter_add_(1, codes[j], torch.ones(j.shape, device=x.device)) / k
 
 class MAPD:
@@ -42,7 +113,7 @@ class MAPD:
     def __init__(self, k: int = 20,                # neighbours (the paper fixes k=20)
                  *, backend: str = "auto",         # "torch", "cuml", or "auto" (cuML when installed with a GPU, else torch)
                  device="auto",                    # torch backend's device
-                 max_block: int = 2**25,           # largest distance block, in elements, computed at once
+                 max_block: int = 2**25,           # largest distance block, in elements, computed at once (on the CPU: by each thread)
                  quiet: bool = True):              # progress bar over query chunks
         self.k, self.backend, self.device, self.max_block, self.quiet = k, backend, device, max_block, quiet
 
@@ -67,7 +138,7 @@ class MAPD:
         if small:
             raise ValueError(f"each probe category needs at least k={self.k} examples, but these have fewer: {small}")
         self.n_epochs_, self.backend_ = X.shape[1], self._backend()
-        self._X, self._y = X, torch.as_tensor(codes)
+        self._X, self._y, self._cpu = X, torch.as_tensor(codes), None
         if self.backend_ == "cuml":
             from cuml.neighbors import KNeighborsClassifier as cuKNN
             self._cu = cuKNN(n_neighbors=self.k, output_type="numpy").fit(X.numpy(), codes.astype(np.int32))
@@ -82,26 +153,39 @@ class MAPD:
         return X
 
     @torch.no_grad()
+    def _search(self, X: torch.Tensor, proba: bool):
+        "Vote fractions `(N, C)` when `proba`, else distances and probe indices `(N, k)`, nearest first; on the host."
+        dev, k, N, C = resolve_device(self.device), self.k, len(X), len(self.classes_)
+        if proba: P = torch.zeros(N, C)
+        else: D, J = torch.empty(N, k), torch.empty(N, k, dtype=torch.long)
+        if dev.type == "cpu":
+            if self._cpu is None: self._cpu = _CPUSearch(self._X, k)
+            s = self._cpu
+            chunk = max(1, min(4096, 2**20 // s.Mp, self.max_block // s.Mp))  # a block of about 4 MiB per thread stays in the cache
+            def work(i, e, buf):
+                if not buf: buf["a"], buf["d"] = s.buffers(chunk); buf["ones"] = torch.ones(chunk, k)
+                v, j = s(X[i:e], (buf["a"][:e - i], buf["d"][:e - i]), sorted=not proba)
+                if proba: P[i:e].scatter_add_(1, self._y[j], buf["ones"][:e - i])
+                else: D[i:e], J[i:e] = v.clamp_min_(0).sqrt_(), j
+            _in_chunks(N, chunk, work, torch.get_num_threads(), self.quiet)
+        else:
+            G = self._X.to(dev); g2 = (G * G).sum(1); y = self._y.to(dev)
+            chunk = max(1, min(8192, self.max_block // len(G)))
+            for i in progress(range(0, N, chunk), quiet=self.quiet, desc="k-NN", unit="chunk"):
+                d, j = _nearest(X[i:i + chunk].to(dev), G, g2, k)
+                if proba: P[i:i + len(j)] = torch.zeros(len(j), C, device=dev).scatter_add_(1, y[j], torch.ones(j.shape, device=dev)).cpu()
+                else: D[i:i + len(j)], J[i:i + len(j)] = d.sqrt_().cpu(), j.cpu()
+        return P.div_(k).numpy() if proba else (D.numpy(), J.numpy())
+
     def kneighbors(self, X) -> tuple[np.ndarray, np.ndarray]:
         "Distances `(N, k)` and probe indices `(N, k)` of each row's k nearest probes, nearest first."
-        X = self._check(X)
-        dev = resolve_device(self.device)
-        G = self._X.to(dev); g2 = (G * G).sum(1)
-        chunk = max(1, min(8192, self.max_block // len(G)))  # blocks of a few thousand rows stay in cache
-        dists, idxs = [], []
-        for i in progress(range(0, len(X), chunk), quiet=self.quiet, desc="k-NN", unit="chunk"):
-            d, j = _nearest(X[i:i + chunk].to(dev), G, g2, self.k)
-            dists.append(d.sqrt_().cpu()); idxs.append(j.cpu())
-        return torch.cat(dists).numpy(), torch.cat(idxs).numpy()
+        return self._search(self._check(X), proba=False)
 
     def predict_proba(self, X) -> np.ndarray:
         "`(N, C)` fraction of each row's k nearest probes in each category (columns in `classes_` order)."
         X = self._check(X)
         if self.backend_ == "cuml": return np.asarray(self._cu.predict_proba(X.numpy()), dtype=np.float32)
-        _, j = self.kneighbors(X)
-        votes = self._y[torch.as_tensor(j)]                              # (N, k) category codes of the neighbours
-        counts = torch.zeros(len(j), len(self.classes_)).scatter_add_(1, votes, torch.ones(votes.shape))
-        return (counts / self.k).numpy()
+        return self._search(X, proba=True)
 
     def predict(self, X) -> np.ndarray:
         "The most probable category of each row (equation 7); ties go to the first in `classes_`, as in scikit-learn."

@@ -1,4 +1,4 @@
-"The GPU benchmarks and the store benchmark run end to end at a tiny size on the CPU (behaviour, not time), and environment.yml has the shape conda needs."
+"The benchmarks (GPU, store, k-NN) run end to end at a tiny size on the CPU (behaviour, not time), and environment.yml has the shape conda needs."
 import json, math, os, subprocess, sys
 
 import pytest
@@ -58,6 +58,18 @@ def test_store_bench_smoke(tmp_path):
 def test_store_bench_refuses_what_the_disk_cannot_hold(tmp_path):
     r = _run("bench_store.py", "--rows", "10000000000", "--dir", str(tmp_path))
     assert r.returncode != 0 and "lower --rows or --epochs" in r.stderr
+
+
+def test_knn_bench_smoke(tmp_path):
+    "bench_knn.py (MAPD against scikit-learn on the CPU) at a tiny size, a slice and the whole set: the ratio is printed and written."
+    out = tmp_path/"knn.json"
+    r = _run("bench_knn.py", "--size", "tiny", "--repeats", "1", "--slice", "500", "--full", "--json", str(out))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for line in ("scikit-learn / mapd (above 1: mapd faster):", "whole set, once each:", "rows whose probabilities differ from scikit-learn's"):
+        assert line in r.stdout
+    res = json.loads(out.read_text())
+    assert res["queries"] == 2000 and res["slice"] == 500 and res["differ_not_tie"] == 0
+    assert res["ratio_sklearn_over_mapd"]["best"] > 0 and res["full"]["ratio"] > 0 and res["full"]["rss_mib_peak"] > 0
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no CUDA device")
