@@ -35,7 +35,6 @@ def _parse_as(kind: str, optional: bool):
         try: return conv(s)
         except ValueError: raise argparse.ArgumentTypeError(f"expected {'an integer' if kind == 'int' else 'a number' if kind == 'float' else kind}"
                                                             f"{' or none' if optional else ''}, got {s!r}") from None
-    parse.__name__ = kind   # argparse names the type in its messages
     return parse
 
 def _add_config_flags(p: argparse.ArgumentParser):

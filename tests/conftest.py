@@ -27,3 +27,18 @@ def mapd_cmd() -> list[str]:
     "The installed `mapd` command of the venv (or the one on PATH)."
     exe = VENV_BIN/"mapd"
     return [str(exe)] if exe.exists() else ["mapd"]
+
+
+def completed_epochs(out) -> int:
+    "Complete epochs of the audit being written into `out` (0 before its store exists or while meta.json is being replaced)."
+    import json
+    try: return json.loads((Path(out)/"trajectories"/"meta.json").read_text())["completed_epochs"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError): return 0
+
+
+def wait_for_epochs(p, out, n: int, timeout: float = 240) -> int:
+    "Poll until process `p`'s audit in `out` has `n` complete epochs (or `p` ended, or `timeout` passed); the epochs complete then."
+    import time
+    deadline = time.time() + timeout
+    while completed_epochs(out) < n and p.poll() is None and time.time() < deadline: time.sleep(0.01)
+    return completed_epochs(out)

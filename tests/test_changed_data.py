@@ -1,10 +1,10 @@
 "A resume continues only on the data it began with: data replaced in place (same folder, same size) is refused, naming what changed."
-import json, os, shutil, signal, subprocess, time
+import os, shutil, signal, subprocess
 
 import numpy as np
 import pytest
 
-from conftest import mapd_cmd
+from conftest import completed_epochs, mapd_cmd, wait_for_epochs
 from mapd.data import load_digits
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -24,13 +24,9 @@ def _npz(fn, *, labels_shift=0, flip_pixel=False, test=True):
 
 def _kill_after_first_epoch(cmd, out):
     p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    meta, deadline = out/"trajectories"/"meta.json", time.time() + 120
-    def done():
-        try: return json.loads(meta.read_text())["completed_epochs"]
-        except (FileNotFoundError, json.JSONDecodeError, KeyError): return 0
-    while done() < 1 and p.poll() is None and time.time() < deadline: time.sleep(0.01)
+    wait_for_epochs(p, out, 1)
     p.send_signal(signal.SIGKILL); p.wait()
-    assert 1 <= done() < 40
+    assert 1 <= completed_epochs(out) < 40
 
 
 @pytest.mark.parametrize("change,what", [(dict(labels_shift=3), "train labels"), (dict(flip_pixel=True), "train images"),

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import mapd_cmd
+from conftest import mapd_cmd, wait_for_epochs
 
 ARGS = ["audit", "--dataset", "digits", "--model", "mlp", "--epochs", "4", "--batch-size", "32", "--scores", "speed", "--score-epochs", "1",
         "--n-fit", "40", "--n-heldout", "40", "--k", "10", "--corrupt-std", "paper", "--device", "cpu", "--quiet"]
@@ -79,11 +79,7 @@ def test_recorded_epochs_of_other_settings_refused(tmp_path):
     "A run stopped after recording epochs is work worth keeping: another configuration is refused rather than erasing it."
     out = tmp_path/"audit"
     p = subprocess.Popen(mapd_cmd() + ARGS + ["--epochs", "60", "--out", str(out)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    meta, deadline = out/"trajectories"/"meta.json", time.time() + 120
-    def done():
-        try: return json.loads(meta.read_text())["completed_epochs"]
-        except (FileNotFoundError, json.JSONDecodeError, KeyError): return 0
-    while done() < 1 and p.poll() is None and time.time() < deadline: time.sleep(0.01)
+    wait_for_epochs(p, out, 1)
     p.send_signal(signal.SIGKILL); p.wait()
     p = _audit(out)
     assert p.returncode == 2 and "another configuration" in p.stderr, p.stderr

@@ -1,9 +1,9 @@
 "One writer per output folder: a second audit on the same folder is refused while the first runs; a dead holder never blocks."
-import json, os, signal, subprocess, threading, time
+import os, signal, subprocess, threading
 
 import pytest
 
-from conftest import mapd_cmd
+from conftest import completed_epochs, mapd_cmd, wait_for_epochs
 from mapd.core import FolderLockedError, folder_lock
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -11,15 +11,9 @@ ARGS = ["audit", "--dataset", "digits", "--model", "mlp", "--batch-size", "32", 
         "--n-fit", "30", "--n-heldout", "30", "--k", "10", "--corrupt-std", "paper", "--device", "cpu", "--quiet"]
 
 
-def _epochs(out):
-    try: return json.loads((out/"trajectories"/"meta.json").read_text())["completed_epochs"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError): return 0
-
-
 def _start(out, epochs):
     p = subprocess.Popen(mapd_cmd() + ARGS + ["--epochs", str(epochs), "--out", str(out)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while _epochs(out) < 1 and p.poll() is None and time.time() < deadline: time.sleep(0.01)
+    wait_for_epochs(p, out, 1)
     assert p.poll() is None, p.stderr.read()
     return p
 
@@ -35,11 +29,11 @@ def test_second_writer_refused_then_dead_holder_taken_over(tmp_path):
         assert first.poll() is None   # the first goes on undisturbed
     finally:
         first.send_signal(signal.SIGKILL); first.wait()
-    done = _epochs(out)
+    done = completed_epochs(out)
     assert (out/".mapd.lock").exists()   # the dead holder's file is still there ...
     p = subprocess.run(mapd_cmd() + ARGS + ["--epochs", "150", "--out", str(out)], env=ENV, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr      # ... and blocks nobody: the same command resumes and finishes
-    assert _epochs(out) == 150 and done >= 1
+    assert completed_epochs(out) == 150 and done >= 1
 
 
 def test_lock_in_python_threads(tmp_path):

@@ -1,9 +1,9 @@
 "A run killed with SIGKILL resumes from its last complete epoch and ends with the trajectories of a run never stopped."
-import json, os, signal, subprocess, time
+import json, os, signal, subprocess
 
 import numpy as np
 
-from conftest import mapd_cmd
+from conftest import completed_epochs, mapd_cmd, wait_for_epochs
 from mapd.store import TrajectoryStore
 
 ARGS = ["audit", "--dataset", "digits", "--model", "cnn", "--epochs", "25", "--batch-size", "32", "--scores", "speed",
@@ -11,18 +11,12 @@ ARGS = ["audit", "--dataset", "digits", "--model", "cnn", "--epochs", "25", "--b
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same thread count in every run: bitwise-equal CPU results
 
 
-def _completed(out):
-    try: return json.loads((out/"trajectories"/"meta.json").read_text())["completed_epochs"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError): return 0
-
-
 def test_killed_run_resumes_to_identical_trajectories(tmp_path):
     killed, clean = tmp_path/"killed", tmp_path/"clean"
     p = subprocess.Popen(mapd_cmd() + ARGS + ["--out", str(killed)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    while _completed(killed) < 3 and p.poll() is None and time.time() < deadline: time.sleep(0.01)
+    wait_for_epochs(p, killed, 3)
     p.send_signal(signal.SIGKILL); p.wait()
-    done_at_kill = _completed(killed)
+    done_at_kill = completed_epochs(killed)
     assert 3 <= done_at_kill < 25, f"the kill should land mid-run, but {done_at_kill} epochs were complete"
     assert not (killed/"results.json").exists()
     subprocess.run(mapd_cmd() + ARGS + ["--out", str(killed)], env=ENV, check=True, capture_output=True)
