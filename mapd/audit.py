@@ -17,15 +17,15 @@ import torch
 import mapd
 from .core import resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
-from .scores import heldout_consistency, learning_speed, load_cscores, DEFAULT_SCORE_CONFIG
+from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, DEFAULT_SCORE_CONFIG
 from .probes import make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES
 from .models import MODELS, make_model
 from .train import TrainConfig, fit
 from .store import TrajectoryStore
-from .metadata import probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics
+from .metadata import probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, IMAGE_PROBLEMS
 
 # %% auto #0
-__all__ = ['AUDIT_PRESETS', 'IMAGE_PROBLEMS', 'AUDIT_FILES', 'AuditConfig', 'audit_config', 'run_audit', 'load_audit']
+__all__ = ['AUDIT_PRESETS', 'AUDIT_FILES', 'AuditConfig', 'audit_config', 'run_audit', 'load_audit']
 
 # %% ../nbs/09_audit.ipynb #458809a4
 @dataclass
@@ -55,6 +55,8 @@ class AuditConfig:
     n_fit: int = 250                 # probes per category fitting the k-NN (the paper: 250)
     n_heldout: int = 250             # probes per category held out (the paper: 250)
     typical_pool: float | None = 0.8 # typical probe drawn at random from this most consistent share; None: the n most consistent (the paper)
+    atypical_pool: float | None = 0.2  # atypical probe drawn at random from this least consistent share; None: the n least consistent (the paper)
+    exclude_mislabeled: float | None = 0.5  # keep out of the typical and atypical probes examples that held-out models give another class with at least this probability; None: keep them
     corrupt_std: str = "auto"        # noise of the corrupted probe: "auto" (chosen by a proxy run, see choose_corrupt_std), "paper" (0.1 CIFAR, 0.25 else) or a number
     alpha: float = 0.05              # false-flag rate of flag_<category> on held-out natural probes
     ood: str = "auto"                # "auto", "sketch" or "digits"
@@ -68,7 +70,7 @@ class AuditConfig:
         check_fields(self, dataset=(*DATASETS, "custom"), image_size=">=1", channels=(1, 3), noise="[0,1)", noise_kind=("symmetric", "asymmetric"),
                      model=tuple(MODELS), epochs=">=1", batch_size=">=1", lr=">0", weight_decay=">=0", record=("eval", "online"), el2n_at="(0,1]",
                      score_model=tuple(MODELS), score_kind=("confidence", "accuracy"), score_ratios="(0,1)", score_runs=">=1", score_epochs=">=1",
-                     categories=CATEGORIES, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", alpha="(0,1)", ood=("auto", "sketch", "digits"), k=">=1", seed=">=0")
+                     categories=CATEGORIES, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", atypical_pool="(0,1]", exclude_mislabeled="(0,1]", alpha="(0,1)", ood=("auto", "sketch", "digits"), k=">=1", seed=">=0")
         if len(set(self.categories)) != len(self.categories) or len(self.categories) < 2:
             raise ValueError(f"AuditConfig: categories must name at least two different probe categories, got {list(self.categories)}")
         if not self.score_ratios: raise ValueError("AuditConfig: score_ratios must hold at least one ratio")
@@ -155,15 +157,20 @@ def _corrupt_std(config: AuditConfig, train, out: Path | None, device, quiet: bo
     if fn is not None: write_json(fn, d)
     return std, d
 
-def _make_suite(config: AuditConfig, train, scores, corrupt_std=None):
+def _natural_exclusions(config: AuditConfig, train, probs) -> np.ndarray | None:
+    "Examples kept out of the typical and atypical probes: those held-out models confidently give another class (None: none kept out)."
+    if probs is None or config.exclude_mislabeled is None: return None
+    return likely_mislabeled(probs, train.labels, threshold=config.exclude_mislabeled)
+
+def _make_suite(config: AuditConfig, train, scores, corrupt_std=None, probs=None):
     "The probe suite of `config`, and the set that is trained on with its row table."
     suite = make_probe_suite(train, scores, categories=config.categories, n_fit=config.n_fit, n_heldout=config.n_heldout,
-                             ood=config.ood, typical_pool=config.typical_pool, corrupt_std=corrupt_std, seed=config.seed)
+                             ood=config.ood, typical_pool=config.typical_pool, atypical_pool=config.atypical_pool,
+                             exclude=_natural_exclusions(config, train, probs), corrupt_std=corrupt_std, seed=config.seed)
     return (suite, *with_probes(train, suite))
 
-IMAGE_PROBLEMS = ("random_inputs", "corrupted", "ood")  # categories a real data set seldom holds many of
 # every file and folder an audit writes: what is cleared when an unfinished audit of another configuration is replaced
-AUDIT_FILES = ("config.json", "fingerprints.json", "scores.npy", "corrupt_std.json", "probes.csv", "trajectories", "history.csv", "metadata.parquet",
+AUDIT_FILES = ("config.json", "fingerprints.json", "scores.npy", "heldout_probs.npy", "corrupt_std.json", "probes.csv", "trajectories", "history.csv", "metadata.parquet",
                "probe_predictions.csv", "probe_separability.csv", "results.json")
 
 def _check_out(out_dir) -> Path:
@@ -208,19 +215,26 @@ def _has_finished_work(out: Path) -> bool:
     try: return json.loads((out/"trajectories"/"meta.json").read_text()).get("completed_epochs", 0) > 0
     except (FileNotFoundError, json.JSONDecodeError): return False
 
+def _load_scores(out: Path):
+    "The cached consistency scores and held-out probabilities of an audit folder (None for what it does not hold)."
+    load = lambda fn: np.load(out/fn, allow_pickle=False) if (out/fn).exists() else None
+    return load("scores.npy"), load("heldout_probs.npy")
+
 def _consistency_scores(config: AuditConfig, train, out: Path, device, quiet: bool):
-    "The consistency score of every training example (cached in out/scores.npy), or None when no probe needs them."
-    if not any(c in config.categories for c in ("typical", "atypical")): return None
-    if (out/"scores.npy").exists(): return np.load(out/"scores.npy", allow_pickle=False)
+    "The consistency score of every training example and, from held-out models, their mean class probabilities (cached in out/); None where not needed or not made."
+    if not any(c in config.categories for c in ("typical", "atypical")): return None, None
+    if (out/"scores.npy").exists(): return _load_scores(out)
+    probs = None
     if config.scores == "heldout":
-        scores = heldout_consistency(train, ratios=config.score_ratios, runs=config.score_runs, model=config.score_model,
-                                     config=replace(DEFAULT_SCORE_CONFIG, epochs=config.score_epochs), kind=config.score_kind,
-                                     device=device, seed=config.seed, quiet=quiet)
+        scores, probs = heldout_consistency(train, ratios=config.score_ratios, runs=config.score_runs, model=config.score_model,
+                                            config=replace(DEFAULT_SCORE_CONFIG, epochs=config.score_epochs), kind=config.score_kind,
+                                            device=device, seed=config.seed, quiet=quiet, return_probs=True)
+        with atomic_write(out/"heldout_probs.npy", "wb") as f: np.save(f, probs)   # before scores.npy, which marks the step done
     elif config.scores == "speed":
         scores = learning_speed(train, epochs=config.score_epochs, model=config.score_model, device=device, seed=config.seed, quiet=quiet)
     else: scores = load_cscores(config.scores, train.labels)
     with atomic_write(out/"scores.npy", "wb") as f: np.save(f, scores)
-    return scores
+    return scores, probs
 
 def _train(config: AuditConfig, train, test, combined, rows, out: Path, cfg_dict: dict, device, quiet: bool) -> tuple[TrajectoryStore, pd.DataFrame]:
     "Train with the recorder into out/trajectories, resuming from its last complete epoch; the store and the per-epoch history."
@@ -239,7 +253,8 @@ def _train(config: AuditConfig, train, test, combined, rows, out: Path, cfg_dict
         save_table(res.history, out/"history.csv")
     return store, load_table(out/"history.csv")
 
-def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_info: dict, device) -> dict:
+def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_info: dict, device,
+              likely_mislabeled: pd.Series | None = None) -> dict:   # bool by example index: vetoes image-problem flags
     "The k-NN's checks on held-out probes, flags calibrated on them, the metadata table and its diagnostics (written to out)."
     check6 = probe_check(store, config.categories, k=config.k, device=device)
     main = [c for c in MAIN_CATEGORIES if c in config.categories]
@@ -247,7 +262,7 @@ def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_i
     pred = check6["predictions"]
     try: thresholds = flag_thresholds(pred[[f"p_{c}" for c in check6["classes"]]].to_numpy(), pred.category, check6["classes"], alpha=config.alpha, seed=config.seed)
     except ValueError: thresholds = None   # no natural probes to calibrate on: no flags
-    table = metadata_table(store, check6["model"], thresholds=thresholds)
+    table = metadata_table(store, check6["model"], thresholds=thresholds, likely_mislabeled=likely_mislabeled)
     save_table(table, out/"metadata.parquet")
     save_table(pred, out/"probe_predictions.csv")
     pairs, warnings = probe_diagnostics(pred, thresholds)
@@ -271,6 +286,7 @@ def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_i
         flag_counts={c: int(table[f"flag_{c}"].sum()) for c in flag_rates}, flag_rates=flag_rates,
         image_problem_flag_rate=float(table[[f"flag_{c}" for c in IMAGE_PROBLEMS if c in flag_rates]].any(axis=1).mean()) if any(c in flag_rates for c in IMAGE_PROBLEMS) else None,
         flag_thresholds=thresholds.reset_index().to_dict("records") if thresholds is not None else None, alpha=config.alpha,
+        likely_mislabeled_rows=int(table.likely_mislabeled.sum()) if "likely_mislabeled" in table else None,
         corrupt_std=std, corrupt_std_choice=std_info or None,
         separability={f"{r.a}|{r.b}": r.auroc for r in pairs.itertuples()}, warnings=warnings, table=table)
 
@@ -308,18 +324,21 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         _claim(out, cfg_dict, fps, say)
         say(f"data: {train}; test: {len(test) if test is not None else 'none'}; device: {device}")
         t0 = time.perf_counter()
-        scores = _consistency_scores(config, train, out, device, quiet)
+        scores, probs = _consistency_scores(config, train, out, device, quiet)
         score_seconds = time.perf_counter() - t0
         std, std_info = _corrupt_std(config, train, out, device, quiet)
-        suite, combined, rows = _make_suite(config, train, scores, std)
+        suite, combined, rows = _make_suite(config, train, scores, std, probs)
         save_table(suite.table(), out/"probes.csv")
         say(f"probes: {suite}; training on {len(combined)} rows" + (f"; corrupted probe noise std {std}" if std is not None else ""))
         store, history = _train(config, train, test, combined, rows, out, cfg_dict, device, quiet)
-        results = _metadata(config, store, out, std, std_info, device)
+        excluded = _natural_exclusions(config, train, probs)
+        results = _metadata(config, store, out, std, std_info, device,
+                            None if excluded is None else pd.Series(excluded, index=train.index.numpy()))
         table = results.pop("table")
         results.update(test_accuracy=float(history.test_acc.iloc[-1]) if "test_acc" in history else None,
                        train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
                        n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()))
+        results.update(natural_probe_excluded=int(excluded.sum()) if excluded is not None else None)
         if config.noise > 0: results.update(_noise_results(train, suite, store, table))
         results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd.__version__,
                        torch_version=torch.__version__, device=str(device))
@@ -338,6 +357,7 @@ def load_audit(out_dir: str | Path, *, images: bool = True,
     for fn in ("config.json", "results.json", "metadata.parquet"):
         if not (out/fn).exists(): raise FileNotFoundError(f"{out/fn} not found: {out} is not a finished audit (run_audit writes it)")
     cfg_dict = json.loads((out/"config.json").read_text())
+    for k in ("atypical_pool", "exclude_mislabeled"): cfg_dict.setdefault(k, None)   # audits made before these settings drew the paper's atypical probe
     config = AuditConfig(**cfg_dict)
     store = TrajectoryStore(out/"trajectories")
     res = dict(config=config, store=store, table=load_table(out/"metadata.parquet"), results=json.loads((out/"results.json").read_text()))
@@ -346,9 +366,9 @@ def load_audit(out_dir: str | Path, *, images: bool = True,
             raise ValueError(f"{out} audited data passed to run_audit(data=...): pass the same data to load_audit(data=...) to rebuild its images, or images=False")
         train, test = _load_data(config, data)
         _check_same_data(out, _fingerprints(config, train, test), "Its images cannot be rebuilt from this data: pass the data it was made from, or images=False")
-        scores = np.load(out/"scores.npy", allow_pickle=False) if (out/"scores.npy").exists() else None
+        scores, probs = _load_scores(out)
         std = json.loads((out/"results.json").read_text()).get("corrupt_std")
-        suite, combined, rows = _make_suite(config, train, scores, std)
+        suite, combined, rows = _make_suite(config, train, scores, std, probs)
         mine = store.rows
         if len(rows) != len(mine) or not (rows["index"].to_numpy() == mine["index"].to_numpy()).all() or not (rows.label.to_numpy() == mine.label.to_numpy()).all():
             raise ValueError(f"the rows rebuilt from {out/'config.json'} differ from {store.path/'rows.csv'}: the data or mapd changed since the audit")

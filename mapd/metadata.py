@@ -18,8 +18,8 @@ from .knn import MAPD
 from .store import TrajectoryStore
 
 # %% auto #0
-__all__ = ['NATURAL', 'probe_check', 'flag_thresholds', 'apply_flags', 'probe_diagnostics', 'metadata_table', 'save_table',
-           'load_table', 'detection_scores']
+__all__ = ['NATURAL', 'IMAGE_PROBLEMS', 'probe_check', 'flag_thresholds', 'apply_flags', 'probe_diagnostics', 'metadata_table',
+           'save_table', 'load_table', 'detection_scores']
 
 # %% ../nbs/08_metadata.ipynb #0cd14ad0
 def probe_check(store: TrajectoryStore,
@@ -46,6 +46,7 @@ def probe_check(store: TrajectoryStore,
 
 # %% ../nbs/08_metadata.ipynb #9056e7e5
 NATURAL = ("typical", "atypical")  # real, clean examples: the null of the flags
+IMAGE_PROBLEMS = ("random_inputs", "corrupted", "ood")  # categories of a broken or foreign image (a real data set seldom holds many)
 
 def _conformal_threshold(null, alpha: float) -> float:
     "The split-conformal threshold: the ceil((n+1)(1-alpha))-th smallest of `null`; inf when n is too small for `alpha`."
@@ -86,7 +87,9 @@ def apply_flags(table: pd.DataFrame,       # a metadata table with p_<category> 
     "Add `flag_<category>` columns and assign `category`: the most probable flagged category, else typical/atypical by the k-NN."
     t = table.copy()
     classes = [c[2:] for c in t.columns if c.startswith("p_")]
-    for c in thresholds.index: t[f"flag_{c}"] = t[f"p_{c}"].to_numpy() > thresholds.threshold[c]
+    # held-out models that confidently name another class have recognised the image: it is not noise nor from elsewhere
+    known = t["likely_mislabeled"].to_numpy(bool) if "likely_mislabeled" in t else np.zeros(len(t), bool)
+    for c in thresholds.index: t[f"flag_{c}"] = (t[f"p_{c}"].to_numpy() > thresholds.threshold[c]) & ~(known if c in IMAGE_PROBLEMS else False)
     P = t[[f"p_{c}" for c in classes]].to_numpy()
     flagged = np.stack([t[f"flag_{c}"].to_numpy() if c in thresholds.index else np.zeros(len(t), bool) for c in classes], 1)
     natural = np.isin(classes, NATURAL)
@@ -143,6 +146,7 @@ def metadata_table(store: TrajectoryStore,
                    knn: MAPD | None = None,   # a fitted MAPD; fitted on all fit-split probes when None
                    *, k: int = 20, epochs: int | None = None, quantity: str = "loss",
                    thresholds: pd.DataFrame | None = None,  # from `flag_thresholds`: adds flag_<category> columns and the flagged category
+                   likely_mislabeled: pd.Series | None = None,  # bool by example index (`mapd.scores.likely_mislabeled`): a column that vetoes image-problem flags
                    backend: str = "auto", device="auto") -> pd.DataFrame:
     "One row per training example: labels, a probability per metadata category, the assigned category."
     rows = store.rows
@@ -157,6 +161,10 @@ def metadata_table(store: TrajectoryStore,
     if "true_label" in rows:
         t["true_label"] = rows["true_label"].to_numpy()[train_rows]
         t["is_noisy"] = t.label != t.true_label
+    if likely_mislabeled is not None:
+        lm = likely_mislabeled.reindex(t["index"].to_numpy())
+        if lm.isna().any(): raise ValueError(f"likely_mislabeled has no entry for {int(lm.isna().sum())} training rows, first index {t['index'][lm.isna().to_numpy()].iloc[0]}")
+        t["likely_mislabeled"] = lm.to_numpy(bool)
     for i, c in enumerate(knn.classes_): t[f"p_{c}"] = proba[:, i].astype(np.float32)
     t["category"] = pd.Categorical(knn.classes_[proba.argmax(1)], categories=list(knn.classes_))
     t["confidence"] = proba.max(1).astype(np.float32)

@@ -132,6 +132,8 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
                      n_heldout: int = 250,        # probes per category held out to validate the assignment
                      corrupt_std: float | None = None,  # noise of the corrupted probe; 0.1 for CIFAR, 0.25 otherwise when None (the paper's code)
                      typical_pool: float | None = None,  # draw the typical probe at random from this share of the most consistent examples; None: the n most consistent
+                     atypical_pool: float | None = None, # draw the atypical probe at random from this share of the least consistent examples; None: the n least consistent
+                     exclude=None,                # (N,) bool: examples never drawn into the typical or atypical probe (e.g. `mapd.scores.likely_mislabeled`)
                      ood="auto",                  # "auto", "sketch", "digits" or an ImageDataset of other images
                      seed: int = 0) -> ProbeSuite:
     "The paper's probe suite made from `ds`: `n_fit + n_heldout` examples in each of `categories`."
@@ -151,7 +153,12 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
         if not np.isfinite(scores).all(): raise ValueError(f"scores hold {int((~np.isfinite(scores)).sum())} non-finite values")
         shuffle = torch.randperm(N, generator=g).numpy()
         order = shuffle[np.argsort(-scores[shuffle], kind="stable")]  # highest first, ties in random order
-        if typical_pool is not None and not 0 < typical_pool <= 1: raise ValueError(f"typical_pool must lie in (0, 1] or be None, got {typical_pool}")
+        for name, share in (("typical_pool", typical_pool), ("atypical_pool", atypical_pool)):
+            if share is not None and not 0 < share <= 1: raise ValueError(f"{name} must lie in (0, 1] or be None, got {share}")
+        if exclude is not None:
+            exclude = as_numpy(exclude).astype(bool)
+            if exclude.shape != (N,): raise ValueError(f"exclude must have shape ({N},), one flag per example, got {exclude.shape}")
+            order = order[~exclude[order]]
     parts = []
     def add(cat, images, labels, source):
         parts.append(ProbeSuite(images, labels, np.full(len(labels), cat, dtype=object), _split_labels(n_fit, n_heldout, g), source))
@@ -162,11 +169,14 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
         return pick
     for cat in categories:
         if cat in ("typical", "atypical"):
-            cand = order if cat == "typical" else order[::-1]
-            if cat == "typical" and typical_pool is not None:  # a random draw from the most consistent share, in random order
-                pool = cand[:max(n, round(typical_pool * N))]
+            cand, share = (order, typical_pool) if cat == "typical" else (order[::-1], atypical_pool)
+            if share is not None:  # a random draw from the most (least) consistent share, in random order
+                pool = cand[:max(n, round(share * N))]
                 cand = pool[torch.randperm(len(pool), generator=g).numpy()]
-            pick = cand[~taken[cand]][:n]; taken[pick] = True
+            pick = cand[~taken[cand]][:n]
+            if len(pick) < n: raise ValueError(f"the {cat} probe needs {n} examples, but only {len(pick)} are left to draw from"
+                                               + (f" ({int(exclude.sum())} are excluded)" if exclude is not None else ""))
+            taken[pick] = True
             add(cat, ds.images[pick], ds.labels[pick], ds.index[pick].numpy())
         elif cat == "random_labels":
             pick = sample()

@@ -19,7 +19,7 @@ from .models import make_model
 from .train import TrainConfig, fit, predict_logits
 
 # %% auto #0
-__all__ = ['DEFAULT_SCORE_CONFIG', 'heldout_consistency', 'learning_speed', 'load_cscores']
+__all__ = ['DEFAULT_SCORE_CONFIG', 'heldout_consistency', 'likely_mislabeled', 'learning_speed', 'load_cscores']
 
 # %% ../nbs/05_scores.ipynb #0dc71af9
 DEFAULT_SCORE_CONFIG = TrainConfig(epochs=4, batch_size=256, lr=0.05, record="none")  # a few epochs of a small model, larger batches: minutes on 2 cores
@@ -30,7 +30,9 @@ def heldout_consistency(ds: ImageDataset,                    # N examples
                         model: str = "mlp",                   # architecture of the held-out models (see mapd.models)
                         config: TrainConfig | None = None,    # their training; DEFAULT_SCORE_CONFIG when None
                         kind: str = "accuracy",               # "accuracy": 0/1 hits (the C-score); "confidence": the label's held-out probability
-                        device="auto", seed: int = 0, quiet: bool = False) -> np.ndarray:
+                        device="auto", seed: int = 0, quiet: bool = False,
+                        return_probs: bool = False,          # also return the `(N, K)` mean held-out class probabilities
+                        ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     "`(N,)` consistency scores in [0, 1]: held-out accuracy (or confidence) of models trained on random subsets, averaged over `ratios`."
     if kind not in ("accuracy", "confidence"): raise ValueError(f"kind must be 'accuracy' or 'confidence', got {kind!r}")
     ratios = [float(r) for r in ratios]
@@ -39,6 +41,7 @@ def heldout_consistency(ds: ImageDataset,                    # N examples
     config = replace(config or DEFAULT_SCORE_CONFIG, record="none")
     N, rng = len(ds), np.random.default_rng(seed)
     hits, seen = np.zeros((len(ratios), N)), np.zeros((len(ratios), N))
+    probs = np.zeros((len(ratios), N, ds.n_classes)) if return_probs else None
     plan = [(ri, r, j) for ri, r in enumerate(ratios) for j in range(max(runs, math.ceil(1 / (1 - r))))]
     perms = [rng.permutation(N) for _ in ratios]
     for n, (ri, r, j) in enumerate(progress(plan, quiet=quiet, desc="held-out models", unit="model")):
@@ -49,11 +52,26 @@ def heldout_consistency(ds: ImageDataset,                    # N examples
         net = make_model(model, ds.shape, ds.n_classes)
         res = fit(net, ds.subset(np.flatnonzero(mask)), replace(config, seed=seed * 7919 + n), device=device, quiet=True)
         logits = predict_logits(res.model, ds.images[held], normalize=res.normalize, device=device)
+        p = logits.softmax(1)
         if kind == "accuracy": hits[ri, held] += (logits.argmax(1) == ds.labels[held]).numpy()
-        else: hits[ri, held] += logits.softmax(1).gather(1, ds.labels[held][:, None]).squeeze(1).numpy()
+        else: hits[ri, held] += p.gather(1, ds.labels[held][:, None]).squeeze(1).numpy()
+        if return_probs: probs[ri, held] += p.numpy()
         seen[ri, held] += 1
     with np.errstate(invalid="ignore"): per_ratio = hits / seen
-    return np.nanmean(per_ratio, 0).astype(np.float32)
+    scores = np.nanmean(per_ratio, 0).astype(np.float32)
+    if not return_probs: return scores
+    with np.errstate(invalid="ignore"): return scores, np.nanmean(probs / seen[..., None], 0).astype(np.float32)
+
+def likely_mislabeled(probs,                 # (N, K) held-out class probabilities (heldout_consistency(..., return_probs=True))
+                      labels,                # (N,) the given labels
+                      *, threshold: float = 0.5,  # an example is likely mislabeled when models that never saw it give another class at least this
+                      ) -> np.ndarray:
+    "`(N,)` bool: models that did not train on the example confidently predict a class other than its label."
+    P, y = as_numpy(probs, np.float64), as_numpy(labels).astype(np.int64)
+    if P.ndim != 2 or len(P) != len(y): raise ValueError(f"probs must have shape ({len(y)}, K), one row per label, got {P.shape}")
+    if not 0 < threshold <= 1: raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
+    other = P.copy(); other[np.arange(len(y)), y] = -np.inf
+    return other.max(1) >= threshold
 
 # %% ../nbs/05_scores.ipynb #5ed04876
 def learning_speed(ds: ImageDataset, *, epochs: int = 5,   # a short run

@@ -1,0 +1,49 @@
+"The natural probes keep flipped labels out, and held-out models veto image-problem flags on rows they recognise (issue 10)."
+import numpy as np
+import pandas as pd
+import pytest
+
+from mapd.audit import AuditConfig, run_audit, load_audit
+from mapd.metadata import IMAGE_PROBLEMS
+
+
+@pytest.fixture(scope="module")
+def two_audits(tmp_path_factory):
+    "The same noisy digits audited with the default natural probes and with the paper's (held-out scores, real training)."
+    base = dict(dataset="digits", noise=0.2, epochs=12, batch_size=64, score_runs=1, score_epochs=10, n_fit=40, n_heldout=40, k=10, device="cpu",
+                corrupt_std="paper")
+    d = tmp_path_factory.mktemp("natural")
+    new = run_audit(AuditConfig(**base), d/"default", quiet=True)
+    paper = run_audit(AuditConfig(**base, atypical_pool=None, exclude_mislabeled=None), d/"paper", quiet=True)
+    return d, base, new, paper
+
+
+def test_flipped_labels_kept_out_of_the_atypical_probe(two_audits):
+    d, base, new, paper = two_audits
+    # the paper's atypical probe (the least consistent examples) is mostly flipped labels at 20% noise; the default's is not
+    assert paper["atypical_probe_noisy_fraction"] > 0.6, paper["atypical_probe_noisy_fraction"]
+    assert new["atypical_probe_noisy_fraction"] < paper["atypical_probe_noisy_fraction"] - 0.2, (new["atypical_probe_noisy_fraction"], paper["atypical_probe_noisy_fraction"])
+    assert new["natural_probe_excluded"] > 0 and paper["natural_probe_excluded"] is None
+    assert (d/"default"/"heldout_probs.npy").exists()
+
+
+def test_likely_mislabeled_column_vetoes_image_flags(two_audits):
+    d, base, new, paper = two_audits
+    t = pd.read_parquet(d/"default"/"metadata.parquet")
+    lm = t.likely_mislabeled.to_numpy()
+    assert lm.sum() == new["likely_mislabeled_rows"] > 0
+    assert t.is_noisy[lm].mean() > t.is_noisy[~lm].mean()   # the held-out models' disagreement points at the flipped labels
+    for c in IMAGE_PROBLEMS:
+        assert not (t[f"flag_{c}"].to_numpy() & lm).any()
+    assert "likely_mislabeled" not in pd.read_parquet(d/"paper"/"metadata.parquet")
+
+
+def test_load_audit_rebuilds_the_same_probes(two_audits):
+    d, base, new, paper = two_audits
+    a = load_audit(d/"default")   # rebuilds the suite from scores.npy and heldout_probs.npy: must match the rows trained on
+    assert len(a["rows"]) == len(a["store"].rows)
+    pos = pd.Series(np.arange(len(a["train"])), index=a["train"].index.numpy())
+    src = a["suite"].source[(a["suite"].category == "atypical")]
+    from mapd.scores import likely_mislabeled
+    lm = likely_mislabeled(np.load(d/"default"/"heldout_probs.npy"), a["train"].labels)
+    assert not lm[pos[src].to_numpy()].any()
