@@ -89,7 +89,9 @@ def apply_flags(table: pd.DataFrame,       # a metadata table with p_<category> 
     classes = [c[2:] for c in t.columns if c.startswith("p_")]
     # held-out models that confidently name another class have recognised the image: it is not noise nor from elsewhere
     known = t["likely_mislabeled"].to_numpy(bool) if "likely_mislabeled" in t else np.zeros(len(t), bool)
-    for c in thresholds.index: t[f"flag_{c}"] = (t[f"p_{c}"].to_numpy() > thresholds.threshold[c]) & ~(known if c in IMAGE_PROBLEMS else False)
+    for c in thresholds.index:
+        raised = t[f"p_{c}"].to_numpy() > thresholds.threshold[c]
+        t[f"flag_{c}"] = raised & ~known if c in IMAGE_PROBLEMS else raised
     P = t[[f"p_{c}" for c in classes]].to_numpy()
     flagged = np.stack([t[f"flag_{c}"].to_numpy() if c in thresholds.index else np.zeros(len(t), bool) for c in classes], 1)
     natural = np.isin(classes, NATURAL)

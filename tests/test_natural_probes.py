@@ -35,6 +35,7 @@ def test_likely_mislabeled_column_vetoes_image_flags(two_audits):
     assert t.is_noisy[lm].mean() > t.is_noisy[~lm].mean()   # the held-out models' disagreement points at the flipped labels
     for c in IMAGE_PROBLEMS:
         assert not (t[f"flag_{c}"].to_numpy() & lm).any()
+    assert all(t[c].dtype == bool for c in t.columns if c.startswith("flag_")), t.dtypes
     assert "likely_mislabeled" not in pd.read_parquet(d/"paper"/"metadata.parquet")
 
 
