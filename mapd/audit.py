@@ -162,11 +162,12 @@ def _natural_exclusions(config: AuditConfig, train, probs) -> np.ndarray | None:
     if probs is None or config.exclude_mislabeled is None: return None
     return likely_mislabeled(probs, train.labels, threshold=config.exclude_mislabeled)
 
-def _make_suite(config: AuditConfig, train, scores, corrupt_std=None, probs=None):
+def _make_suite(config: AuditConfig, train, scores, corrupt_std=None,
+                exclude=None):   # (N,) bool: kept out of the natural probes (`_natural_exclusions`)
     "The probe suite of `config`, and the set that is trained on with its row table."
     suite = make_probe_suite(train, scores, categories=config.categories, n_fit=config.n_fit, n_heldout=config.n_heldout,
                              ood=config.ood, typical_pool=config.typical_pool, atypical_pool=config.atypical_pool,
-                             exclude=_natural_exclusions(config, train, probs), corrupt_std=corrupt_std, seed=config.seed)
+                             exclude=exclude, corrupt_std=corrupt_std, seed=config.seed)
     return (suite, *with_probes(train, suite))
 
 # every file and folder an audit writes: what is cleared when an unfinished audit of another configuration is replaced
@@ -327,11 +328,11 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         scores, probs = _consistency_scores(config, train, out, device, quiet)
         score_seconds = time.perf_counter() - t0
         std, std_info = _corrupt_std(config, train, out, device, quiet)
-        suite, combined, rows = _make_suite(config, train, scores, std, probs)
+        excluded = _natural_exclusions(config, train, probs)
+        suite, combined, rows = _make_suite(config, train, scores, std, excluded)
         save_table(suite.table(), out/"probes.csv")
         say(f"probes: {suite}; training on {len(combined)} rows" + (f"; corrupted probe noise std {std}" if std is not None else ""))
         store, history = _train(config, train, test, combined, rows, out, cfg_dict, device, quiet)
-        excluded = _natural_exclusions(config, train, probs)
         results = _metadata(config, store, out, std, std_info, device,
                             None if excluded is None else pd.Series(excluded, index=train.index.numpy()))
         table = results.pop("table")
@@ -368,7 +369,7 @@ def load_audit(out_dir: str | Path, *, images: bool = True,
         _check_same_data(out, _fingerprints(config, train, test), "Its images cannot be rebuilt from this data: pass the data it was made from, or images=False")
         scores, probs = _load_scores(out)
         std = json.loads((out/"results.json").read_text()).get("corrupt_std")
-        suite, combined, rows = _make_suite(config, train, scores, std, probs)
+        suite, combined, rows = _make_suite(config, train, scores, std, _natural_exclusions(config, train, probs))
         mine = store.rows
         if len(rows) != len(mine) or not (rows["index"].to_numpy() == mine["index"].to_numpy()).all() or not (rows.label.to_numpy() == mine.label.to_numpy()).all():
             raise ValueError(f"the rows rebuilt from {out/'config.json'} differ from {store.path/'rows.csv'}: the data or mapd changed since the audit")
