@@ -17,7 +17,7 @@ import torch
 import mapd
 from .core import resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
-from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, DEFAULT_SCORE_CONFIG
+from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, DEFAULT_SCORE_CONFIG
 from .probes import make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES
 from .models import MODELS, make_model
 from .train import TrainConfig, fit
@@ -25,7 +25,7 @@ from .store import TrajectoryStore
 from .metadata import probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, IMAGE_PROBLEMS
 
 # %% auto #0
-__all__ = ['AUDIT_PRESETS', 'AUDIT_FILES', 'AuditConfig', 'audit_config', 'run_audit', 'load_audit']
+__all__ = ['AUDIT_PRESETS', 'PAPER_PROBES', 'AUDIT_FILES', 'AuditConfig', 'audit_config', 'run_audit', 'load_audit']
 
 # %% ../nbs/09_audit.ipynb #458809a4
 @dataclass
@@ -56,7 +56,10 @@ class AuditConfig:
     n_heldout: int = 250             # probes per category held out (the paper: 250)
     typical_pool: float | None = 0.8 # typical probe drawn at random from this most consistent share; None: the n most consistent (the paper)
     atypical_pool: float | None = 0.2  # atypical probe drawn at random from this least consistent share; None: the n least consistent (the paper)
+    exclude_unrecognised: float | None = 2.0  # keep out of the natural probes examples on which held-out models give no class more than this / K (noise, foreign images); None: keep them
     exclude_mislabeled: float | None = 0.5  # keep out of the typical and atypical probes examples that held-out models give another class with at least this probability; None: keep them
+    edit_pool: float | None = 0.8    # random-label, corrupted and sketch probes edit examples drawn from this most consistent share (minus exclude_mislabeled); None: from all (the paper)
+    flip_to: str = "uniform"         # random_labels probe: "uniform" other label (the paper), "confused" (the other class held-out models rate highest), "mixed" (half each)
     corrupt_std: str = "auto"        # noise of the corrupted probe: "auto" (chosen by a proxy run, see choose_corrupt_std), "paper" (0.1 CIFAR, 0.25 else) or a number
     alpha: float = 0.05              # false-flag rate of flag_<category> on held-out natural probes
     ood: str = "auto"                # "auto", "sketch" or "digits"
@@ -70,7 +73,7 @@ class AuditConfig:
         check_fields(self, dataset=(*DATASETS, "custom"), image_size=">=1", channels=(1, 3), noise="[0,1)", noise_kind=("symmetric", "asymmetric"),
                      model=tuple(MODELS), epochs=">=1", batch_size=">=1", lr=">0", weight_decay=">=0", record=("eval", "online"), el2n_at="(0,1]",
                      score_model=tuple(MODELS), score_kind=("confidence", "accuracy"), score_ratios="(0,1)", score_runs=">=1", score_epochs=">=1",
-                     categories=CATEGORIES, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", atypical_pool="(0,1]", exclude_mislabeled="(0,1]", alpha="(0,1)", ood=("auto", "sketch", "digits"), k=">=1", seed=">=0")
+                     categories=CATEGORIES, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", atypical_pool="(0,1]", edit_pool="(0,1]", exclude_mislabeled="(0,1]", exclude_unrecognised=">=1", alpha="(0,1)", ood=("auto", "sketch", "digits"), flip_to=("uniform", "confused", "mixed"), k=">=1", seed=">=0")
         if len(set(self.categories)) != len(self.categories) or len(self.categories) < 2:
             raise ValueError(f"AuditConfig: categories must name at least two different probe categories, got {list(self.categories)}")
         if not self.score_ratios: raise ValueError("AuditConfig: score_ratios must hold at least one ratio")
@@ -106,6 +109,10 @@ def audit_config(preset: str = "default", **overrides) -> AuditConfig:
     "An `AuditConfig` from a named preset, with `overrides` on top."
     if preset not in AUDIT_PRESETS: raise ValueError(f"unknown preset {preset!r}; known: {', '.join(AUDIT_PRESETS)}")
     return AuditConfig(**{**AUDIT_PRESETS[preset], **overrides})
+
+# the paper's probe suite: AuditConfig(**PAPER_PROBES) (or audit_config(**PAPER_PROBES)) audits with it
+PAPER_PROBES = dict(typical_pool=None, atypical_pool=None, exclude_mislabeled=None, exclude_unrecognised=None, edit_pool=None,
+                    flip_to="uniform", corrupt_std="paper")
 
 # %% ../nbs/09_audit.ipynb #b32b72f2
 def _load_data(config: AuditConfig, data=None):
@@ -157,17 +164,27 @@ def _corrupt_std(config: AuditConfig, train, out: Path | None, device, quiet: bo
     if fn is not None: write_json(fn, d)
     return std, d
 
-def _natural_exclusions(config: AuditConfig, train, probs) -> np.ndarray | None:
-    "Examples kept out of the typical and atypical probes: those held-out models confidently give another class (None: none kept out)."
-    if probs is None or config.exclude_mislabeled is None: return None
-    return likely_mislabeled(probs, train.labels, threshold=config.exclude_mislabeled)
+def _heldout_flags(config: AuditConfig, train, probs) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+    "From held-out models' probabilities: examples likely mislabeled, examples unrecognised (near-uniform), as the config asks (None: not asked or no probabilities), and a warning."
+    if probs is None: return None, None, None
+    mis = likely_mislabeled(probs, train.labels, threshold=config.exclude_mislabeled) if config.exclude_mislabeled is not None else None
+    unk = unrecognised(probs, factor=config.exclude_unrecognised) if config.exclude_unrecognised is not None else None
+    if unk is not None and unk.mean() > 0.5:   # the held-out models recognise too little for their doubt to mean anything
+        return mis, None, (f"held-out models give no class more than {config.exclude_unrecognised:g}/K on {unk.mean():.0%} of the training examples: "
+                           "they are too weak to tell noise from hard examples, so exclude_unrecognised was not applied (raise score_epochs)")
+    return mis, unk, None
+
+def _natural_exclusions(mis, unk) -> np.ndarray | None:
+    "Examples kept out of the typical and atypical probes (None: none kept out)."
+    if mis is None and unk is None: return None
+    return (mis if mis is not None else False) | (unk if unk is not None else False)
 
 def _make_suite(config: AuditConfig, train, scores, corrupt_std=None,
-                exclude=None):   # (N,) bool: kept out of the natural probes (`_natural_exclusions`)
+                exclude=None, probs=None):   # (N,) bool: kept out of the natural probes (`_natural_exclusions`)
     "The probe suite of `config`, and the set that is trained on with its row table."
     suite = make_probe_suite(train, scores, categories=config.categories, n_fit=config.n_fit, n_heldout=config.n_heldout,
-                             ood=config.ood, typical_pool=config.typical_pool, atypical_pool=config.atypical_pool,
-                             exclude=exclude, corrupt_std=corrupt_std, seed=config.seed)
+                             ood=config.ood, typical_pool=config.typical_pool, atypical_pool=config.atypical_pool, edit_pool=config.edit_pool,
+                             exclude=exclude, corrupt_std=corrupt_std, flip_to=config.flip_to, probs=probs, seed=config.seed)
     return (suite, *with_probes(train, suite))
 
 # every file and folder an audit writes: what is cleared when an unfinished audit of another configuration is replaced
@@ -328,18 +345,21 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         scores, probs = _consistency_scores(config, train, out, device, quiet)
         score_seconds = time.perf_counter() - t0
         std, std_info = _corrupt_std(config, train, out, device, quiet)
-        excluded = _natural_exclusions(config, train, probs)
-        suite, combined, rows = _make_suite(config, train, scores, std, excluded)
+        mis, unk, weak = _heldout_flags(config, train, probs)
+        excluded = _natural_exclusions(mis, unk)
+        suite, combined, rows = _make_suite(config, train, scores, std, excluded, probs)
         save_table(suite.table(), out/"probes.csv")
         say(f"probes: {suite}; training on {len(combined)} rows" + (f"; corrupted probe noise std {std}" if std is not None else ""))
         store, history = _train(config, train, test, combined, rows, out, cfg_dict, device, quiet)
         results = _metadata(config, store, out, std, std_info, device,
-                            None if excluded is None else pd.Series(excluded, index=train.index.numpy()))
+                            None if mis is None else pd.Series(mis, index=train.index.numpy()))
         table = results.pop("table")
+        if weak: results["warnings"].append(weak)
         results.update(test_accuracy=float(history.test_acc.iloc[-1]) if "test_acc" in history else None,
                        train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
                        n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()))
-        results.update(natural_probe_excluded=int(excluded.sum()) if excluded is not None else None)
+        results.update(natural_probe_excluded=int(excluded.sum()) if excluded is not None else None,
+                       unrecognised_rows=int(unk.sum()) if unk is not None else None)
         if config.noise > 0: results.update(_noise_results(train, suite, store, table))
         results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd.__version__,
                        torch_version=torch.__version__, device=str(device))
@@ -358,7 +378,7 @@ def load_audit(out_dir: str | Path, *, images: bool = True,
     for fn in ("config.json", "results.json", "metadata.parquet"):
         if not (out/fn).exists(): raise FileNotFoundError(f"{out/fn} not found: {out} is not a finished audit (run_audit writes it)")
     cfg_dict = json.loads((out/"config.json").read_text())
-    for k in ("atypical_pool", "exclude_mislabeled"): cfg_dict.setdefault(k, None)   # audits made before these settings drew the paper's atypical probe
+    for k in ("atypical_pool", "exclude_mislabeled", "exclude_unrecognised", "edit_pool"): cfg_dict.setdefault(k, None)   # audits made before these settings drew the paper's atypical probe
     config = AuditConfig(**cfg_dict)
     store = TrajectoryStore(out/"trajectories")
     res = dict(config=config, store=store, table=load_table(out/"metadata.parquet"), results=json.loads((out/"results.json").read_text()))
@@ -369,7 +389,7 @@ def load_audit(out_dir: str | Path, *, images: bool = True,
         _check_same_data(out, _fingerprints(config, train, test), "Its images cannot be rebuilt from this data: pass the data it was made from, or images=False")
         scores, probs = _load_scores(out)
         std = json.loads((out/"results.json").read_text()).get("corrupt_std")
-        suite, combined, rows = _make_suite(config, train, scores, std, _natural_exclusions(config, train, probs))
+        suite, combined, rows = _make_suite(config, train, scores, std, _natural_exclusions(*_heldout_flags(config, train, probs)[:2]), probs)
         mine = store.rows
         if len(rows) != len(mine) or not (rows["index"].to_numpy() == mine["index"].to_numpy()).all() or not (rows.label.to_numpy() == mine.label.to_numpy()).all():
             raise ValueError(f"the rows rebuilt from {out/'config.json'} differ from {store.path/'rows.csv'}: the data or mapd changed since the audit")

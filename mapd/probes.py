@@ -134,36 +134,49 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
                      typical_pool: float | None = None,  # draw the typical probe at random from this share of the most consistent examples; None: the n most consistent
                      atypical_pool: float | None = None, # draw the atypical probe at random from this share of the least consistent examples; None: the n least consistent
                      exclude=None,                # (N,) bool: examples never drawn into the typical or atypical probe (e.g. `mapd.scores.likely_mislabeled`)
+                     edit_pool: float | None = None,  # draw the examples that random_labels, corrupted and sketch probes edit from this most consistent share, minus `exclude`; None: from all
                      ood="auto",                  # "auto", "sketch", "digits" or an ImageDataset of other images
+                     flip_to: str = "uniform",    # random_labels probe: "uniform" other label (the paper), "confused" (the other class `probs` rates highest) or "mixed" (half each)
+                     probs=None,                  # (N, K) out-of-sample class probabilities (e.g. `heldout_consistency(return_probs=True)`); needed by "confused" and "mixed"
                      seed: int = 0) -> ProbeSuite:
     "The paper's probe suite made from `ds`: `n_fit + n_heldout` examples in each of `categories`."
     unknown = [c for c in categories if c not in CATEGORIES]
     if unknown: raise ValueError(f"unknown probe categories {unknown}; the built-in ones are {list(CATEGORIES)} (add your own with probe_from_indices)")
     n = n_fit + n_heldout
+    if flip_to not in ("uniform", "confused", "mixed"): raise ValueError(f"flip_to must be 'uniform', 'confused' or 'mixed', got {flip_to!r}")
+    if flip_to != "uniform" and "random_labels" in categories:
+        if probs is None: raise ValueError(f"flip_to={flip_to!r} needs probs=: out-of-sample class probabilities of every example (see mapd.scores.heldout_consistency)")
+        probs = as_numpy(probs, np.float64)
+        if probs.shape != (len(ds), ds.n_classes): raise ValueError(f"probs must have shape ({len(ds)}, {ds.n_classes}), got {probs.shape}")
     if n_fit < 1: raise ValueError(f"n_fit must be at least 1, got {n_fit}")
     g, K, N = torch.Generator().manual_seed(seed), ds.n_classes, len(ds)
     taken = np.zeros(N, bool)
     src = _ood_source(ds, ood) if "ood" in categories else None
     need = sum(c not in ("random_inputs", "ood") or (c == "ood" and src is None) for c in categories) * n  # categories that use up training examples
     if need > N: raise ValueError(f"{len(categories)} categories of {n} probes need {need} training examples, but the data set has {N}")
-    if ("typical" in categories or "atypical" in categories):
-        if scores is None: raise ValueError("typical and atypical probes need consistency scores: pass scores= (see mapd.scores)")
+    edits = edit_pool is not None and any(c in ("random_labels", "corrupted") or (c == "ood" and src is None) for c in categories)
+    if "typical" in categories or "atypical" in categories or edits:
+        if scores is None: raise ValueError("typical and atypical probes, and edit_pool, need consistency scores: pass scores= (see mapd.scores)")
         scores = as_numpy(scores, np.float64)
         if scores.shape != (N,): raise ValueError(f"scores must have shape ({N},), one per example, got {scores.shape}")
         if not np.isfinite(scores).all(): raise ValueError(f"scores hold {int((~np.isfinite(scores)).sum())} non-finite values")
         shuffle = torch.randperm(N, generator=g).numpy()
         order = shuffle[np.argsort(-scores[shuffle], kind="stable")]  # highest first, ties in random order
-        for name, share in (("typical_pool", typical_pool), ("atypical_pool", atypical_pool)):
+        for name, share in (("typical_pool", typical_pool), ("atypical_pool", atypical_pool), ("edit_pool", edit_pool)):
             if share is not None and not 0 < share <= 1: raise ValueError(f"{name} must lie in (0, 1] or be None, got {share}")
         if exclude is not None:
             exclude = as_numpy(exclude).astype(bool)
             if exclude.shape != (N,): raise ValueError(f"exclude must have shape ({N},), one flag per example, got {exclude.shape}")
             order = order[~exclude[order]]
+    editable = np.ones(N, bool)
+    if edits:
+        editable[:] = False; editable[order[:max(n, round(edit_pool * N))]] = True
     parts = []
     def add(cat, images, labels, source):
         parts.append(ProbeSuite(images, labels, np.full(len(labels), cat, dtype=object), _split_labels(n_fit, n_heldout, g), source))
     def sample():
-        free = np.flatnonzero(~taken)
+        free = np.flatnonzero(~taken & editable)
+        if len(free) < n: raise ValueError(f"a probe made by editing examples needs {n} of them, but only {len(free)} are left in edit_pool={edit_pool}")
         pick = free[torch.randperm(len(free), generator=g)[:n].numpy()]
         taken[pick] = True
         return pick
@@ -180,7 +193,13 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
             add(cat, ds.images[pick], ds.labels[pick], ds.index[pick].numpy())
         elif cat == "random_labels":
             pick = sample()
-            add(cat, ds.images[pick], _other_labels(ds.labels[pick], K, g), ds.index[pick].numpy())
+            y = _other_labels(ds.labels[pick], K, g)
+            if flip_to != "uniform":   # the class held-out models confuse each example with: flips as annotators make them
+                p = probs[pick].copy(); p[np.arange(n), ds.labels[pick].numpy()] = -1
+                confused = torch.as_tensor(p.argmax(1))
+                half = torch.randperm(n, generator=g)[:n // 2] if flip_to == "mixed" else torch.arange(n)
+                y[half] = confused[half]
+            add(cat, ds.images[pick], y, ds.index[pick].numpy())
         elif cat == "random_inputs":
             add(cat, random_images(n, ds.shape, g), torch.randint(0, K, (n,), generator=g), np.full(n, -1))
         elif cat == "corrupted":

@@ -19,7 +19,7 @@ from .models import make_model
 from .train import TrainConfig, fit, predict_logits
 
 # %% auto #0
-__all__ = ['DEFAULT_SCORE_CONFIG', 'heldout_consistency', 'likely_mislabeled', 'learning_speed', 'load_cscores']
+__all__ = ['DEFAULT_SCORE_CONFIG', 'heldout_consistency', 'likely_mislabeled', 'unrecognised', 'learning_speed', 'load_cscores']
 
 # %% ../nbs/05_scores.ipynb #0dc71af9
 DEFAULT_SCORE_CONFIG = TrainConfig(epochs=4, batch_size=256, lr=0.05, record="none")  # a few epochs of a small model, larger batches: minutes on 2 cores
@@ -72,6 +72,15 @@ def likely_mislabeled(probs,                 # (N, K) held-out class probabiliti
     if not 0 < threshold <= 1: raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
     other = P.copy(); other[np.arange(len(y)), y] = -np.inf
     return other.max(1) >= threshold
+
+def unrecognised(probs,                 # (N, K) held-out class probabilities (heldout_consistency(..., return_probs=True))
+                 *, factor: float = 2.0,  # an example is unrecognised when no class gets more than factor / K
+                 ) -> np.ndarray:
+    "`(N,)` bool: models that did not train on the example find it like no class (near-uniform probabilities): noise, or images from elsewhere."
+    P = as_numpy(probs, np.float64)
+    if P.ndim != 2 or P.shape[1] < 2: raise ValueError(f"probs must have shape (N, K) with K >= 2, got {P.shape}")
+    if not 1 <= factor < P.shape[1]: raise ValueError(f"factor must lie in [1, K={P.shape[1]}), got {factor}")
+    return P.max(1) < factor / P.shape[1]
 
 # %% ../nbs/05_scores.ipynb #5ed04876
 def learning_speed(ds: ImageDataset, *, epochs: int = 5,   # a short run

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mapd.audit import AuditConfig, run_audit, load_audit
+from mapd.audit import AuditConfig, PAPER_PROBES, run_audit, load_audit
 from mapd.metadata import IMAGE_PROBLEMS
 
 
@@ -14,7 +14,7 @@ def two_audits(tmp_path_factory):
                 corrupt_std="paper")
     d = tmp_path_factory.mktemp("natural")
     new = run_audit(AuditConfig(**base), d/"default", quiet=True)
-    paper = run_audit(AuditConfig(**base, atypical_pool=None, exclude_mislabeled=None), d/"paper", quiet=True)
+    paper = run_audit(AuditConfig(**{**base, **PAPER_PROBES}), d/"paper", quiet=True)
     return d, base, new, paper
 
 
@@ -48,3 +48,24 @@ def test_load_audit_rebuilds_the_same_probes(two_audits):
     from mapd.scores import likely_mislabeled
     lm = likely_mislabeled(np.load(d/"default"/"heldout_probs.npy"), a["train"].labels)
     assert not lm[pos[src].to_numpy()].any()
+
+
+def test_edited_probes_start_from_clean_examples(two_audits):
+    "Random-label and corrupted probes edit consistent examples: none already flipped (the paper's draw from all takes about the noise rate)."
+    d = two_audits[0]
+    noisy = {}
+    for name in ("default", "paper"):
+        a = load_audit(d/name)
+        train, s, sc = a["train"], a["suite"], np.load(d/name/"scores.npy")
+        pos = pd.Series(np.arange(len(train)), index=train.index.numpy())
+        src = pos[s.source[np.isin(s.category, ["random_labels", "corrupted"])]].to_numpy()
+        noisy[name] = float(train.is_noisy.numpy()[src].mean())
+        if name == "default":
+            assert (sc[src] >= np.quantile(sc, 0.2) - 1e-9).all()   # from the most consistent 80%
+            lm = a["results"]["natural_probe_excluded"]; assert lm > 0
+    assert noisy["paper"] > 0.1 and noisy["default"] < noisy["paper"] / 2, noisy
+
+
+def test_unrecognised_examples_counted(two_audits):
+    d, base, new, paper = two_audits
+    assert isinstance(new["unrecognised_rows"], int) and paper["unrecognised_rows"] is None
