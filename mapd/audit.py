@@ -58,7 +58,7 @@ class AuditConfig:
     atypical_pool: float | None = 0.2  # atypical probe drawn at random from this least consistent share; None: the n least consistent (the paper)
     exclude_unrecognised: float | None = 2.0  # keep out of the natural probes examples on which held-out models give no class more than this / K (noise, foreign images); None: keep them
     exclude_mislabeled: float | None = 0.5  # keep out of the typical and atypical probes examples that held-out models give another class with at least this probability; None: keep them
-    edit_pool: float | None = 0.8    # random-label, corrupted and sketch probes edit examples drawn from this most consistent share (minus exclude_mislabeled); None: from all (the paper)
+    edit_pool: float | None = 0.8    # random-label, corrupted and sketch probes edit examples drawn from this most consistent share (minus the examples kept out of the natural probes); None: from all (the paper)
     flip_to: str = "uniform"         # random_labels probe: "uniform" other label (the paper), "confused" (the other class held-out models rate highest), "mixed" (half each)
     corrupt_std: str = "auto"        # noise of the corrupted probe: "auto" (chosen by a proxy run, see choose_corrupt_std), "paper" (0.1 CIFAR, 0.25 else) or a number
     alpha: float = 0.05              # false-flag rate of flag_<category> on held-out natural probes

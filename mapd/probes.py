@@ -17,7 +17,7 @@ from .core import as_numpy, check_same_length
 from .data import ImageDataset, load_digits
 from .models import make_model
 from .train import fit
-from .scores import DEFAULT_SCORE_CONFIG
+from .scores import DEFAULT_SCORE_CONFIG, confused_class
 
 # %% auto #0
 __all__ = ['CATEGORIES', 'MAIN_CATEGORIES', 'ProbeSuite', 'corrupt', 'random_images', 'sketch', 'make_probe_suite',
@@ -168,9 +168,7 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
             exclude = as_numpy(exclude).astype(bool)
             if exclude.shape != (N,): raise ValueError(f"exclude must have shape ({N},), one flag per example, got {exclude.shape}")
             order = order[~exclude[order]]
-    editable = np.ones(N, bool)
-    if edits:
-        editable[:] = False; editable[order[:max(n, round(edit_pool * N))]] = True
+    editable = np.isin(np.arange(N), order[:max(n, round(edit_pool * N))]) if edits else np.ones(N, bool)
     parts = []
     def add(cat, images, labels, source):
         parts.append(ProbeSuite(images, labels, np.full(len(labels), cat, dtype=object), _split_labels(n_fit, n_heldout, g), source))
@@ -195,8 +193,7 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
             pick = sample()
             y = _other_labels(ds.labels[pick], K, g)
             if flip_to != "uniform":   # the class held-out models confuse each example with: flips as annotators make them
-                p = probs[pick].copy(); p[np.arange(n), ds.labels[pick].numpy()] = -1
-                confused = torch.as_tensor(p.argmax(1))
+                confused = torch.as_tensor(confused_class(probs[pick], ds.labels[pick])[0])
                 half = torch.randperm(n, generator=g)[:n // 2] if flip_to == "mixed" else torch.arange(n)
                 y[half] = confused[half]
             add(cat, ds.images[pick], y, ds.index[pick].numpy())

@@ -19,7 +19,8 @@ from .models import make_model
 from .train import TrainConfig, fit, predict_logits
 
 # %% auto #0
-__all__ = ['DEFAULT_SCORE_CONFIG', 'heldout_consistency', 'likely_mislabeled', 'unrecognised', 'learning_speed', 'load_cscores']
+__all__ = ['DEFAULT_SCORE_CONFIG', 'heldout_consistency', 'likely_mislabeled', 'confused_class', 'unrecognised', 'learning_speed',
+           'load_cscores']
 
 # %% ../nbs/05_scores.ipynb #0dc71af9
 DEFAULT_SCORE_CONFIG = TrainConfig(epochs=4, batch_size=256, lr=0.05, record="none")  # a few epochs of a small model, larger batches: minutes on 2 cores
@@ -67,11 +68,18 @@ def likely_mislabeled(probs,                 # (N, K) held-out class probabiliti
                       *, threshold: float = 0.5,  # an example is likely mislabeled when models that never saw it give another class at least this
                       ) -> np.ndarray:
     "`(N,)` bool: models that did not train on the example confidently predict a class other than its label."
+    if not 0 < threshold <= 1: raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
+    return confused_class(probs, labels)[1] >= threshold
+
+def confused_class(probs,   # (N, K) class probabilities
+                   labels,  # (N,) the given labels
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    "`(N,)` the most probable class other than each example's label, and its probability."
     P, y = as_numpy(probs, np.float64), as_numpy(labels).astype(np.int64)
     if P.ndim != 2 or len(P) != len(y): raise ValueError(f"probs must have shape ({len(y)}, K), one row per label, got {P.shape}")
-    if not 0 < threshold <= 1: raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
     other = P.copy(); other[np.arange(len(y)), y] = -np.inf
-    return other.max(1) >= threshold
+    c = other.argmax(1)
+    return c, other[np.arange(len(y)), c]
 
 def unrecognised(probs,                 # (N, K) held-out class probabilities (heldout_consistency(..., return_probs=True))
                  *, factor: float = 2.0,  # an example is unrecognised when no class gets more than factor / K
