@@ -13,21 +13,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from fastcore.basics import patch
 
 import mapd
 from .core import resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, DEFAULT_SCORE_CONFIG
-from .probes import make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES
+from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES
 from .models import MODELS, make_model
 from .train import TrainConfig, fit
 from .store import TrajectoryStore
 from .metadata import probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, IMAGE_PROBLEMS
+from .plots import image_grid
+from .explore import Explorer
 
 # %% auto #0
-__all__ = ['AUDIT_PRESETS', 'PAPER_PROBES', 'AUDIT_FILES', 'AuditConfig', 'audit_config', 'run_audit', 'load_audit']
+__all__ = ['AUDIT_RULES', 'AUDIT_PRESETS', 'PAPER_PROBES', 'AUDIT_FILES', 'AuditConfig', 'audit_config', 'run_audit', 'Audit']
 
 # %% ../nbs/09_audit.ipynb #458809a4
+# what each setting may be: an interval, or the values allowed (checked by `AuditConfig`, offered as choices by `mapd audit`)
+AUDIT_RULES = dict(dataset=(*DATASETS, "custom"), image_size=">=1", channels=(1, 3), noise="[0,1)", noise_kind=("symmetric", "asymmetric"),
+                   model=tuple(MODELS), epochs=">=1", batch_size=">=1", lr=">0", weight_decay=">=0", record=("eval", "online"), el2n_at="(0,1]",
+                   score_model=tuple(MODELS), score_kind=("confidence", "accuracy"), score_ratios="(0,1)", score_runs=">=1", score_epochs=">=1",
+                   categories=CATEGORIES, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", atypical_pool="(0,1]", edit_pool="(0,1]",
+                   exclude_mislabeled="(0,1]", exclude_unrecognised=">=1", alpha="(0,1)", ood=("auto", "sketch", "digits"),
+                   flip_to=("uniform", "confused", "mixed"), k=">=1", seed=">=0")
+
 @dataclass
 class AuditConfig:
     "Everything that defines one audit run."
@@ -70,10 +81,7 @@ class AuditConfig:
     def __post_init__(self):
         self.score_ratios, self.categories = tuple(self.score_ratios), tuple(self.categories)
         self.corrupt_std = str(self.corrupt_std)
-        check_fields(self, dataset=(*DATASETS, "custom"), image_size=">=1", channels=(1, 3), noise="[0,1)", noise_kind=("symmetric", "asymmetric"),
-                     model=tuple(MODELS), epochs=">=1", batch_size=">=1", lr=">0", weight_decay=">=0", record=("eval", "online"), el2n_at="(0,1]",
-                     score_model=tuple(MODELS), score_kind=("confidence", "accuracy"), score_ratios="(0,1)", score_runs=">=1", score_epochs=">=1",
-                     categories=CATEGORIES, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", atypical_pool="(0,1]", edit_pool="(0,1]", exclude_mislabeled="(0,1]", exclude_unrecognised=">=1", alpha="(0,1)", ood=("auto", "sketch", "digits"), flip_to=("uniform", "confused", "mixed"), k=">=1", seed=">=0")
+        check_fields(self, **AUDIT_RULES)
         if len(set(self.categories)) != len(self.categories) or len(self.categories) < 2:
             raise ValueError(f"AuditConfig: categories must name at least two different probe categories, got {list(self.categories)}")
         if not self.score_ratios: raise ValueError("AuditConfig: score_ratios must hold at least one ratio")
@@ -325,8 +333,8 @@ def _noise_results(train, suite, store: TrajectoryStore, table: pd.DataFrame) ->
 
 def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", *,
               data=None,             # (train, test) ImageDatasets (test may be None) to audit instead of config.dataset
-              quiet: bool = False) -> dict:
-    "Run a MAP-D audit with `config`, writing its table, trajectories and `results.json` into `out_dir`; return the results."
+              quiet: bool = False) -> Audit:
+    "Run a MAP-D audit with `config`, writing its table, trajectories and `results.json` into `out_dir`; return it as an `Audit`."
     config = config or AuditConfig()
     if data is not None: config = replace(config, dataset="custom", data_root=None)
     out, t_start = _check_out(out_dir), time.perf_counter()
@@ -357,7 +365,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         if weak: results["warnings"].append(weak)
         results.update(test_accuracy=float(history.test_acc.iloc[-1]) if "test_acc" in history else None,
                        train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
-                       n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()))
+                       n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()), classes=list(train.classes))
         results.update(natural_probe_excluded=int(excluded.sum()) if excluded is not None else None,
                        unrecognised_rows=int(unk.sum()) if unk is not None else None)
         if config.noise > 0: results.update(_noise_results(train, suite, store, table))
@@ -368,30 +376,131 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         + (f"; mislabel AUROC: {results['mislabel_auroc']:.3f}" if config.noise > 0 else ""))
     say("categories: " + ", ".join(f"{c} {n:,}" for c, n in results["category_counts"].items()))
     for w in results["warnings"]: say(f"warning: {w}")
-    return results
+    return Audit.load(out, data=data)
 
-# %% ../nbs/09_audit.ipynb #0768b62d
-def load_audit(out_dir: str | Path, *, images: bool = True,
-               data=None) -> dict:  # data: the (train, test) given to run_audit(data=...), needed to rebuild the images of such an audit
-    "An audit's config, store, table and results; with `images`, also the rebuilt training, test and trained-on sets."
-    out = Path(out_dir)
-    for fn in ("config.json", "results.json", "metadata.parquet"):
-        if not (out/fn).exists(): raise FileNotFoundError(f"{out/fn} not found: {out} is not a finished audit (run_audit writes it)")
-    cfg_dict = json.loads((out/"config.json").read_text())
-    for k in ("atypical_pool", "exclude_mislabeled", "exclude_unrecognised", "edit_pool"): cfg_dict.setdefault(k, None)   # audits made before these settings drew the paper's atypical probe
-    config = AuditConfig(**cfg_dict)
-    store = TrajectoryStore(out/"trajectories")
-    res = dict(config=config, store=store, table=load_table(out/"metadata.parquet"), results=json.loads((out/"results.json").read_text()))
-    if images:
-        if config.dataset == "custom" and data is None:
-            raise ValueError(f"{out} audited data passed to run_audit(data=...): pass the same data to load_audit(data=...) to rebuild its images, or images=False")
-        train, test = _load_data(config, data)
-        _check_same_data(out, _fingerprints(config, train, test), "Its images cannot be rebuilt from this data: pass the data it was made from, or images=False")
-        scores, probs = _load_scores(out)
-        std = json.loads((out/"results.json").read_text()).get("corrupt_std")
-        suite, combined, rows = _make_suite(config, train, scores, std, _natural_exclusions(*_heldout_flags(config, train, probs)[:2]), probs)
-        mine = store.rows
+# %% ../nbs/09_audit.ipynb #d8b01a3d
+_FINISHED = ("config.json", "results.json", "metadata.parquet")   # what a finished audit folder holds for sure
+
+class Audit:
+    "A finished MAP-D audit: its `config`, metadata `table` (a DataFrame), trajectory `store` and `results`."
+    def __init__(self, path: str | Path, config: AuditConfig, store: TrajectoryStore, table: pd.DataFrame, results: dict,
+                 data=None):  # the (train, test) given to run_audit(data=...), to rebuild the images of such an audit
+        self.path, self.config, self.store, self.table, self.results = Path(path), config, store, table, results
+        self._data, self._sets, self._trained_on = data, None, None
+
+    @classmethod
+    def load(cls, out_dir: str | Path,  # a folder written by `run_audit` or `mapd audit`
+             *, data=None) -> Audit:    # the (train, test) given to run_audit(data=...), to rebuild the images of such an audit
+        "Reopen the finished audit in `out_dir`."
+        out = Path(out_dir)
+        for fn in _FINISHED:
+            if not (out/fn).exists(): raise FileNotFoundError(f"{out/fn} not found: {out} is not a finished audit (run_audit writes it)")
+        cfg_dict = json.loads((out/"config.json").read_text())
+        for k in ("atypical_pool", "exclude_mislabeled", "exclude_unrecognised", "edit_pool"): cfg_dict.setdefault(k, None)   # audits made before these settings drew the paper's probes
+        return cls(out, AuditConfig(**cfg_dict), TrajectoryStore(out/"trajectories"), load_table(out/"metadata.parquet"),
+                   json.loads((out/"results.json").read_text()), data)
+
+    def __repr__(self):
+        return f"Audit({str(self.path)!r}: {self.config.dataset}, {len(self.table):,} examples, {self.store.completed} epochs, {len(self.config.categories)} categories)"
+
+# %% ../nbs/09_audit.ipynb #66482032
+@patch
+def _data_sets(self: Audit) -> tuple[ImageDataset, ImageDataset | None]:
+    "The audited training set (with its injected noise) and test set, loaded once and checked against the audit's fingerprints."
+    if self._sets is None:
+        if self.config.dataset == "custom" and self._data is None:
+            raise ValueError(f"{self.path} audited data passed to run_audit(data=...): pass the same data to Audit.load(..., data=...) to rebuild its images")
+        train, test = _load_data(self.config, self._data)
+        _check_same_data(self.path, _fingerprints(self.config, train, test), "Its images cannot be rebuilt from this data: pass the data it was made from")
+        self._sets = train, test
+    return self._sets
+
+@patch
+def _rebuild(self: Audit) -> tuple[ProbeSuite, ImageDataset]:
+    "The probe suite and the trained-on set (training examples and probes in the store's row order), rebuilt once and checked against the store's rows."
+    if self._trained_on is None:
+        train, _ = self._data_sets()
+        scores, probs = _load_scores(self.path)
+        excluded = _natural_exclusions(*_heldout_flags(self.config, train, probs)[:2])
+        suite, combined, rows = _make_suite(self.config, train, scores, self.results.get("corrupt_std"), excluded, probs)
+        mine = self.store.rows
         if len(rows) != len(mine) or not (rows["index"].to_numpy() == mine["index"].to_numpy()).all() or not (rows.label.to_numpy() == mine.label.to_numpy()).all():
-            raise ValueError(f"the rows rebuilt from {out/'config.json'} differ from {store.path/'rows.csv'}: the data or mapd changed since the audit")
-        res.update(train=train, test=test, suite=suite, combined=combined, rows=rows)
-    return res
+            raise ValueError(f"the rows rebuilt from {self.path/'config.json'} differ from {self.store.path/'rows.csv'}: the data or mapd changed since the audit")
+        self._trained_on = suite, combined
+    return self._trained_on
+
+Audit.train = property(lambda self: self._data_sets()[0], doc="the audited training set, with its injected noise (loaded on first use)")
+Audit.test = property(lambda self: self._data_sets()[1], doc="the test set, or None (loaded on first use)")
+Audit.suite = property(lambda self: self._rebuild()[0], doc="the probe suite (rebuilt on first use)")
+Audit.combined = property(lambda self: self._rebuild()[1], doc="training examples and probes, in the store's row order: the set the model trained on (rebuilt on first use)")
+Audit.classes = property(lambda self: self.results.get("classes") or list(self.train.classes), doc="the class names, label by label")
+
+# %% ../nbs/09_audit.ipynb #34bc7644
+class _Text(str):
+    "A string that a notebook shows as text, not as its repr."
+    def __repr__(self): return str(self)
+
+def _pct(x) -> str: return "n/a" if x is None else f"{x:.1%}"
+
+@patch
+def summary(self: Audit) -> str:
+    "What to read first: the data, the model, how well held-out probes are told apart, the categories and flags, and the warnings."
+    r, c, n = self.results, self.config, len(self.table)
+    lines = [f"MAP-D audit of {c.dataset} ({self.path}): {r['n_train']:,} training examples, {r['n_probes']:,} probes",
+             f"model {c.model}, {c.epochs} epochs recorded in {c.record} mode, on {r.get('device', '?')} in {r.get('seconds', 0):.0f} s; "
+             f"test accuracy {_pct(r.get('test_accuracy'))}"]
+    if c.noise > 0: lines.append(f"label noise injected: {c.noise:.0%} {c.noise_kind}; AUROC of p_random_labels for the flipped labels "
+                                 f"{r['mislabel_auroc']:.3f} (mean loss: {r['mislabel_auroc_mean_loss']:.3f})")
+    lines.append(f"held-out probe accuracy: {_pct(r.get('probe_accuracy_4'))} on the 4 main categories, "
+                 f"{_pct(r.get('probe_accuracy_6'))} on all {len(c.categories)} (chance: {1 / len(c.categories):.0%})")
+    lines.append("categories: " + ", ".join(f"{k} {v:,} ({v / n:.1%})" for k, v in r["category_counts"].items()))
+    if r.get("flag_counts"):
+        lines.append(f"flags (each lets at most {c.alpha:.0%} of held-out natural probes through): "
+                     + ", ".join(f"{k} {v:,} ({v / n:.1%})" for k, v in r["flag_counts"].items()))
+    if r.get("image_problem_flag_rate") is not None: lines.append(f"rows with an image-problem flag: {r['image_problem_flag_rate']:.1%}")
+    if r.get("likely_mislabeled_rows") is not None:
+        lines.append(f"likely mislabeled (held-out models give another class >= {c.exclude_mislabeled}): {r['likely_mislabeled_rows']:,}")
+    lines += [f"warning: {w}" for w in r.get("warnings", [])]
+    return _Text("\n".join(lines))
+
+# %% ../nbs/09_audit.ipynb #cd6c5f7b
+@patch
+def issues(self: Audit, category: str,   # one of the audit's categories, e.g. "random_labels"
+           n: int | None = 20,           # the n most probable; all when None
+           *, flagged: bool = False      # only the rows whose flag_<category> is raised
+           ) -> pd.DataFrame:
+    "The examples most probably of `category`, most probable first: cleanlab's `get_issues`, one category at a time."
+    cats = [c[2:] for c in self.table.columns if c.startswith("p_")]
+    if category not in cats: raise ValueError(f"unknown category {category!r}; this audit's categories: {', '.join(cats)}")
+    flag = f"flag_{category}"
+    t = self.table
+    if flagged:
+        if flag not in t: raise ValueError(f"'{category}' has no flag: flags are calibrated against it" if category == "typical" else f"this audit has no {flag} column")
+        t = t[t[flag].to_numpy(bool)]
+    t = t.sort_values(f"p_{category}", ascending=False, kind="stable")
+    if n is not None: t = t.head(n)
+    cols = [c for c in ("index", "path", "label", "true_label", "is_noisy") if c in t] + [f"p_{category}"] + [c for c in (flag, "likely_mislabeled") if c in t] + ["category", "confidence"]
+    out = t[cols].reset_index(drop=True)
+    names = np.asarray(self.results.get("classes") or [], dtype=object)
+    if len(names): out.insert(cols.index("label") + 1, "class", names[out.label.to_numpy()])
+    return out
+
+# %% ../nbs/09_audit.ipynb #660471a6
+@patch
+def show(self: Audit, category: str,  # one of the audit's categories
+         n: int = 20,                  # images
+         *, flagged: bool = False,     # only rows whose flag_<category> is raised
+         ncols: int = 10, scale: float = 1.2):
+    "An image grid of the examples most probably of `category` (those of `issues`), titled with their class and probability."
+    top = self.issues(category, n, flagged=flagged)
+    if not len(top): raise ValueError(f"no {'flagged ' if flagged else ''}examples of '{category}' to show")
+    train = self.train
+    pos = pd.Series(np.arange(len(train)), index=train.index.numpy())
+    titles = [f"{train.classes[y]}\np={p:.2f}" for y, p in zip(top.label, top[f"p_{category}"])]
+    return image_grid(train.images[pos[top["index"]].to_numpy()], titles, ncols=min(ncols, len(top)), scale=scale,
+                      suptitle=f"{category.replace('_', ' ')}: the {len(top)} most probable" + (" flagged" if flagged else "") + " examples")
+
+@patch
+def explore(self: Audit, **kwargs):  # passed to `Explorer` (n_show, ncols, tile, ...)
+    "The widget explorer of this audit, for a notebook: scrub the epochs, see each category's images and loss curves."
+    return Explorer(self.path, dataset=kwargs.pop("dataset", self.train), **kwargs)

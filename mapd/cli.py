@@ -10,13 +10,14 @@ import argparse, dataclasses, errno, json, os, sys
 from pathlib import Path
 
 import yaml
+from fastcore.docments import docments
 
 import mapd
 from .core import _kinds
-from .audit import AuditConfig, run_audit
+from .audit import AUDIT_PRESETS, AUDIT_RULES, AuditConfig, audit_config, run_audit
 
 # %% auto #0
-__all__ = ['parser', 'main']
+__all__ = ['config_from_args', 'parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #7f887eaa
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
@@ -38,14 +39,24 @@ def _parse_as(kind: str, optional: bool):
     return parse
 
 def _add_config_flags(p: argparse.ArgumentParser):
-    "One flag per field of `AuditConfig`, parsed by the field's annotation."
+    "One flag per field of `AuditConfig`: its comment as help, its allowed values as choices; only flags given are set, a preset fills the rest."
+    docs, g = docments(AuditConfig), p.add_argument_group("audit settings", "each unset one takes the preset's value, else the default shown")
     for f in dataclasses.fields(AuditConfig):
         (kind, *_), optional = _kinds(f.type)
-        flag, default = "--" + f.name.replace("_", "-"), f.default
+        flag, default, rule = "--" + f.name.replace("_", "-"), f.default, AUDIT_RULES.get(f.name)
+        choices = [c for c in rule if c != "custom"] if isinstance(rule, tuple) else None   # custom data comes from Python only
+        shown = "none" if default is None else " ".join(map(str, default)) if isinstance(default, tuple) else default
+        kw = dict(default=argparse.SUPPRESS, help=f"{docs.get(f.name) or ''} (default: {shown})".replace("%", "%%"))
         if kind == "tuple":
-            p.add_argument(flag, nargs="+", type=_parse_as(type(default[0]).__name__, False), default=default, help=f"(default: {' '.join(map(str, default))})")
-        else: p.add_argument(flag, type=_parse_as(kind, optional), default=default, metavar=kind.upper(),
-                             help=f"(default: {'none' if default is None else default})")
+            if choices: kw["help"] = kw["help"].replace(" (default:", f"; one or more of {', '.join(choices)} (default:")
+            g.add_argument(flag, nargs="+", type=_parse_as(type(default[0]).__name__, False), choices=choices, metavar=f.name.upper(), **kw)
+        else:
+            meta = kind.upper() if choices is None else "{" + ",".join(map(str, choices)) + (",none" if optional else "") + "}"
+            g.add_argument(flag, type=_parse_as(kind, optional), choices=None if choices is None else choices + [None] * optional, metavar=meta, **kw)
+
+def config_from_args(args: argparse.Namespace) -> AuditConfig:
+    "The `AuditConfig` of parsed `mapd audit` arguments: the preset's values, with the flags given on top."
+    return audit_config(args.preset, **{f.name: getattr(args, f.name) for f in dataclasses.fields(AuditConfig) if hasattr(args, f.name)})
 
 def parser() -> argparse.ArgumentParser:
     "The argument parser of the `mapd` command."
@@ -55,6 +66,7 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser("audit", help="run one MAP-D audit and write its metadata table, trajectories and results.json")
     a.add_argument("--out", default="audit", help="output folder (default: audit)")
     a.add_argument("--quiet", action="store_true", help="no progress bars")
+    a.add_argument("--preset", default="default", choices=list(AUDIT_PRESETS), help="named settings, e.g. the paper's CIFAR-10 setting (default: default)")
     _add_config_flags(a)
     r = sub.add_parser("report", help="run the experiment notebooks with papermill into outputs/")
     r.add_argument("--plan", default="nbs/experiments/report.yaml", help="the report plan (default: nbs/experiments/report.yaml)")
@@ -71,11 +83,9 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "audit":
-            cfg = AuditConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(AuditConfig)})
-            res = run_audit(cfg, args.out, quiet=args.quiet)
-            print(json.dumps({k: v for k, v in res.items() if not isinstance(v, (dict, list))}, indent=2))
-            print("categories: " + ", ".join(f"{c} {n:,}" for c, n in res["category_counts"].items()), file=sys.stderr)
-            for w in res["warnings"]: print(f"mapd audit: warning: {w}", file=sys.stderr)   # also in results.json
+            audit = run_audit(config_from_args(args), args.out, quiet=args.quiet)
+            print(json.dumps({k: v for k, v in audit.results.items() if not isinstance(v, (dict, list))}, indent=2))
+            print(audit.summary(), file=sys.stderr)   # its warnings are in results.json too
         elif args.command == "report":
             from mapd.report import run_report
             run_report(args.plan, args.out, tiny=args.tiny, only=[] if args.render_only else args.only, html=not args.no_html, quiet=args.quiet)
@@ -100,4 +110,3 @@ def _one_line(e: BaseException) -> str:
         return f"{e.filename}: {e.strerror.lower()}" + (f"; {fix}" if fix else "")
     msg = " ".join(str(e).split()) or type(e).__name__
     return msg if not isinstance(e, (ArithmeticError, RuntimeError)) or ":" in msg else f"{type(e).__name__}: {msg}"
-

@@ -13,15 +13,16 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .core import as_numpy, check_same_length
+from .core import as_numpy, check_labels, check_same_length
 from .data import ImageDataset, load_digits
 from .models import make_model
 from .train import fit
 from .scores import DEFAULT_SCORE_CONFIG, confused_class
 
 # %% auto #0
-__all__ = ['CATEGORIES', 'MAIN_CATEGORIES', 'ProbeSuite', 'corrupt', 'random_images', 'sketch', 'make_probe_suite',
-           'choose_corrupt_std', 'probe_from_indices', 'probe_from_transform', 'with_probes']
+__all__ = ['CATEGORIES', 'MAIN_CATEGORIES', 'INDEX_CATEGORIES', 'ProbeSuite', 'corrupt', 'random_images', 'sketch',
+           'make_probe_suite', 'choose_corrupt_std', 'probe_from_indices', 'probe_from_transform', 'with_probes',
+           'index_probes']
 
 # %% ../nbs/06_probes.ipynb #03d26f74
 CATEGORIES = ("typical", "atypical", "random_labels", "random_inputs", "corrupted", "ood")
@@ -298,3 +299,35 @@ def with_probes(ds: ImageDataset, suite: ProbeSuite) -> tuple[ImageDataset, pd.D
     if ds.paths is not None: rows["path"] = list(rest.paths) + [""] * len(suite)  # the file each training row came from; probes have none
     combined = ImageDataset(torch.cat([rest.images, suite.images]), torch.cat([rest.labels, suite.labels]), ds.classes, ds.name)
     return combined, rows
+
+# %% ../nbs/06_probes.ipynb #5ef75e6e
+INDEX_CATEGORIES = ("typical", "atypical", "random_labels")   # the categories made without touching an input
+
+def index_probes(labels,                      # (N,) int labels of the examples, in the order they are trained
+                 scores=None,                 # (N,) consistency scores, higher for more typical; needed for typical, atypical and edit_pool
+                 *, categories=INDEX_CATEGORIES,
+                 n_classes: int | None = None,  # K; labels.max() + 1 when None
+                 custom: dict | None = None,  # your own categories: name -> positions of the examples that carry that metadata (half fit the k-NN)
+                 **kwargs) -> pd.DataFrame:   # n_fit, n_heldout, typical_pool, atypical_pool, exclude, edit_pool, flip_to, probs, seed: as in make_probe_suite
+    "Probes for data of any modality: the rows table (role, category, split, index, label), one row per example in their order."
+    y = as_numpy(labels, np.int64)
+    K = int(n_classes) if n_classes is not None else int(y.max()) + 1 if len(y) else 0
+    y = torch.from_numpy(check_labels(y, K, "labels"))
+    bad = [c for c in categories if c not in INDEX_CATEGORIES]
+    if bad: raise ValueError(f"{bad} make new inputs (images): index_probes makes only {list(INDEX_CATEGORIES)} and categories of your own (custom=); "
+                             "use make_probe_suite on an ImageDataset for the others")
+    stand_in = ImageDataset(torch.zeros((len(y), 1, 1, 1), dtype=torch.uint8), y, [str(k) for k in range(K)])   # the inputs are never read
+    custom = {name: as_numpy(idx, np.int64) for name, idx in (custom or {}).items()}
+    clash = [name for name in custom if name in categories]
+    if clash: raise ValueError(f"custom categories {clash} are also built-in ones here: name them otherwise")
+    mine = np.concatenate([np.zeros(0, np.int64), *custom.values()])
+    if len(np.unique(mine)) != len(mine): raise ValueError("an example is in two custom categories: each example can carry one")
+    keep = np.flatnonzero(~np.isin(np.arange(len(y)), mine))   # the built-in probes are drawn from the other examples
+    per_example = {k: as_numpy(v)[keep] for k, v in kwargs.items() if k in ("exclude", "probs") and v is not None}
+    suite = make_probe_suite(stand_in.subset(keep), None if scores is None else as_numpy(scores, np.float64)[keep], categories=tuple(categories),
+                             **{**kwargs, **per_example})
+    for name, idx in custom.items(): suite = suite + probe_from_indices(stand_in, name, idx, seed=kwargs.get("seed", 0))
+    src = suite.source
+    rows = pd.DataFrame(dict(role="train", category="", split="", index=np.arange(len(y)), label=y.numpy()))
+    rows.loc[src, "role"], rows.loc[src, "category"], rows.loc[src, "split"], rows.loc[src, "label"] = "probe", suite.category, suite.split, suite.labels.numpy()
+    return rows

@@ -19,7 +19,7 @@ def digits_audit(tmp_path_factory):
     out = tmp_path_factory.mktemp("digits")/"audit"
     cfg = AuditConfig(dataset="digits", noise=0.2, epochs=15, batch_size=64, scores="speed", score_epochs=3,
                       n_fit=60, n_heldout=60, k=10, device="cpu", **PAPER_PROBES)   # the paper's probes: the figure-4 check is theirs
-    return out, cfg, run_audit(cfg, out, quiet=True)
+    return out, cfg, run_audit(cfg, out, quiet=True).results
 
 
 def mapd_cmd() -> list[str]:

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mapd.audit import AuditConfig, PAPER_PROBES, run_audit, load_audit
+from mapd.audit import AuditConfig, PAPER_PROBES, Audit, run_audit
 from mapd.metadata import IMAGE_PROBLEMS
 
 
@@ -13,8 +13,8 @@ def two_audits(tmp_path_factory):
     base = dict(dataset="digits", noise=0.2, epochs=12, batch_size=64, score_runs=1, score_epochs=10, n_fit=40, n_heldout=40, k=10, device="cpu",
                 corrupt_std="paper")
     d = tmp_path_factory.mktemp("natural")
-    new = run_audit(AuditConfig(**base), d/"default", quiet=True)
-    paper = run_audit(AuditConfig(**{**base, **PAPER_PROBES}), d/"paper", quiet=True)
+    new = run_audit(AuditConfig(**base), d/"default", quiet=True).results
+    paper = run_audit(AuditConfig(**{**base, **PAPER_PROBES}), d/"paper", quiet=True).results
     return d, base, new, paper
 
 
@@ -39,14 +39,14 @@ def test_likely_mislabeled_column_vetoes_image_flags(two_audits):
     assert "likely_mislabeled" not in pd.read_parquet(d/"paper"/"metadata.parquet")
 
 
-def test_load_audit_rebuilds_the_same_probes(two_audits):
+def test_reopened_audit_rebuilds_the_same_probes(two_audits):
     d, base, new, paper = two_audits
-    a = load_audit(d/"default")   # rebuilds the suite from scores.npy and heldout_probs.npy: must match the rows trained on
-    assert len(a["rows"]) == len(a["store"].rows)
-    pos = pd.Series(np.arange(len(a["train"])), index=a["train"].index.numpy())
-    src = a["suite"].source[(a["suite"].category == "atypical")]
+    a = Audit.load(d/"default")   # rebuilds the suite from scores.npy and heldout_probs.npy: must match the rows trained on
+    assert len(a.combined) == a.store.n_rows
+    pos = pd.Series(np.arange(len(a.train)), index=a.train.index.numpy())
+    src = a.suite.source[(a.suite.category == "atypical")]
     from mapd.scores import likely_mislabeled
-    lm = likely_mislabeled(np.load(d/"default"/"heldout_probs.npy"), a["train"].labels)
+    lm = likely_mislabeled(np.load(d/"default"/"heldout_probs.npy"), a.train.labels)
     assert not lm[pos[src].to_numpy()].any()
 
 
@@ -55,14 +55,14 @@ def test_edited_probes_start_from_clean_examples(two_audits):
     d = two_audits[0]
     noisy = {}
     for name in ("default", "paper"):
-        a = load_audit(d/name)
-        train, s, sc = a["train"], a["suite"], np.load(d/name/"scores.npy")
+        a = Audit.load(d/name)
+        train, s, sc = a.train, a.suite, np.load(d/name/"scores.npy")
         pos = pd.Series(np.arange(len(train)), index=train.index.numpy())
         src = pos[s.source[np.isin(s.category, ["random_labels", "corrupted"])]].to_numpy()
         noisy[name] = float(train.is_noisy.numpy()[src].mean())
         if name == "default":
             assert (sc[src] >= np.quantile(sc, 0.2) - 1e-9).all()   # from the most consistent 80%
-            lm = a["results"]["natural_probe_excluded"]; assert lm > 0
+            lm = a.results["natural_probe_excluded"]; assert lm > 0
     assert noisy["paper"] > 0.1 and noisy["default"] < noisy["paper"] / 2, noisy
 
 
