@@ -497,7 +497,7 @@ def show(self: Audit, category: str,  # one of the audit's categories
     train = self.train
     pos = pd.Series(np.arange(len(train)), index=train.index.numpy())
     titles = [f"{train.classes[y]}\np={p:.2f}" for y, p in zip(top.label, top[f"p_{category}"])]
-    return image_grid(train.images[pos[top["index"]].to_numpy()], titles, ncols=min(ncols, len(top)), scale=scale,
+    return image_grid(train.images[pos[top["index"]].to_numpy(copy=True)], titles, ncols=min(ncols, len(top)), scale=scale,
                       suptitle=f"{category.replace('_', ' ')}: the {len(top)} most probable" + (" flagged" if flagged else "") + " examples")
 
 @patch
