@@ -237,7 +237,7 @@ def test_hf_bert_store_feeds_mapd_and_evaluate_still_works(data, tmp_path):
     "A tiny BERT built from a config (nothing downloaded) on token sequences made from the blobs' classes."
     _, y, rows = data
     g = torch.Generator().manual_seed(1)
-    true = torch.as_tensor(rows.true_label.to_numpy())
+    true = torch.as_tensor(rows.true_label.to_numpy(copy=True))
     ids = torch.randint(4 + K, 40, (len(y), 8), generator=g)
     ids[:, 0], ids[:, 3] = 1, 4 + true                                   # [CLS]-like token, then the class token among noise
 
