@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import DataLoader
 
 from ..core import check_labels
 from ..store import TrajectoryStore, ROW_COLUMNS
@@ -110,3 +111,22 @@ class _Recording:
         "`(R, E)` array of quantity `q` over the recorded epochs."
         if self.recorder is None: raise ValueError("nothing recorded yet: train first")
         return self.recorder.trajectories(q)
+
+# %% ../../nbs/16_callbacks.ipynb #7c954558
+class _RecordingCallback:
+    "What each trainer callback keeps: the mode, the evaluation loader and the recording, with `store`, `recorder` and `trajectories` read from it."
+    def _start_recording(self, labels, rows, store, mode: str, eval_data, make_loader, *, overwrite: bool, max_logit_bytes: int, keep_probs):
+        if mode not in ("online", "eval"): raise ValueError(f"mode must be 'online' or 'eval', got {mode!r}")
+        if (mode == "eval") != (eval_data is not None):
+            raise ValueError("mode='eval' needs eval_data, the rows to evaluate after each epoch" if mode == "eval" else
+                             "eval_data is read in mode='eval' only; online mode records the logits of the training step")
+        self.mode = mode
+        self.eval_data = eval_data if eval_data is None or isinstance(eval_data, DataLoader) else make_loader(eval_data)
+        self.recording = _Recording(_as_rows(labels, rows), store, config=dict(recorded_by=f"{type(self).__module__}.{type(self).__qualname__}", mode=mode),
+                                    overwrite=overwrite, max_logit_bytes=max_logit_bytes, keep_probs=keep_probs)
+
+    store = property(lambda self: self.recording.store, doc="the TrajectoryStore written (None in memory, or before training)")
+    recorder = property(lambda self: self.recording.recorder, doc="the Recorder of the last training")
+    def trajectories(self, q: str = "loss") -> np.ndarray:
+        "`(R, E)` array of quantity `q` over the recorded epochs."
+        return self.recording.trajectories(q)

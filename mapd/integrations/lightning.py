@@ -19,13 +19,13 @@ try: import lightning.pytorch as pl
 except ImportError as e:  # an optional extra: the core package imports without it
     raise ImportError('mapd.integrations.lightning needs PyTorch Lightning; install it with: pip install "mapd[lightning]"') from e
 
-from .callbacks import _Recording, _as_rows, _batch_rows
+from .callbacks import _RecordingCallback, _batch_rows
 
 # %% auto #0
 __all__ = ['MAPDCallback']
 
 # %% ../../nbs/16a_lightning.ipynb #25fa5518
-class MAPDCallback(pl.Callback):
+class MAPDCallback(_RecordingCallback, pl.Callback):
     "Records every row's loss, margin and correctness after each epoch of a Lightning `Trainer`, into a `TrajectoryStore` or in memory."
     def __init__(self, labels=None,                        # (R,) label each row was given; every row a training example
                  *, rows: pd.DataFrame | None = None,      # or the rows of the store (ROW_COLUMNS, probes marked); row id i is rows' line i
@@ -39,20 +39,9 @@ class MAPDCallback(pl.Callback):
                  overwrite: bool = False,                  # replace complete epochs an earlier run left in `store`
                  max_logit_bytes: int = 2**29,             # the Recorder's (R, K) logit buffer is kept when it fits in this many bytes
                  keep_probs=()):                           # epochs (1-based, epochs done) after which every row's probabilities are kept (EL2N)
-        if mode not in ("online", "eval"): raise ValueError(f"mode must be 'online' or 'eval', got {mode!r}")
-        if (mode == "eval") != (eval_data is not None):
-            raise ValueError("mode='eval' needs eval_data, the rows to evaluate after each epoch" if mode == "eval" else
-                             "eval_data is read in mode='eval' only; online mode records the logits of the training step")
-        self.mode, self.index_key, self.logits_key, self.forward = mode, index_key, logits_key, forward
-        self.eval_data = eval_data if eval_data is None or isinstance(eval_data, DataLoader) else DataLoader(eval_data, batch_size=eval_batch_size)
-        self.recording = _Recording(_as_rows(labels, rows), store, config=dict(recorded_by="mapd.integrations.lightning.MAPDCallback", mode=mode),
-                                    overwrite=overwrite, max_logit_bytes=max_logit_bytes, keep_probs=keep_probs)
-
-    store = property(lambda self: self.recording.store, doc="the TrajectoryStore written (None in memory, or before training)")
-    recorder = property(lambda self: self.recording.recorder, doc="the Recorder of the last fit")
-    def trajectories(self, q: str = "loss") -> np.ndarray:
-        "`(R, E)` array of quantity `q` over the recorded epochs."
-        return self.recording.trajectories(q)
+        self.index_key, self.logits_key, self.forward = index_key, logits_key, forward
+        self._start_recording(labels, rows, store, mode, eval_data, lambda ds: DataLoader(ds, batch_size=eval_batch_size),
+                              overwrite=overwrite, max_logit_bytes=max_logit_bytes, keep_probs=keep_probs)
 
     def on_train_start(self, trainer, pl_module):
         if trainer.world_size > 1: raise RuntimeError(f"MAPDCallback records in one process, but the trainer runs {trainer.world_size} (DDP is not supported)")
