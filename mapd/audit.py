@@ -23,7 +23,7 @@ from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_st
 from .models import MODELS, make_model
 from .train import TrainConfig, fit
 from .store import TrajectoryStore
-from .metadata import probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, IMAGE_PROBLEMS
+from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, IMAGE_PROBLEMS
 from .plots import image_grid
 from .explore import Explorer
 
@@ -282,13 +282,11 @@ def _train(config: AuditConfig, train, test, combined, rows, out: Path, cfg_dict
 def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_info: dict, device,
               likely_mislabeled: pd.Series | None = None) -> dict:   # bool by example index: vetoes image-problem flags
     "The k-NN's checks on held-out probes, flags calibrated on them, the metadata table and its diagnostics (written to out)."
-    check6 = probe_check(store, config.categories, k=config.k, device=device)
+    table, check6, thresholds = calibrated_table(store, config.categories, k=config.k, alpha=config.alpha, seed=config.seed,
+                                                 likely_mislabeled=likely_mislabeled, device=device)
     main = [c for c in MAIN_CATEGORIES if c in config.categories]
     check4 = probe_check(store, main, k=config.k, device=device) if len(main) == 4 else None
     pred = check6["predictions"]
-    try: thresholds = flag_thresholds(pred[[f"p_{c}" for c in check6["classes"]]].to_numpy(), pred.category, check6["classes"], alpha=config.alpha, seed=config.seed)
-    except ValueError: thresholds = None   # no natural probes to calibrate on: no flags
-    table = metadata_table(store, check6["model"], thresholds=thresholds, likely_mislabeled=likely_mislabeled)
     save_table(table, out/"metadata.parquet")
     save_table(pred, out/"probe_predictions.csv")
     pairs, warnings = probe_diagnostics(pred, thresholds)

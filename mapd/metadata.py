@@ -19,7 +19,7 @@ from .store import TrajectoryStore
 
 # %% auto #0
 __all__ = ['NATURAL', 'IMAGE_PROBLEMS', 'probe_check', 'flag_thresholds', 'apply_flags', 'probe_diagnostics', 'metadata_table',
-           'save_table', 'load_table', 'detection_scores']
+           'save_table', 'load_table', 'detection_scores', 'calibrated_table']
 
 # %% ../nbs/08_metadata.ipynb #0cd14ad0
 def probe_check(store: TrajectoryStore,
@@ -197,3 +197,16 @@ def detection_scores(truth,     # (N,) bool: the examples that really are, e.g.,
     y, s = as_numpy(truth).astype(bool), as_numpy(score, np.float64)
     if y.all() or not y.any(): raise ValueError(f"truth must hold both classes, but all {len(y)} entries are {bool(y[0]) if len(y) else None}")
     return dict(auroc=float(roc_auc_score(y, s)), average_precision=float(average_precision_score(y, s)), prevalence=float(y.mean()))
+
+# %% ../nbs/08_metadata.ipynb #ec76b072
+def calibrated_table(store: TrajectoryStore,
+                     categories=None,   # probe categories of the k-NN; all the store holds when None
+                     *, k: int = 20, alpha: float = 0.05, seed: int = 0,   # the flags' false-flag rate, and the seed of their check
+                     likely_mislabeled: pd.Series | None = None,  # bool by example index: vetoes image-problem flags (see metadata_table)
+                     device="auto") -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
+    "The metadata table with flags at false-flag rate `alpha`, the held-out probe check (`probe_check`) and the thresholds (None without natural probes)."
+    check = probe_check(store, categories, k=k, device=device)
+    pred = check["predictions"]
+    try: thresholds = flag_thresholds(pred[[f"p_{c}" for c in check["classes"]]].to_numpy(), pred.category, check["classes"], alpha=alpha, seed=seed)
+    except ValueError: thresholds = None   # no natural probes to calibrate on: no flags
+    return metadata_table(store, check["model"], thresholds=thresholds, likely_mislabeled=likely_mislabeled), check, thresholds

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import as_numpy
-from ..metadata import flag_thresholds, load_table, metadata_table, probe_check
+from ..metadata import calibrated_table, load_table, metadata_table
 from ..probes import CATEGORIES
 from ..store import TrajectoryStore
 
@@ -33,11 +33,7 @@ def _store_table(store: TrajectoryStore, k: int, alpha: float) -> pd.DataFrame:
     "The metadata table of `store`, its flags calibrated on its held-out probes where it has natural ones."
     rows = store.rows
     if not ((rows.role == "probe") & (rows.split == "heldout")).any(): return metadata_table(store, k=k)
-    check = probe_check(store, k=k)
-    pred = check["predictions"]
-    try: thresholds = flag_thresholds(pred[[f"p_{c}" for c in check["classes"]]].to_numpy(), pred.category, check["classes"], alpha=alpha)
-    except ValueError: thresholds = None   # no held-out typical or atypical probes to calibrate on: the k-NN's categories only
-    return metadata_table(store, check["model"], thresholds=thresholds)
+    return calibrated_table(store, k=k, alpha=alpha)[0]
 
 def metadata_from(source,              # an audit (anything with a `.table`), its folder, a metadata table, a TrajectoryStore or its folder
                   *, k: int = 20,      # neighbours of the k-NN, when `source` is a store
