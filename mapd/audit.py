@@ -16,12 +16,12 @@ import torch
 from fastcore.basics import patch
 
 import mapd
-from .core import resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries
+from .core import Presets, resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, DEFAULT_SCORE_CONFIG
 from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES
 from .models import MODELS, make_model
-from .train import TrainConfig, fit
+from .train import TrainConfig, TRAIN_PRESETS, fit
 from .store import TrajectoryStore
 from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, IMAGE_PROBLEMS
 from .plots import image_grid
@@ -106,19 +106,19 @@ class AuditConfig:
                            keep_probs=() if self.el2n_at is None else (max(1, round(self.el2n_at * self.epochs)),))
 
 # %% ../nbs/09_audit.ipynb #5d27f815
-AUDIT_PRESETS = {
+AUDIT_PRESETS = Presets("audit", {
     "default": {},
-    "paper-cifar10": dict(dataset="cifar10", model="resnet18", epochs=150, batch_size=128, lr=0.1, weight_decay=5e-4, augment=True, score_epochs=10),
-    "paper-cifar100": dict(dataset="cifar100", model="resnet18", epochs=150, batch_size=128, lr=0.1, weight_decay=5e-4, augment=True, score_epochs=10),
+    # appendix A's CIFAR protocol (mapd.train's "paper-cifar" preset, as far as AuditConfig has its fields), a ResNet-18
+    "paper-cifar10": dict(TRAIN_PRESETS.only("paper-cifar", AuditConfig), dataset="cifar10", model="resnet18", score_epochs=10),
+    "paper-cifar100": dict(base="paper-cifar10", dataset="cifar100"),
     "gpu-fashion-mnist": dict(dataset="fashion_mnist", model="resnet18", epochs=60, batch_size=128, augment=True, score_runs=8, score_epochs=8),
-}
+})
 
 def audit_config(preset: str = "default", **overrides) -> AuditConfig:
     "An `AuditConfig` from a named preset, with `overrides` on top."
-    if preset not in AUDIT_PRESETS: raise ValueError(f"unknown preset {preset!r}; known: {', '.join(AUDIT_PRESETS)}")
-    return AuditConfig(**{**AUDIT_PRESETS[preset], **overrides})
+    return AuditConfig(**AUDIT_PRESETS.settings(preset, **overrides))
 
-# the paper's probe suite: AuditConfig(**PAPER_PROBES) (or audit_config(**PAPER_PROBES)) audits with it
+# the paper's probe suite: AuditConfig(**PAPER_PROBES) (or audit_config(**PAPER_PROBES)) audits with it: AuditConfig(**PAPER_PROBES) (or audit_config(**PAPER_PROBES)) audits with it
 PAPER_PROBES = dict(typical_pool=None, atypical_pool=None, exclude_mislabeled=None, exclude_unrecognised=None, edit_pool=None,
                     flip_to="uniform", corrupt_std="paper")
 

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['resolve_device', 'seed_everything', 'progress', 'atomic_write', 'write_json', 'remove_temporaries',
            'FolderLockedError', 'folder_lock', 'fingerprint', 'as_numpy', 'check_labels', 'check_same_length',
-           'check_trajectories', 'check_fields']
+           'check_trajectories', 'check_fields', 'Presets', 'changed']
 
 # %% ../nbs/00_core.ipynb #d1d015df
 def resolve_device(device: str | torch.device | None = "auto",  # "auto", "cpu", "cuda", "cuda:1" or a torch.device
@@ -201,3 +201,33 @@ def check_fields(obj, **rules):
                 if isinstance(x, str) or not all(_OPS[op](float(x), b) for op, b in _interval(rule)):
                     raise ValueError(f"{where}: {f.name} must be {rule.replace(',', ', ') if rule[0] in '([' else rule}, got {x!r}")
             elif x not in rule: raise ValueError(f"{where}: {f.name} must be one of {', '.join(map(repr, rule))}, got {x!r}")
+
+# %% ../nbs/00_core.ipynb #03ea39ff
+class Presets(dict):
+    "Named settings of one kind of configuration: name -> dict of field values; `base=NAME` starts a preset from another of this registry."
+    def __init__(self, kind: str,      # what the presets configure, for messages ("training", "audit")
+                 presets: dict):       # name -> dict of field values, optionally with base=NAME
+        super().__init__(presets)
+        self.kind = kind
+        for name in self: self.settings(name)   # unknown bases and cycles fail here, at definition
+
+    def settings(self, name: str, **overrides) -> dict:
+        "The values of preset `name`: its bases' first, its own on top, then `overrides`."
+        chain, at = [], name
+        while at is not None:
+            if at not in self: raise ValueError(f"unknown preset {at!r} ({self.kind}); known: {', '.join(self)}")
+            if at in chain: raise ValueError(f"{self.kind} presets form a cycle: {' -> '.join(chain + [at])}")
+            chain.append(at); at = self[at].get("base")
+        out = {}
+        for n in reversed(chain): out.update({k: v for k, v in self[n].items() if k != "base"})
+        return {**out, **overrides}
+
+    def only(self, name: str, cls) -> dict:
+        "The values of preset `name` that are fields of dataclass `cls` (one registry's setting as another configuration's fields)."
+        names = {f.name for f in dataclasses.fields(cls)}
+        return {k: v for k, v in self.settings(name).items() if k in names}
+
+def changed(given: dict,   # field -> value, e.g. a papermill notebook's parameters
+            defaults) -> dict:  # a dataclass instance holding the defaults
+    "The entries of `given` that differ from `defaults`: what a caller set on purpose, to be laid over a preset."
+    return {k: v for k, v in given.items() if v != getattr(defaults, k)}

@@ -7,7 +7,7 @@ Docs: https://mapd-dev.github.io/mapd/correction.html.md"""
 # %% ../nbs/14_correction.ipynb #39e40622
 from __future__ import annotations
 import math, time
-from dataclasses import dataclass, asdict, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -17,19 +17,39 @@ import torch.nn.functional as F
 from .core import resolve_device, progress, check_labels, check_fields
 from .data import ImageDataset
 from .models import make_model
-from .train import TrainConfig, Normalize, start_epoch, augment, accuracy, predict_logits
+from .core import Presets
+from .train import TrainConfig, TRAIN_PRESETS, Normalize, Loop, Hook, soft_cross_entropy, accuracy, predict_logits
 from .knn import knn_fractions
 from .baselines import bmm_scores, bmm_posterior
 from .metadata import detection_scores
 
 # %% auto #0
-__all__ = ['METHODS', 'CORRECTION_PRESETS', 'CorrectionConfig', 'correction_config', 'soft_cross_entropy', 'bootstrap_targets',
-           'noise_model_targets', 'mixup_loss', 'class_balance_penalty', 'estimate_transition', 'forward_loss',
-           'make_clean_noisy_probes', 'OnlineMAPD', 'CorrectionResult', 'train_with_correction']
+__all__ = ['RULES', 'METHODS', 'CORRECTION_PRESETS', 'TARGETS', 'NOISE_MODELS', 'Rule', 'CorrectionConfig', 'correction_config',
+           'bootstrap_targets', 'noise_model_targets', 'mixup_loss', 'class_balance_penalty', 'estimate_transition',
+           'forward_loss', 'make_clean_noisy_probes', 'OnlineMAPD', 'CorrectionResult', 'Correct',
+           'train_with_correction']
 
 # %% ../nbs/14_correction.ipynb #c137f20e
-METHODS = ("ce", "mixup", "bootstrap_soft", "bootstrap_hard", "forward", "m_dyr_h", "mapd", "mapd_binary")
-_MIXUP = {"mixup", "m_dyr_h", "mapd", "mapd_binary"}
+@dataclass(frozen=True)
+class Rule:
+    "What a correction method changes once it corrects: the target, where p(noisy) comes from, mixup, the loss and the class-balance term."
+    target: str = "given"        # a key of TARGETS: "given" (the one-hot label), "bootstrap_soft", "bootstrap_hard", "noise_model", "noise_model_binary"
+    noise: str | None = None     # where p(noisy) comes from: "bmm" (the beta mixture of Arazo et al.) or "mapd" (the online k-NN over the probes)
+    mixup: bool = False          # mixup in every epoch, pretraining included
+    forward: bool = False        # Patrini et al.'s forward-corrected loss in place of the cross-entropy
+    balance: bool = False        # Arazo et al.'s class-balance term, weighted by CorrectionConfig.reg
+
+RULES = {   # the table above, as data: the training loop reads a method's rule and has no branch per method
+    "ce": Rule(),
+    "mixup": Rule(mixup=True),
+    "bootstrap_soft": Rule(target="bootstrap_soft"),
+    "bootstrap_hard": Rule(target="bootstrap_hard"),
+    "forward": Rule(forward=True),
+    "m_dyr_h": Rule(target="noise_model", noise="bmm", mixup=True, balance=True),
+    "mapd": Rule(target="noise_model", noise="mapd", mixup=True, balance=True),
+    "mapd_binary": Rule(target="noise_model_binary", noise="mapd", mixup=True, balance=True),
+}
+METHODS = tuple(RULES)
 
 @dataclass
 class CorrectionConfig:
@@ -48,33 +68,32 @@ class CorrectionConfig:
     def __post_init__(self):
         check_fields(self, method=METHODS, pretrain=">=0", alpha=">=0", reg=">=0", beta_soft="[0,1]", beta_hard="[0,1]", forward_percentile="[0,100]",
                      k=">=1", n_probe=">=1", clean_probe=("true", "given"))
-        if self.method in ("forward", "mapd", "mapd_binary", "m_dyr_h") and self.pretrain < 1:
+        if (self.rule.noise or self.rule.forward) and self.pretrain < 1:
             raise ValueError(f"{self.method} needs at least one pretraining epoch (its noise model reads a trained model's losses)")
         if self.n_probe < self.k: raise ValueError(f"n_probe={self.n_probe} is fewer than k={self.k} neighbours")
 
+    @property
+    def rule(self) -> Rule: return RULES[self.method]
+
 # %% ../nbs/14_correction.ipynb #ddc977b7
-CORRECTION_PRESETS = {
-    "paper": dict(model="resnet18", train=TrainConfig(epochs=300, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="step",
-                                                      milestones=(100, 250), augment=True, record="none"), pretrain=105, pretrain_short=10),
-    "cpu": dict(model="mlp", train=TrainConfig(epochs=30, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="step",
-                                               milestones=(10, 25), record="none"), pretrain=round(30 * 105 / 300), pretrain_short=max(1, round(30 * 10 / 300))),
-}
+CORRECTION_PRESETS = Presets("correction", {
+    # pretraining lengths are given at the length of the training preset's protocol (300 epochs for arazo-cifar)
+    "paper": dict(model="resnet18", train="arazo-cifar", pretrain=105, pretrain_short=10),
+    "cpu": dict(base="paper", model="mlp", epochs=30, augment=False),
+})
 
 def correction_config(preset: str = "cpu", epochs: int | None = None) -> dict:
-    "The model, `TrainConfig` and pretraining lengths of a preset, optionally rescaled to `epochs` with the same fractions."
-    if preset not in CORRECTION_PRESETS: raise ValueError(f"unknown preset {preset!r}; known: {', '.join(CORRECTION_PRESETS)}")
-    p = dict(CORRECTION_PRESETS[preset])
-    if epochs is not None and epochs != p["train"].epochs:
-        E0, tc = p["train"].epochs, p["train"]
-        p["train"] = replace(tc, epochs=epochs, milestones=tuple(round(m * epochs / E0) for m in tc.milestones))
-        p["pretrain"], p["pretrain_short"] = max(1, round(p["pretrain"] * epochs / E0)), max(1, round(p["pretrain_short"] * epochs / E0))
+    "The model, `TrainConfig` and pretraining lengths of a preset, at `epochs` (the preset's when None) with milestones and pretraining at the protocol's fractions."
+    p = CORRECTION_PRESETS.settings(preset)
+    train = TRAIN_PRESETS.settings(p.pop("train"), record="none")
+    E0 = train["epochs"]                                          # the protocol's own length
+    train.update({k: p.pop(k) for k in list(p) if k in TrainConfig.__dataclass_fields__})   # what the preset changes (epochs, augment)
+    E = epochs or train["epochs"]
+    train.update(epochs=E, milestones=tuple(round(m * E / E0) for m in train.get("milestones", ())))
+    p.update(pretrain=max(1, round(p["pretrain"] * E / E0)), pretrain_short=max(1, round(p["pretrain_short"] * E / E0)), train=TrainConfig(**train))
     return p
 
 # %% ../nbs/14_correction.ipynb #76351423
-def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    "(B,) cross-entropy of `logits` (B, K) against target distributions (B, K)."
-    return -(target * F.log_softmax(logits.float(), 1)).sum(1)
-
 def bootstrap_targets(labels: torch.Tensor,  # (B,) given labels
                       probs: torch.Tensor,   # (B, K) the model's probabilities on the un-mixed batch (no gradient)
                       beta: float,           # weight of the given label
@@ -203,6 +222,27 @@ class CorrectionResult:
     @property
     def best_test_acc(self) -> float: return float(self.history.test_acc.max())
 
+# %% ../nbs/14_correction.ipynb #d298b883
+TARGETS = {   # target name -> (y, q, p_noisy, config) -> (B, K) target distributions
+    "given": None,   # the one-hot given label
+    "bootstrap_soft": lambda y, q, p_noisy, c: bootstrap_targets(y, q, c.beta_soft, hard=False),
+    "bootstrap_hard": lambda y, q, p_noisy, c: bootstrap_targets(y, q, c.beta_hard, hard=True),
+    "noise_model": lambda y, q, p_noisy, c: noise_model_targets(y, q, p_noisy),
+    "noise_model_binary": lambda y, q, p_noisy, c: noise_model_targets(y, q, p_noisy, binary=True),
+}
+
+def _bmm_noise(hook, batch, q_logits):
+    "M-DYR-H's B: the beta mixture's posterior of the batch's losses, under the mixture fitted after the previous epoch."
+    losses = F.cross_entropy(q_logits, batch.y, reduction="none").cpu().numpy()
+    return torch.as_tensor(bmm_posterior(losses, hook.bmm_fit), dtype=torch.float32, device=batch.y.device).clamp(1e-4, 1 - 1e-4)
+
+def _mapd_noise(hook, batch, q_logits):
+    "MAP-D's p(noisy): the online k-NN's share of random-label probes among the rows' neighbours."
+    return hook.online.proba(batch.rows)[:, 1]
+
+NOISE_MODELS = {"bmm": _bmm_noise, "mapd": _mapd_noise}   # noise model -> (hook, batch, q_logits) -> (B,) p(noisy)
+
+# %% ../nbs/14_correction.ipynb #08a91f9c
 def _soft_or_mix(model, x, target, mix: bool, alpha: float, rng, gen):
     "Per-example losses towards `target`, with mixup when `mix` (one Beta(alpha, alpha) draw per batch, as their code)."
     if mix and alpha > 0:
@@ -211,6 +251,61 @@ def _soft_or_mix(model, x, target, mix: bool, alpha: float, rng, gen):
     logits = model(x)
     return soft_cross_entropy(logits, target), logits
 
+class Correct(Hook):
+    "One correction method (its `Rule`) as hooks on the training loop, with its diagnostics."
+    def __init__(self, cfg: CorrectionConfig,
+                 truth: torch.Tensor,        # (R,) true labels of every row (the given ones where unknown), on the device
+                 noisy: np.ndarray,          # (N,) whether each training row's label was flipped
+                 online: OnlineMAPD | None,  # MAP-D's trajectories, for noise="mapd"
+                 n_classes: int, seed: int):
+        self.cfg, self.rule, self.truth, self.noisy, self.online, self.K = cfg, cfg.rule, truth, noisy, online, n_classes
+        self.rng = np.random.default_rng(seed)   # mixup's Beta draws
+        self.needs_q = self.rule.target != "given" or self.rule.noise is not None
+        self.bmm_fit, self.T = None, None
+
+    def before_epoch(self, loop):
+        self.correcting = loop.epoch >= self.cfg.pretrain
+        if self.rule.forward and self.correcting and self.T is None:  # estimate T once, from the pretrained model
+            P = predict_logits(loop.model, loop.X, normalize=loop.normalize, device=loop.device, batch_size=loop.config.eval_batch_size).softmax(1).numpy()
+            self.T = torch.as_tensor(estimate_transition(P, self.cfg.forward_percentile), device=loop.device)
+        R = len(loop.X)
+        self.p_noisy = torch.full((R,), float("nan"), device=loop.device)   # this epoch's noise weights, for the diagnostics
+        self.target_ok = torch.zeros(R, dtype=torch.bool, device=loop.device)
+
+    def before_step(self, loop, batch):
+        q = q_logits = None
+        if self.needs_q:   # q on the un-mixed batch, without gradient; MAP-D notes each row's loss from the first epoch
+            with torch.no_grad(), torch.autocast(loop.device.type, dtype=torch.bfloat16, enabled=loop.amp):
+                q_logits = loop.model(batch.x).float()
+            q = q_logits.softmax(1)
+            if self.online is not None: self.online.note(batch.rows, F.cross_entropy(q_logits, batch.y, reduction="none"))
+        batch.target = F.one_hot(batch.y, self.K).float()
+        if self.correcting and self.rule.target != "given":
+            B = NOISE_MODELS[self.rule.noise](self, batch, q_logits) if self.rule.noise else None
+            batch.target = TARGETS[self.rule.target](batch.y, q, B, self.cfg)
+            if B is not None: self.p_noisy[batch.rows] = (B > 0.5).float() if self.rule.target == "noise_model_binary" else B
+
+    def loss(self, loop, batch):
+        with torch.autocast(loop.device.type, dtype=torch.bfloat16, enabled=loop.amp):
+            if self.rule.forward and self.correcting: return forward_loss(loop.model(batch.x), batch.y, self.T), None
+            losses, logits = _soft_or_mix(loop.model, batch.x, batch.target, self.rule.mixup, self.cfg.alpha, self.rng, loop.plan.generator)
+        if self.correcting and self.rule.balance and self.cfg.reg: batch.penalty = self.cfg.reg * class_balance_penalty(logits)
+        return losses, logits
+
+    def after_step(self, loop, batch): self.target_ok[batch.rows] = batch.target.argmax(1) == self.truth[batch.rows]
+
+    def after_epoch(self, loop, row):
+        if self.online is not None: self.online.end_epoch()
+        if self.rule.noise == "bmm" and loop.epoch + 1 >= self.cfg.pretrain:  # Arazo et al.: fit the mixture on every epoch's evaluation losses
+            logits = predict_logits(loop.model, loop.X, normalize=loop.normalize, device=loop.device, batch_size=loop.config.eval_batch_size)
+            self.bmm_fit = bmm_scores(F.cross_entropy(logits, loop.Y.cpu(), reduction="none").numpy()).attrs
+        N = len(self.noisy)
+        row["correcting"] = self.correcting
+        if self.correcting and self.rule.noise:
+            row["noise_auroc"] = detection_scores(self.noisy, self.p_noisy[:N].cpu().numpy())["auroc"] if 0 < self.noisy.mean() < 1 else float("nan")
+        row["target_accuracy"] = float(self.target_ok[:N].float().mean())
+
+# %% ../nbs/14_correction.ipynb #1f82df06
 def train_with_correction(train: ImageDataset,        # noisy training set, with true_labels for the diagnostics
                           test,                       # ImageDataset or (images, labels): accuracy after every epoch
                           config: CorrectionConfig | None = None,
@@ -218,84 +313,18 @@ def train_with_correction(train: ImageDataset,        # noisy training set, with
                           *, model: str = "mlp", device="auto", quiet: bool = False) -> CorrectionResult:
     "Train one model on noisy labels with one correction method; test accuracy per epoch and the noise model's quality."
     cfg = config or CorrectionConfig()
-    tc = train_config or CORRECTION_PRESETS["cpu"]["train"]
+    tc = train_config or correction_config("cpu")["train"]
     if cfg.pretrain > tc.epochs: raise ValueError(f"pretrain={cfg.pretrain} exceeds the run's {tc.epochs} epochs")
     dev, t_start = resolve_device(device), time.perf_counter()
-    amp = dev.type == "cuda" if tc.amp == "auto" else bool(tc.amp)
-    is_mapd = cfg.method in ("mapd", "mapd_binary")
-    data, probe = (make_clean_noisy_probes(train, cfg.n_probe, clean_probe=cfg.clean_probe, seed=tc.seed) if is_mapd
+    uses_probes = cfg.rule.noise == "mapd"
+    data, probe = (make_clean_noisy_probes(train, cfg.n_probe, clean_probe=cfg.clean_probe, seed=tc.seed) if uses_probes
                    else (train, np.full(len(train), -1)))
-    K, N, R = train.n_classes, len(train), len(data)
-    X, Y = data.images.to(dev), data.labels.to(dev)
+    K = train.n_classes
     truth = (data.true_labels if data.true_labels is not None else data.labels).to(dev)
-    noisy = train.is_noisy.numpy()
-    test_xy = (test.images, test.labels) if isinstance(test, ImageDataset) else test
-    normalize = Normalize.fit(data.images, dev)
     torch.manual_seed(tc.seed)
-    net = make_model(model, train.shape, K).to(dev)
-    opt = torch.optim.SGD(net.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
-    rng = np.random.default_rng(tc.seed)
-    mix = cfg.method in _MIXUP
-    needs_q = cfg.method not in ("ce", "mixup", "forward")
-    online = OnlineMAPD(probe, tc.epochs, k=cfg.k, n_classes=2, device=dev) if is_mapd else None
-    bmm_fit, T, history = None, None, []
-    bar = progress(range(tc.epochs), quiet=quiet, desc=cfg.method, unit="epoch")
-    for epoch in bar:
-        t0 = time.perf_counter()
-        lr, gen, perm, offs, flips = start_epoch(tc, epoch, R, opt, dev)
-        correcting = epoch >= cfg.pretrain
-        if cfg.method == "forward" and correcting and T is None:  # estimate T once, from the pretrained model
-            P = predict_logits(net, X, normalize=normalize, device=dev, batch_size=tc.eval_batch_size).softmax(1).numpy()
-            T = torch.as_tensor(estimate_transition(P, cfg.forward_percentile), device=dev)
-        B_all = torch.full((R,), float("nan"), device=dev)       # this epoch's noise weights, for the diagnostics
-        tgt_ok = torch.zeros(R, dtype=torch.bool, device=dev)
-        net.train()
-        total = torch.zeros((), device=dev)
-        for i in range(0, R, tc.batch_size):
-            rows = perm[i:i + tc.batch_size]
-            x, y = normalize(X[rows]), Y[rows]
-            if tc.augment: x = augment(x, offs[rows], flips[rows], tc.pad)
-            q = None
-            if needs_q or is_mapd:
-                with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    q_logits = net(x).float()
-                q = q_logits.softmax(1)
-                if is_mapd: online.note(rows, F.cross_entropy(q_logits, y, reduction="none"))
-            target = F.one_hot(y, K).float()
-            if correcting and cfg.method in ("bootstrap_soft", "bootstrap_hard"):
-                hard = cfg.method == "bootstrap_hard"
-                target = bootstrap_targets(y, q, cfg.beta_hard if hard else cfg.beta_soft, hard)
-            elif correcting and cfg.method in ("m_dyr_h", "mapd", "mapd_binary"):
-                if cfg.method == "m_dyr_h":
-                    B = torch.as_tensor(bmm_posterior(F.cross_entropy(q_logits, y, reduction="none").cpu().numpy(), bmm_fit),
-                                        dtype=torch.float32, device=dev).clamp(1e-4, 1 - 1e-4)
-                else: B = online.proba(rows)[:, 1]
-                target = noise_model_targets(y, q, B, binary=cfg.method == "mapd_binary")
-                B_all[rows] = (B > 0.5).float() if cfg.method == "mapd_binary" else B
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                if cfg.method == "forward" and correcting: losses = forward_loss(net(x), y, T); logits = None
-                else: losses, logits = _soft_or_mix(net, x, target, mix, cfg.alpha, rng, gen)
-            loss = losses.mean()
-            if correcting and cfg.method in ("m_dyr_h", "mapd", "mapd_binary") and cfg.reg: loss = loss + cfg.reg * class_balance_penalty(logits)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += losses.detach().sum()
-            tgt_ok[rows] = target.argmax(1) == truth[rows]
-        train_loss = total.item() / R
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"{cfg.method} diverged in epoch {epoch + 1} (mean loss {train_loss}); lower the learning rate (now {lr:g})")
-        if is_mapd: online.end_epoch()
-        if cfg.method == "m_dyr_h" and epoch + 1 >= cfg.pretrain:  # Arazo et al.: fit the mixture on every epoch's evaluation losses
-            L = F.cross_entropy(predict_logits(net, X, normalize=normalize, device=dev, batch_size=tc.eval_batch_size), Y.cpu(), reduction="none")
-            bmm_fit = bmm_scores(L.numpy()).attrs
-        row = dict(epoch=epoch + 1, lr=lr, train_loss=train_loss, correcting=correcting,
-                   test_acc=accuracy(net, test_xy, normalize=normalize, device=dev, batch_size=tc.eval_batch_size))
-        if correcting and cfg.method in ("m_dyr_h", "mapd", "mapd_binary"):
-            b = B_all[:N].cpu().numpy()
-            row["noise_auroc"] = detection_scores(noisy, b)["auroc"] if 0 < noisy.mean() < 1 else float("nan")
-        row["target_accuracy"] = float(tgt_ok[:N].float().mean())
-        row["seconds"] = time.perf_counter() - t0
-        history.append(row)
-        bar.set_postfix(test_acc=f"{row['test_acc']:.3f}")
-    return CorrectionResult(pd.DataFrame(history), net, cfg, time.perf_counter() - t_start)
+    net = make_model(model, train.shape, K)
+    online = OnlineMAPD(probe, tc.epochs, k=cfg.k, n_classes=2, device=dev) if uses_probes else None
+    hook = Correct(cfg, truth, train.is_noisy.numpy(), online, K, tc.seed)
+    loop = Loop(net, data.images.to(dev), data.labels.to(dev), tc, [hook], normalize=Normalize.fit(data.images, dev),
+                test=test, quiet=quiet, desc=cfg.method).run()
+    return CorrectionResult(pd.DataFrame(loop.history), net, cfg, time.perf_counter() - t_start)

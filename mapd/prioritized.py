@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from .core import resolve_device, progress, check_fields
 from .data import ImageDataset
 from .models import make_model
-from .train import TrainConfig, Normalize, fit, accuracy, predict_logits
+from .train import TrainConfig, Normalize, Loop, Hook, fit, accuracy, predict_logits
 from .correction import OnlineMAPD, make_clean_noisy_probes
 
 # %% auto #0
-__all__ = ['SELECTION_METHODS', 'select_top', 'training_score', 'SelectionConfig', 'irreducible_losses', 'train_selected',
-           'speedup']
+__all__ = ['SELECTION_METHODS', 'SCORES', 'select_top', 'training_score', 'SelectionConfig', 'irreducible_losses', 'Select',
+           'train_selected', 'speedup']
 
 # %% ../nbs/15_prioritized.ipynb #4eb1da11
 def select_top(scores: torch.Tensor,   # (M,) higher = train on it first
@@ -72,6 +72,7 @@ class SelectionConfig:
                      eval_every=">=1", k=">=1", n_probe=">=1", seed=">=0")
         if not 0 < self.n_select <= self.n_candidates: raise ValueError(f"need 0 < n_select <= n_candidates, got {self.n_select} and {self.n_candidates}")
 
+# %% ../nbs/15_prioritized.ipynb #8ed56bd5
 def irreducible_losses(holdout: ImageDataset,  # held-out split with (noisy) labels the IL model trains on
                        pool,                   # ImageDataset (or images, labels) whose irreducible losses are wanted
                        *, model: str = "mlp", epochs: int = 10, device="auto", seed: int = 0, quiet: bool = True) -> torch.Tensor:
@@ -83,6 +84,63 @@ def irreducible_losses(holdout: ImageDataset,  # held-out split with (noisy) lab
     logits = predict_logits(res.model, images, normalize=res.normalize, device=device)
     return F.cross_entropy(logits, torch.as_tensor(labels).long(), reduction="none")
 
+# %% ../nbs/15_prioritized.ipynb #11ed2f12
+def _model_score(kind: str):
+    def score(hook, loop, batch):
+        "The candidates' losses under the current model in eval mode, without gradient, turned into the method's score."
+        loop.model.eval()
+        with torch.no_grad():
+            logits = loop.model(batch.x).float()
+            loss = F.cross_entropy(logits, batch.y, reduction="none")
+        loop.model.train()
+        if kind == "loss": return loss
+        if kind == "rho_loss": return loss - hook.irreducible[batch.rows]
+        hook.online.note(batch.rows, loss)   # MAP-D: the candidates' current losses extend their trajectories
+        return training_score(hook.online.proba(batch.rows)[:, 0], logits.softmax(1).gather(1, batch.y[:, None]).squeeze(1))
+    return score
+
+SCORES = {   # the score of SELECTION_METHODS without "_balanced": (hook, loop, batch) -> (M,) scores, higher = selected first
+    "uniform": lambda hook, loop, batch: torch.rand(len(batch.rows), generator=hook.gen).to(loop.device),
+    "loss": _model_score("loss"),
+    "rho_loss": _model_score("rho_loss"),
+    "mapd": _model_score("mapd"),
+}
+
+# %% ../nbs/15_prioritized.ipynb #d72f7c23
+class Select(Hook):
+    "Online batch selection with one score (`SCORES`), as hooks on the training loop, with its log."
+    def __init__(self, cfg: SelectionConfig, noisy: torch.Tensor,  # (R,) whether each row's label was flipped
+                 test, irreducible: torch.Tensor | None, online: OnlineMAPD | None):
+        self.cfg, self.noisy, self.test, self.irreducible, self.online = cfg, noisy, test, irreducible, online
+        self.score = SCORES[cfg.method.removesuffix("_balanced")]
+        self.min_per_class = cfg.min_per_class if cfg.method.endswith("_balanced") else 0
+        self.gen = torch.Generator().manual_seed(cfg.seed)   # the passes' order and the uniform scores
+        self.log, self.selected_noisy, self.t0 = [], [], time.perf_counter()
+
+    def before_epoch(self, loop):
+        if loop.epoch and self.online is not None: self.online.end_epoch()
+
+    def batches(self, loop):
+        "One pass: large batches of a random order; the last one is the order's last `n_candidates` rows, overlapping the one before."
+        R, M = len(loop.X), self.cfg.n_candidates
+        order = torch.randperm(R, generator=self.gen).to(loop.device)
+        for j in range(-(-R // M)):
+            start = min(j * M, R - M)
+            yield order[start:start + M]
+
+    def before_step(self, loop, batch):
+        pick = select_top(self.score(self, loop, batch), batch.y, self.cfg.n_select, self.min_per_class)
+        batch.rows, batch.x, batch.y = batch.rows[pick], batch.x[pick], batch.y[pick]
+
+    def after_step(self, loop, batch):
+        self.selected_noisy.append(self.noisy[batch.rows].float().mean())
+        step = loop.step + 1
+        if step % self.cfg.eval_every == 0 or step == self.cfg.steps:
+            self.log.append(dict(step=step, test_acc=accuracy(loop.model, self.test, normalize=loop.normalize, device=loop.device),
+                                 selected_noisy=float(torch.stack(self.selected_noisy).mean()), seconds=time.perf_counter() - self.t0))
+            self.selected_noisy = []
+
+# %% ../nbs/15_prioritized.ipynb #507ac76f
 def train_selected(pool: ImageDataset,  # the training pool (noisy labels; true_labels kept for the diagnostics)
                    test,                # ImageDataset or (images, labels)
                    config: SelectionConfig | None = None,
@@ -91,57 +149,26 @@ def train_selected(pool: ImageDataset,  # the training pool (noisy labels; true_
     "Train with online batch selection; per evaluation: step, test accuracy, share of noisy labels among the selected examples."
     cfg = config or SelectionConfig()
     dev = resolve_device(device)
-    is_mapd = cfg.method.startswith("mapd")
+    uses_probes = cfg.method.startswith("mapd")
     if cfg.method == "rho_loss" and irreducible is None: raise ValueError("rho_loss needs the pool's irreducible losses (irreducible_losses(holdout, pool))")
-    data, probe = make_clean_noisy_probes(pool, cfg.n_probe, seed=cfg.seed) if is_mapd else (pool, np.full(len(pool), -1))
-    R, K = len(data), pool.n_classes
+    data, probe = make_clean_noisy_probes(pool, cfg.n_probe, seed=cfg.seed) if uses_probes else (pool, np.full(len(pool), -1))
+    R = len(data)
     if R < cfg.n_candidates: raise ValueError(f"the pool has {R} rows (probes included), fewer than n_candidates={cfg.n_candidates}")
-    X, Y = data.images.to(dev), data.labels.to(dev)
     noisy = (data.labels != data.true_labels).to(dev) if data.true_labels is not None else torch.zeros(R, dtype=torch.bool, device=dev)
-    IL = None if irreducible is None else torch.cat([torch.as_tensor(irreducible, dtype=torch.float32),
-                                                     torch.zeros(R - len(pool))]).to(dev)
-    test_xy = (test.images, test.labels) if isinstance(test, ImageDataset) else test
-    normalize = Normalize.fit(data.images, dev)
+    IL = None if irreducible is None else torch.cat([torch.as_tensor(irreducible, dtype=torch.float32), torch.zeros(R - len(pool))]).to(dev)
+    per_pass = -(-R // cfg.n_candidates)
     torch.manual_seed(cfg.seed)
-    net = make_model(model, pool.shape, K).to(dev)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    per_pass = -(-R // cfg.n_candidates)  # the last large batch of a pass overlaps the one before it
-    online = OnlineMAPD(probe, cfg.steps // per_pass + 2, k=cfg.k, n_classes=2, device=dev) if is_mapd else None
-    balanced = cfg.min_per_class if cfg.method.endswith("_balanced") else 0
-    log, sel_noisy, order, t0 = [], [], None, time.perf_counter()
-    for step in progress(range(cfg.steps), quiet=quiet, desc=cfg.method, unit="step"):
-        j = step % per_pass
-        if j == 0:
-            if step and is_mapd: online.end_epoch()
-            order = torch.randperm(R, generator=gen).to(dev)
-        start = min(j * cfg.n_candidates, R - cfg.n_candidates)
-        cand = order[start:start + cfg.n_candidates]
-        x, y = normalize(X[cand]), Y[cand]
-        if cfg.method.startswith("uniform"): score = torch.rand(len(cand), generator=gen).to(dev)
-        else:
-            net.eval()
-            with torch.no_grad():
-                logits = net(x).float()
-                loss = F.cross_entropy(logits, y, reduction="none")
-            net.train()
-            if cfg.method.startswith("loss"): score = loss
-            elif cfg.method == "rho_loss": score = loss - IL[cand]
-            else:
-                online.note(cand, loss)
-                score = training_score(online.proba(cand)[:, 0], logits.softmax(1).gather(1, y[:, None]).squeeze(1))
-        pick = select_top(score, y, cfg.n_select, balanced)
-        out = net(x[pick])
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(out, y[pick]).backward()
-        opt.step()
-        sel_noisy.append(noisy[cand[pick]].float().mean())
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            log.append(dict(step=step + 1, test_acc=accuracy(net, test_xy, normalize=normalize, device=dev),
-                            selected_noisy=float(torch.stack(sel_noisy).mean()), seconds=time.perf_counter() - t0))
-            sel_noisy = []
-    return pd.DataFrame(log)
+    net = make_model(model, pool.shape, pool.n_classes)
+    online = OnlineMAPD(probe, cfg.steps // per_pass + 2, k=cfg.k, n_classes=2, device=dev) if uses_probes else None
+    hook = Select(cfg, noisy, test, IL, online)
+    # the Clothing1M protocol: AdamW at PyTorch's defaults, a constant rate; the loop's epochs are passes over the pool
+    tc = TrainConfig(epochs=-(-cfg.steps // per_pass), batch_size=cfg.n_candidates, lr=cfg.lr, weight_decay=0.01, optimizer="adamw",
+                     schedule="constant", record="none", seed=cfg.seed)
+    Loop(net, data.images.to(dev), data.labels.to(dev), tc, [hook], normalize=Normalize.fit(data.images, dev), max_steps=cfg.steps,
+         quiet=quiet, desc=cfg.method, unit="pass").run()
+    return pd.DataFrame(hook.log)
 
+# %% ../nbs/15_prioritized.ipynb #d939c67f
 def speedup(curves: pd.DataFrame,   # columns step, test_acc, method (one curve per method, e.g. the mean over seeds)
             reference: str = "uniform") -> pd.DataFrame:
     "Steps `reference` needs to reach its best accuracy, divided by the steps each method needs to reach that accuracy (NaN: never)."

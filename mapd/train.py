@@ -6,8 +6,8 @@ Docs: https://mapd-dev.github.io/mapd/train.html.md"""
 
 # %% ../nbs/04_train.ipynb #ed7362d3
 from __future__ import annotations
-import math, time
-from dataclasses import dataclass, asdict, replace
+import json, math, time
+from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +16,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import resolve_device, progress, check_labels, check_fields, atomic_write
+from .core import resolve_device, progress, check_labels, check_fields, atomic_write, Presets
 from .store import TrajectoryStore, QUANTITIES, as_stored
 
 # %% auto #0
-__all__ = ['PRESETS', 'TrainConfig', 'lr_at', 'start_epoch', 'Normalize', 'draw_augmentation', 'augment', 'per_example_stats',
-           'Recorder', 'predict_logits', 'accuracy', 'FitResult', 'fit']
+__all__ = ['OPTIMIZERS', 'TRAIN_PRESETS', 'TrainConfig', 'train_config', 'lr_at', 'EpochPlan', 'start_epoch', 'Normalize',
+           'draw_augmentation', 'augment', 'per_example_stats', 'Recorder', 'predict_logits', 'accuracy', 'FitResult',
+           'soft_cross_entropy', 'Batch', 'Hook', 'Loop', 'Record', 'LossFn', 'Checkpoint', 'fit']
 
 # %% ../nbs/04_train.ipynb #ca314958
+OPTIMIZERS = {
+    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay),
+    "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),
+}
+
 @dataclass
 class TrainConfig:
     "Optimiser, schedule, augmentation and recording settings of one training run."
@@ -40,40 +46,58 @@ class TrainConfig:
     record: str = "eval"           # "eval": an evaluation pass after each epoch (the paper's way); "online": from the training pass; "none"
     eval_batch_size: int = 1024    # rows per forward in the evaluation pass; no gradients, so larger than batch_size
     amp: bool | str = "auto"       # bfloat16 autocast; "auto" turns it on for CUDA only
+    optimizer: str = "sgd"         # "sgd" with momentum (appendix A) or "adamw" (prioritized training's Clothing1M protocol; momentum unused)
     seed: int = 0                  # seeds the shuffling and the augmentation of every epoch
     keep_probs: tuple = ()         # epochs (1-based, epochs done) after which every row's full probabilities are kept (EL2N)
 
     def __post_init__(self):
         check_fields(self, epochs=">=1", batch_size=">=1", lr=">0", momentum="[0,1)", weight_decay=">=0", schedule=("cosine", "step", "constant"),
-                     milestones=">=1", gamma=">0", pad=">=0", record=("eval", "online", "none"), eval_batch_size=">=1", amp=(True, False, "auto"), seed=">=0")
+                     milestones=">=1", gamma=">0", pad=">=0", record=("eval", "online", "none"), eval_batch_size=">=1", amp=(True, False, "auto"),
+                     optimizer=tuple(OPTIMIZERS), seed=">=0")
         self.milestones = tuple(int(m) for m in self.milestones)
         self.keep_probs = tuple(sorted(int(e) for e in self.keep_probs))
         bad = [e for e in self.keep_probs if not 1 <= e <= self.epochs]
         if bad: raise ValueError(f"keep_probs must name epochs in [1, {self.epochs}] (epochs done), got {bad}")
 
-PRESETS = {
+# %% ../nbs/04_train.ipynb #a49a7d1c
+TRAIN_PRESETS = Presets("training", {
     # appendix A, CIFAR-10/100 with a ResNet-18 whose stem is a stride-1 3x3 conv
-    "paper-cifar": TrainConfig(epochs=150, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="cosine", augment=True, pad=4),
+    "paper-cifar": dict(epochs=150, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="cosine", augment=True, pad=4),
     # appendix A, ImageNet with a ResNet-50
-    "paper-imagenet": TrainConfig(epochs=100, batch_size=256, lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="cosine", augment=True),
+    "paper-imagenet": dict(base="paper-cifar", epochs=100, batch_size=256),
     # Arazo et al.'s protocol for the label-noise experiments (appendix A)
-    "arazo-cifar": TrainConfig(epochs=300, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="step", milestones=(100, 250), augment=True),
-}
+    "arazo-cifar": dict(base="paper-cifar", epochs=300, weight_decay=1e-4, schedule="step", milestones=(100, 250)),
+})
 
+def train_config(preset: str,  # a key of TRAIN_PRESETS
+                 **overrides) -> TrainConfig:
+    "The `TrainConfig` of a named preset, with `overrides` on top."
+    return TrainConfig(**TRAIN_PRESETS.settings(preset, **overrides))
+
+# %% ../nbs/04_train.ipynb #a62087a9
 def lr_at(config: TrainConfig, epoch: int) -> float:
     "The learning rate for `epoch` (0-based) under `config`'s schedule."
     if config.schedule == "cosine": return config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
     if config.schedule == "step": return config.lr * config.gamma ** sum(epoch >= m for m in config.milestones)
     return config.lr
 
-def start_epoch(config: TrainConfig, epoch: int, n: int, opt, device):
-    "Set `opt`'s learning rate for `epoch`; draw the epoch's shuffle of `n` rows and its augmentation from the (seed, epoch) generator: (lr, generator, perm, offsets, flips)."
+@dataclass
+class EpochPlan:
+    "One epoch's learning rate and its draws from the `(seed, epoch)` generator."
+    lr: float
+    generator: torch.Generator    # what the shuffle and augmentation were drawn from; hooks may draw more from it (mixup's partners)
+    perm: torch.Tensor            # (N,) the epoch's order of the rows, on the device
+    offsets: torch.Tensor | None  # (N, 2) each row's crop offsets, with augmentation
+    flips: torch.Tensor | None    # (N,) each row's flip flag, with augmentation
+
+def start_epoch(config: TrainConfig, epoch: int, n: int, opt, device) -> EpochPlan:
+    "Set `opt`'s learning rate for `epoch` and draw the epoch's shuffle of `n` rows and its augmentation."
     lr = lr_at(config, epoch)
     for g in opt.param_groups: g["lr"] = lr
     gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
     perm = torch.randperm(n, generator=gen).to(device)
     offs, flips = (t.to(device) for t in draw_augmentation(n, config.pad, gen)) if config.augment else (None, None)
-    return lr, gen, perm, offs, flips
+    return EpochPlan(lr, gen, perm, offs, flips)
 
 # %% ../nbs/04_train.ipynb #75650edf
 class Normalize:
@@ -230,6 +254,145 @@ class FitResult:
         if self.recorder is None: raise ValueError("this run recorded nothing (record='none')")
         return self.recorder.trajectories(q)
 
+# %% ../nbs/04_train.ipynb #1ce842a4
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    "(B,) cross-entropy of `logits` (B, K) against target distributions (B, K)."
+    return -(target * F.log_softmax(logits.float(), 1)).sum(1)
+
+@dataclass
+class Batch:
+    "One step's rows, as the hooks see and change them."
+    rows: torch.Tensor                    # (B,) row ids into the loop's data
+    x: torch.Tensor                       # (B, ...) normalised (and augmented) inputs
+    y: torch.Tensor                       # (B,) given labels
+    target: torch.Tensor | None = None    # (B, K) target distributions; None trains on `y`
+    losses: torch.Tensor | None = None    # (B,) per-example losses, once computed
+    logits: torch.Tensor | None = None    # (B, K) outputs of the forward that is trained through
+    penalty: torch.Tensor | None = None   # a term added to the batch's mean loss (a regulariser)
+
+class Hook:
+    "A piece of a training run; `Loop` calls each method at its event. Override the ones you need."
+    def before_fit(self, loop): pass
+    def before_epoch(self, loop): pass
+    def batches(self, loop): return None              # an iterable of (B,) row ids replaces the epoch's shuffled batches
+    def before_step(self, loop, batch: Batch): pass
+    def loss(self, loop, batch: Batch): return None   # (losses (B,), logits) replaces the cross-entropy to batch.target or batch.y
+    def after_step(self, loop, batch: Batch): pass
+    def after_epoch(self, loop, row: dict): pass      # add columns to the epoch's history row
+    def after_log(self, loop): pass                   # the row is in loop.history
+
+# %% ../nbs/04_train.ipynb #b30c5376
+class Loop:
+    "The one training loop: `fit`, label correction and prioritized training are hooks on it."
+    def __init__(self, model: nn.Module,
+                 X: torch.Tensor,               # (N, C, H, W) uint8 images, on the device the loop runs on
+                 Y: torch.Tensor,               # (N,) given labels, on the same device
+                 config: TrainConfig,
+                 hooks=(),                      # `Hook`s, called in this order
+                 *, normalize: Normalize,
+                 test=None,                     # ImageDataset or (images, labels): accuracy logged after every epoch
+                 max_steps: int | None = None,  # stop after this many steps, mid-epoch if need be
+                 quiet: bool = False, desc: str = "train", unit: str = "epoch"):
+        self.model, self.X, self.Y, self.config, self.hooks = model.to(X.device), X, Y, config, list(hooks)
+        self.normalize, self.max_steps, self.quiet, self.desc, self.unit = normalize, max_steps, quiet, desc, unit
+        self.test = None if test is None else _as_xy(test)
+        self.device = X.device
+        self.amp = self.device.type == "cuda" if config.amp == "auto" else bool(config.amp)
+        self.opt = OPTIMIZERS[config.optimizer](self.model.parameters(), config)
+        self.start, self.history, self.step, self.epoch, self.plan = 0, [], 0, None, None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        "The model on `x`, under bfloat16 autocast when the run uses it."
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp): return self.model(x)
+
+    def _call(self, event: str, *args):
+        for h in self.hooks: getattr(h, event)(self, *args)
+
+    def _first(self, event: str, *args):
+        for h in self.hooks:
+            out = getattr(h, event)(self, *args)
+            if out is not None: return out
+
+    def _done(self) -> bool: return self.max_steps is not None and self.step >= self.max_steps
+
+    def _batch(self, rows: torch.Tensor) -> Batch:
+        x = self.normalize(self.X[rows])
+        if self.config.augment: x = augment(x, self.plan.offsets[rows], self.plan.flips[rows], self.config.pad)
+        return Batch(rows, x, self.Y[rows])
+
+    def _train_step(self, batch: Batch):
+        out = self._first("loss", batch)
+        if out is None:
+            logits = self.forward(batch.x)
+            out = (F.cross_entropy(logits.float(), batch.y, reduction="none") if batch.target is None
+                   else soft_cross_entropy(logits, batch.target)), logits
+        batch.losses, batch.logits = out
+        loss = batch.losses.mean()
+        if batch.penalty is not None: loss = loss + batch.penalty
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+    def run(self) -> "Loop":
+        "Train from `self.start` to `config.epochs` (or `max_steps`); the per-epoch rows are in `self.history`."
+        self._call("before_fit")
+        cfg, N = self.config, len(self.X)
+        bar = progress(range(self.start, cfg.epochs), quiet=self.quiet, desc=self.desc, unit=self.unit, initial=self.start, total=cfg.epochs)
+        for epoch in bar:
+            if self._done(): break
+            t0, self.epoch = time.perf_counter(), epoch
+            self.plan = start_epoch(cfg, epoch, N, self.opt, self.device)
+            self._call("before_epoch")
+            self.model.train()
+            total, seen = torch.zeros((), device=self.device), 0
+            batches = self._first("batches")
+            for rows in (batches if batches is not None else (self.plan.perm[i:i + cfg.batch_size] for i in range(0, N, cfg.batch_size))):
+                batch = self._batch(rows)
+                self._call("before_step", batch)
+                self._train_step(batch)
+                total += batch.losses.detach().sum(); seen += len(batch.losses)
+                self._call("after_step", batch)
+                self.step += 1
+                if self._done(): break
+            train_loss = total.item() / max(seen, 1)   # host-device sync, once per epoch
+            if not math.isfinite(train_loss):
+                raise FloatingPointError(f"{self.desc} diverged in epoch {epoch + 1}: the mean loss is {train_loss}; lower the learning rate "
+                                         f"(now {self.plan.lr:g}) or check the inputs. Nothing of this epoch was recorded.")
+            row = dict(epoch=epoch + 1, lr=self.plan.lr, train_loss=train_loss)
+            self._call("after_epoch", row)
+            if self.test is not None: row["test_acc"] = accuracy(self.model, self.test, normalize=self.normalize, device=self.device, batch_size=cfg.eval_batch_size)
+            row["seconds"] = time.perf_counter() - t0
+            self.history.append(row)
+            self._call("after_log")
+            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("train_loss", "train_acc", "test_acc")})
+        return self
+
+# %% ../nbs/04_train.ipynb #d3962bd3
+class Record(Hook):
+    "Feeds a `Recorder`: from each training step (`mode=\"online\"`) or from an evaluation pass after each epoch (`\"eval\"`)."
+    def __init__(self, recorder: Recorder, mode: str, complete: bool = True):  # complete: mark each epoch complete in the store at once
+        self.recorder, self.mode, self.complete = recorder, mode, complete
+    def after_step(self, loop, batch):
+        if self.mode == "online": self.recorder.record(batch.rows, batch.logits, batch.y)
+    def after_epoch(self, loop, row):
+        if self.mode == "eval":
+            self.recorder.evaluate(loop.model, loop.X, loop.Y, normalize=loop.normalize, batch_size=loop.config.eval_batch_size, amp=loop.amp)
+        cols = self.recorder.end_epoch(loop.Y, loop.epoch, complete=self.complete)
+        row["train_acc"] = float(cols["correct"].mean())
+
+class LossFn(Hook):
+    "A per-example loss `fn(logits, labels, rows, epoch) -> (B,)` in place of the cross-entropy."
+    def __init__(self, fn): self.fn = fn
+    def loss(self, loop, batch):
+        logits = loop.forward(batch.x)
+        return self.fn(logits.float(), batch.y, batch.rows, loop.epoch), logits
+
+class Checkpoint(Hook):
+    "Resume from `store`'s last complete epoch; after every epoch save model and optimiser, then mark the epoch complete."
+    def __init__(self, store: TrajectoryStore): self.store = store
+    def before_fit(self, loop): loop.start, loop.history = _resume(self.store, loop.model, loop.opt, loop.config, loop.device)
+    def after_log(self, loop): _checkpoint(self.store, loop.model, loop.opt, loop.epoch + 1, loop.history)
+
 # %% ../nbs/04_train.ipynb #4f6d46bf
 def fit(model: nn.Module,              # any classifier taking float (B, C, H, W) and returning (B, K) logits
         train,                         # ImageDataset or (images uint8 (N, C, H, W), labels (N,)); row i of the recording is example i
@@ -239,6 +402,7 @@ def fit(model: nn.Module,              # any classifier taking float (B, C, H, W
         test=None,                     # ImageDataset or (images, labels) whose accuracy is logged each epoch
         normalize: Normalize | None = None,  # defaults to the statistics of the training images
         loss_fn=None,                  # (logits, labels, rows, epoch) -> (B,) losses; per-example cross-entropy when None
+        hooks=(),                      # more `Hook`s, called after the recorder's
         device="auto", quiet: bool = False) -> FitResult:
     "Train `model` on `train` with `config`, recording every row's loss, margin and correctness each epoch."
     config = config or TrainConfig()
@@ -246,50 +410,15 @@ def fit(model: nn.Module,              # any classifier taking float (B, C, H, W
     K = n_classes or (len(train.classes) if hasattr(train, "classes") else int(labels.max()) + 1)
     check_labels(labels, K, "train labels")
     dev = resolve_device(device)
-    amp = dev.type == "cuda" if config.amp == "auto" else bool(config.amp)
     X, Y = images.to(dev), labels.to(dev)  # uint8 on the device: a quarter of float32's memory, converted per batch
     normalize = normalize or Normalize.fit(images, dev)
-    model.to(dev)
-    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     recorder = None if config.record == "none" else Recorder(len(X), K, device=dev, store=store, keep_probs=config.keep_probs)
-    history, start = [], 0
-    if store is not None: start, history = _resume(store, model, opt, config, dev)
-    if test is not None: test_x, test_y = _as_xy(test)
-    N, B = len(X), config.batch_size
-    bar = progress(range(start, config.epochs), quiet=quiet, desc="train", unit="epoch", initial=start, total=config.epochs)
-    for epoch in bar:
-        t0 = time.perf_counter()
-        lr, gen, perm, offs, flips = start_epoch(config, epoch, N, opt, dev)
-        model.train()
-        total = torch.zeros((), device=dev)
-        for i in range(0, N, B):
-            rows = perm[i:i + B]
-            x = normalize(X[rows])
-            if config.augment: x = augment(x, offs[rows], flips[rows], config.pad)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(x)
-            losses = F.cross_entropy(logits.float(), Y[rows], reduction="none") if loss_fn is None else loss_fn(logits.float(), Y[rows], rows, epoch)
-            opt.zero_grad(set_to_none=True)
-            losses.mean().backward()
-            opt.step()
-            total += losses.detach().sum()
-            if config.record == "online": recorder.record(rows, logits, Y[rows])
-        train_loss = total.item() / N  # host-device sync, once per epoch
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"training diverged in epoch {epoch + 1}: the mean loss is {train_loss}; lower the learning rate "
-                                     f"(now {lr:g}) or check the inputs. Nothing of this epoch was recorded.")
-        row = dict(epoch=epoch + 1, lr=lr, train_loss=train_loss)
-        if config.record == "eval": recorder.evaluate(model, X, Y, normalize=normalize, batch_size=config.eval_batch_size, amp=amp)
-        if recorder is not None:
-            cols = recorder.end_epoch(Y, epoch, complete=store is None)
-            row["train_acc"] = float(cols["correct"].mean())
-        if test is not None: row["test_acc"] = accuracy(model, (test_x, test_y), normalize=normalize, device=dev, batch_size=config.eval_batch_size)
-        row["seconds"] = time.perf_counter() - t0
-        history.append(row)
-        if store is not None: _checkpoint(store, model, opt, epoch + 1, history)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("train_loss", "train_acc", "test_acc")})
-    return FitResult(model, pd.DataFrame(history), recorder, normalize)
+    run_hooks = ([LossFn(loss_fn)] if loss_fn is not None else []) + ([Record(recorder, config.record, complete=store is None)] if recorder else [])
+    run_hooks += list(hooks) + ([Checkpoint(store)] if store is not None else [])
+    loop = Loop(model, X, Y, config, run_hooks, normalize=normalize, test=test, quiet=quiet).run()
+    return FitResult(model, pd.DataFrame(loop.history), recorder, normalize)
 
+# %% ../nbs/04_train.ipynb #1547aae1
 def _checkpoint(store: TrajectoryStore, model, opt, epochs_done: int, history: list):
     "Save model and optimiser atomically, then mark the epoch complete in the store."
     with atomic_write(store.path/"checkpoint.pt", "wb") as f:
@@ -298,9 +427,11 @@ def _checkpoint(store: TrajectoryStore, model, opt, epochs_done: int, history: l
 
 def _resume(store: TrajectoryStore, model, opt, config: TrainConfig, dev) -> tuple[int, list]:
     "Load the last checkpoint of `store`; return the epoch to start from and the history so far."
-    saved = store.config.get("train")
-    if saved is not None and saved != _jsonable(asdict(config)):
-        diff = {k: (saved.get(k), v) for k, v in _jsonable(asdict(config)).items() if saved.get(k) != v}
+    saved, given = store.config.get("train"), _jsonable(asdict(config))
+    if saved is not None:
+        saved = {f.name: saved.get(f.name, _jsonable({f.name: f.default})[f.name]) for f in fields(TrainConfig)}  # fields added since: their defaults
+        diff = {k: (saved[k], v) for k, v in given.items() if saved[k] != v}
+    if saved is not None and diff:
         raise ValueError(f"{store.path} was recorded with another training configuration; differences (stored, given): {diff}")
     if store.n_epochs != config.epochs: raise ValueError(f"{store.path} reserves {store.n_epochs} epochs but config.epochs={config.epochs}")
     fn = store.path/"checkpoint.pt"
@@ -316,5 +447,4 @@ def _resume(store: TrajectoryStore, model, opt, config: TrainConfig, dev) -> tup
 
 def _jsonable(d: dict) -> dict:
     "`d` as it reads back from JSON (tuples become lists)."
-    import json
     return json.loads(json.dumps(d))
