@@ -13,15 +13,15 @@ import torch
 from scipy import stats
 
 from .core import as_numpy, check_labels, check_same_length, check_trajectories
-from .metadata import detection_scores
+from .metadata import detection_scores, probe_check
 from .store import TrajectoryStore
 from .train import predict_logits
 
 # %% auto #0
-__all__ = ['REGIONS', 'mean_loss_scores', 'forgetting_scores', 'cartography_scores', 'plot_data_map', 'aum_scores',
-           'make_threshold_samples', 'aum_threshold_scores', 'el2n_scores', 'el2n_from_model', 'fit_beta_mixture',
-           'bmm_scores', 'bmm_posterior', 'compare_detectors', 'cross_val_probs', 'cleanlab_scores',
-           'datalab_outlier_scores']
+__all__ = ['REGIONS', 'PROBLEM_PROBES', 'mean_loss_scores', 'forgetting_scores', 'cartography_scores', 'plot_data_map',
+           'aum_scores', 'make_threshold_samples', 'aum_threshold_scores', 'el2n_scores', 'el2n_from_model',
+           'fit_beta_mixture', 'bmm_scores', 'bmm_posterior', 'compare_detectors', 'recording_scores',
+           'trajectory_scores', 'truth_sets', 'cross_val_probs', 'cleanlab_scores', 'datalab_outlier_scores']
 
 # %% ../nbs/08b_baselines.ipynb #3e19409f
 def _train_rows(store: TrajectoryStore) -> tuple[np.ndarray, pd.DataFrame]:
@@ -326,6 +326,38 @@ def compare_detectors(truth,   # (N,) bool: the examples that really are, e.g., 
         if s.shape != y.shape: raise ValueError(f"score of {name!r} has shape {s.shape}, but truth has shape {y.shape}")
         out.append(dict(method=name, **detection_scores(y, s)))
     return pd.DataFrame(out, columns=["method", "auroc", "average_precision", "prevalence"])
+
+# %% ../nbs/08b_baselines.ipynb #652cad3a
+PROBLEM_PROBES = {"mislabeled": "random_labels", "atypical": "atypical", "corrupted": "corrupted", "ood": "ood"}  # problem -> the probe category that stands for it
+_FLAGGING = ("forgetting", "cartography (1 - confidence)", "beta mixture (Arazo)")   # the single-axis methods with a flag rule of their own
+
+def recording_scores(store: TrajectoryStore) -> tuple[dict, dict]:
+    "Single-axis scores of every row of `store` from its recording alone (name -> (R,), higher = more suspect), and the flags of those with a rule."
+    L, M, C = store.trajectories("loss"), store.trajectories("margin"), store.trajectories("correct")
+    tables = {"mean loss": mean_loss_scores(L), "forgetting": forgetting_scores(C), "cartography (1 - confidence)": cartography_scores(L, C),
+              "AUM (-area under margin)": aum_scores(M), f"EL2N (epoch {store.probs_epochs[0]})": el2n_scores(store.probs(), store.rows.label.to_numpy()),
+              "beta mixture (Arazo)": bmm_scores(L[:, -1])}
+    return {k: t.score.to_numpy(np.float64) for k, t in tables.items()}, {k: tables[k].flag.to_numpy() for k in _FLAGGING}
+
+def trajectory_scores(store: TrajectoryStore, categories=None,  # probe categories of MAP-D's k-NN; all the store holds when None
+                      k: int = 20) -> tuple[pd.DataFrame, dict, dict]:
+    "MAP-D's (R, C) probabilities beside `recording_scores`; flags: MAP-D's where random labels is the most probable category, then the single-axis ones."
+    knn = probe_check(store, categories, k=k)["model"]
+    p = pd.DataFrame(knn.predict_proba(store.trajectories("loss")), columns=knn.classes_)
+    single, flags = recording_scores(store)
+    return p, single, {"MAP-D": p.columns.to_numpy()[p.to_numpy().argmax(1)] == "random_labels", **flags}
+
+def truth_sets(rows: pd.DataFrame,             # a store's rows (role, category, split, label and, with injected noise, true_label)
+               problems: dict = PROBLEM_PROBES) -> dict:
+    "Problem -> (rows scored, rows that have it), boolean masks over `rows`."
+    train = (rows.role == "train").to_numpy()
+    noisy = train & (rows.label.to_numpy() != rows.true_label.to_numpy()) if "true_label" in rows else np.zeros(len(rows), bool)
+    clean, sets = train & ~noisy, {}
+    for prob, cat in problems.items():
+        if cat == "random_labels": sets[prob] = (train, noisy); continue
+        pos = ((rows.category == cat) & (rows.split == "heldout")).to_numpy()
+        sets[prob] = (clean | pos, pos)
+    return sets
 
 # %% ../nbs/08b_baselines.ipynb #822ecb0f
 def cross_val_probs(ds,                       # an ImageDataset (or (images, labels)); rows are scored in order
