@@ -6,16 +6,21 @@ Docs: https://mapd-dev.github.io/mapd/baselines.html.md"""
 
 # %% ../nbs/08b_baselines.ipynb #bc1e891c
 from __future__ import annotations
+import contextlib, io
+from dataclasses import replace
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
 
-from .core import as_numpy, check_labels, check_same_length, check_trajectories
+from .core import as_numpy, check_labels, check_same_length, check_trajectories, progress
 from .metadata import detection_scores, probe_check
+from .models import make_model
+from .scores import DEFAULT_SCORE_CONFIG
 from .store import TrajectoryStore
-from .train import predict_logits
+from .train import TrainConfig, fit, predict_logits, _as_xy
 
 # %% auto #0
 __all__ = ['REGIONS', 'PROBLEM_PROBES', 'mean_loss_scores', 'forgetting_scores', 'cartography_scores', 'plot_data_map',
@@ -124,7 +129,6 @@ def plot_data_map(df: pd.DataFrame,  # a table from `cartography_scores`
                   *, hue: str | None = "correctness",  # column that colours the points; None for one colour
                   s: float = 6, max_points: int | None = 25_000, seed: int = 0):  # subsample larger tables for speed
     "Scatter of variability (x) against confidence (y), coloured by `hue`; returns the axes."
-    import matplotlib.pyplot as plt
     for c in ("variability", "confidence"):
         if c not in df: raise ValueError(f"df lacks the column {c!r}: pass the table from cartography_scores")
     if hue is not None and hue not in df: raise ValueError(f"hue column {hue!r} not in df; it has {list(df.columns)}")
@@ -185,10 +189,6 @@ def aum_threshold_scores(ds,  # ImageDataset or (images uint8, labels): the rows
                          percentile: float = 99,           # threshold: this percentile of the threshold samples' AUMs
                          device="auto", seed: int = 0, quiet: bool = False) -> pd.DataFrame:
     "Area under the margin with threshold samples from `runs` extra trainings (Pleiss et al., 2020): AUM, score = -AUM, flag."
-    from dataclasses import replace
-    from mapd.models import make_model
-    from mapd.train import TrainConfig, fit, _as_xy
-    from mapd.core import progress
     images, labels = _as_xy(ds)
     K = n_classes or (len(ds.classes) if hasattr(ds, "classes") else int(labels.max()) + 1)
     N, m = len(labels), len(labels) // (K + 1)
@@ -366,11 +366,6 @@ def cross_val_probs(ds,                       # an ImageDataset (or (images, lab
                     config=None,               # TrainConfig of each fold; 4 epochs of DEFAULT_SCORE_CONFIG when None
                     n_classes: int | None = None, device="auto", seed: int = 0, quiet: bool = False) -> np.ndarray:
     "`(N, K)` out-of-sample predicted probabilities by K-fold cross-validation."
-    from dataclasses import replace
-    from mapd.models import make_model
-    from mapd.scores import DEFAULT_SCORE_CONFIG
-    from mapd.train import fit, _as_xy
-    from mapd.core import progress
     images, labels = _as_xy(ds)
     K = n_classes or (len(ds.classes) if hasattr(ds, "classes") else int(labels.max()) + 1)
     if folds < 2: raise ValueError(f"folds must be at least 2, got {folds}")
@@ -406,7 +401,6 @@ def datalab_outlier_scores(labels,           # (N,) given labels
                            features=None,    # (N, D) feature vectors; the check uses these instead of pred_probs when given
                            **kwargs) -> pd.DataFrame:  # options of the outlier check (e.g. k)
     "cleanlab Datalab's outlier check: `score` = 1 - outlier quality, `flag` = its `is_outlier_issue`."
-    import contextlib, io
     try: from cleanlab import Datalab
     except ImportError as e: raise ImportError("datalab_outlier_scores needs cleanlab with Datalab: pip install 'cleanlab[datalab]' (in mapd's dev extras)") from e
     p = np.asarray(pred_probs, dtype=np.float64)

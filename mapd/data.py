@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
+from sklearn.datasets import load_digits as _load
+from sklearn.model_selection import train_test_split
 
 from .core import as_numpy, atomic_write, check_labels, check_same_length, progress
 
@@ -252,8 +254,6 @@ def load_digits(split: str = "train",           # "train" or "test"
                 size: int | None = None,        # resize to size x size (bilinear, antialiased); 8 when None
                ) -> ImageDataset:               # images (N, 1, 8, 8) uint8, or (N, 1, size, size)
     "scikit-learn's digits as an `ImageDataset`, scaled to 0..255 and split by class."
-    from sklearn.datasets import load_digits as _load
-    from sklearn.model_selection import train_test_split
     _check_split(split)
     if not 0 < test_fraction < 1: raise ValueError(f"test_fraction must lie strictly between 0 and 1, but is {test_fraction}")
     d = _load()

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from .core import as_numpy
 from .data import ASYMMETRIC_PAIRS, ImageDataset, load_digits
+from .baselines import cross_val_probs
 from .probes import corrupt, random_images
 
 # %% auto #0
@@ -137,7 +138,6 @@ def plant_problems(ds: ImageDataset,                         # N examples, K cla
     counts, pairs, source, probs = _check_plant(ds, fractions, corrupt_std, zoom, ood_source, probs, asymmetric_pairs)
     N, K, y0 = len(ds), ds.n_classes, ds.labels
     if counts["flip_instance"] and probs is None:
-        from mapd.baselines import cross_val_probs
         probs = cross_val_probs(ds, folds=3, seed=seed, quiet=True)
     g = torch.Generator().manual_seed(seed)
     perm, free, chosen = torch.randperm(N, generator=g), torch.ones(N, dtype=torch.bool), {}
