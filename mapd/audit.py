@@ -16,7 +16,7 @@ import torch
 from fastcore.basics import patch
 
 import mapd
-from .core import Presets, resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries
+from .core import Presets, with_defaults, resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, DEFAULT_SCORE_CONFIG
 from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES
@@ -54,6 +54,7 @@ class AuditConfig:
     lr: float = 0.1                  # appendix A
     weight_decay: float = 5e-4       # appendix A
     augment: bool = False            # crop + flip (the paper's CIFAR augmentation)
+    augment_probes: bool = False     # augment the probes too; the authors' code keeps them fixed (never augmented), as here by default
     record: str = "eval"             # "eval" (the paper's way) or "online"
     el2n_at: float | None = 0.1      # keep full probabilities after this share of the epochs, for EL2N (Paul et al.: epoch 20 of 200); None: keep none
     scores: str = "heldout"          # "heldout" (C-score estimate), "speed" (learning-speed proxy) or a path to a .npz file
@@ -209,7 +210,7 @@ def _check_out(out_dir) -> Path:
 def _claim(out: Path, cfg_dict: dict, fps: dict, say):
     "Make `out` this audit's: resume the same configuration on the same data, replace an unfinished other one, refuse anything else."
     if (out/"config.json").exists():
-        old = json.loads((out/"config.json").read_text())
+        old = with_defaults(json.loads((out/"config.json").read_text()), AuditConfig)   # settings added since read as their defaults
         if old != cfg_dict:
             diff = {k: (old.get(k), v) for k, v in cfg_dict.items() if old.get(k) != v}
             if _has_finished_work(out):
@@ -275,7 +276,8 @@ def _train(config: AuditConfig, train, test, combined, rows, out: Path, cfg_dict
     if store.completed < tc.epochs or not (out/"history.csv").exists():   # a kill after the last epoch: the history is in the checkpoint
         torch.manual_seed(config.seed)
         model = make_model(config.model, train.shape, train.n_classes)
-        res = fit(model, combined, tc, store=store, test=test, device=device, quiet=quiet)
+        fixed = None if config.augment_probes else torch.as_tensor((rows.role == "probe").to_numpy())   # probes stay as made, as in the authors' code
+        res = fit(model, combined, tc, store=store, test=test, fixed_rows=fixed, device=device, quiet=quiet)
         save_table(res.history, out/"history.csv")
     return store, load_table(out/"history.csv")
 

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['resolve_device', 'seed_everything', 'progress', 'atomic_write', 'write_json', 'remove_temporaries',
            'FolderLockedError', 'folder_lock', 'fingerprint', 'as_numpy', 'check_labels', 'check_same_length',
-           'check_trajectories', 'check_fields', 'Presets', 'changed']
+           'check_trajectories', 'check_fields', 'Presets', 'with_defaults', 'changed']
 
 # %% ../nbs/00_core.ipynb #d1d015df
 def resolve_device(device: str | torch.device | None = "auto",  # "auto", "cpu", "cuda", "cuda:1" or a torch.device
@@ -226,6 +226,12 @@ class Presets(dict):
         "The values of preset `name` that are fields of dataclass `cls` (one registry's setting as another configuration's fields)."
         names = {f.name for f in dataclasses.fields(cls)}
         return {k: v for k, v in self.settings(name).items() if k in names}
+
+def with_defaults(saved: dict,  # a dataclass's fields as written to JSON by an earlier run
+                  cls) -> dict:   # the dataclass
+    "`saved` with the fields `cls` has gained since at their defaults, as JSON reads them back: what resuming an older run compares against."
+    return {f.name: saved.get(f.name, json.loads(json.dumps({"v": f.default}, default=_json_default))["v"]) for f in dataclasses.fields(cls)
+            if f.name in saved or f.default is not dataclasses.MISSING}
 
 def changed(given: dict,   # field -> value, e.g. a papermill notebook's parameters
             defaults) -> dict:  # a dataclass instance holding the defaults

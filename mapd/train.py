@@ -7,7 +7,7 @@ Docs: https://mapd-dev.github.io/mapd/train.html.md"""
 # %% ../nbs/04_train.ipynb #ed7362d3
 from __future__ import annotations
 import json, math, time
-from dataclasses import dataclass, asdict, fields, replace
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import resolve_device, progress, check_labels, check_fields, atomic_write, Presets
+from .core import resolve_device, progress, check_labels, check_fields, atomic_write, with_defaults, Presets
 from .store import TrajectoryStore, QUANTITIES, as_stored
 
 # %% auto #0
@@ -292,9 +292,12 @@ class Loop:
                  *, normalize: Normalize,
                  test=None,                     # ImageDataset or (images, labels): accuracy logged after every epoch
                  max_steps: int | None = None,  # stop after this many steps, mid-epoch if need be
+                 fixed_rows: torch.Tensor | None = None,  # (N,) bool: rows never augmented (probes, as in the authors' code); none when None
                  quiet: bool = False, desc: str = "train", unit: str = "epoch"):
         self.model, self.X, self.Y, self.config, self.hooks = model.to(X.device), X, Y, config, list(hooks)
         self.normalize, self.max_steps, self.quiet, self.desc, self.unit = normalize, max_steps, quiet, desc, unit
+        self.fixed_rows = None if fixed_rows is None else torch.as_tensor(fixed_rows, dtype=torch.bool, device=X.device)
+        if self.fixed_rows is not None and len(self.fixed_rows) != len(X): raise ValueError(f"fixed_rows has {len(self.fixed_rows)} entries for {len(X)} rows")
         self.test = None if test is None else _as_xy(test)
         self.device = X.device
         self.amp = self.device.type == "cuda" if config.amp == "auto" else bool(config.amp)
@@ -342,6 +345,8 @@ class Loop:
             if self._done(): break
             t0, self.epoch = time.perf_counter(), epoch
             self.plan = start_epoch(cfg, epoch, N, self.opt, self.device)
+            if cfg.augment and self.fixed_rows is not None:   # drawn as for every row, so the other rows' draws do not change; then undone
+                self.plan.offsets[self.fixed_rows], self.plan.flips[self.fixed_rows] = cfg.pad, False   # a centred crop of the padding is the image
             self._call("before_epoch")
             self.model.train()
             total, seen = torch.zeros((), device=self.device), 0
@@ -403,6 +408,7 @@ def fit(model: nn.Module,              # any classifier taking float (B, C, H, W
         normalize: Normalize | None = None,  # defaults to the statistics of the training images
         loss_fn=None,                  # (logits, labels, rows, epoch) -> (B,) losses; per-example cross-entropy when None
         hooks=(),                      # more `Hook`s, called after the recorder's
+        fixed_rows=None,               # (N,) bool: rows never augmented (an audit's probes); all augmented when None
         device="auto", quiet: bool = False) -> FitResult:
     "Train `model` on `train` with `config`, recording every row's loss, margin and correctness each epoch."
     config = config or TrainConfig()
@@ -415,7 +421,7 @@ def fit(model: nn.Module,              # any classifier taking float (B, C, H, W
     recorder = None if config.record == "none" else Recorder(len(X), K, device=dev, store=store, keep_probs=config.keep_probs)
     run_hooks = ([LossFn(loss_fn)] if loss_fn is not None else []) + ([Record(recorder, config.record, complete=store is None)] if recorder else [])
     run_hooks += list(hooks) + ([Checkpoint(store)] if store is not None else [])
-    loop = Loop(model, X, Y, config, run_hooks, normalize=normalize, test=test, quiet=quiet).run()
+    loop = Loop(model, X, Y, config, run_hooks, normalize=normalize, test=test, fixed_rows=fixed_rows, quiet=quiet).run()
     return FitResult(model, pd.DataFrame(loop.history), recorder, normalize)
 
 # %% ../nbs/04_train.ipynb #1547aae1
@@ -429,7 +435,7 @@ def _resume(store: TrajectoryStore, model, opt, config: TrainConfig, dev) -> tup
     "Load the last checkpoint of `store`; return the epoch to start from and the history so far."
     saved, given = store.config.get("train"), _jsonable(asdict(config))
     if saved is not None:
-        saved = {f.name: saved.get(f.name, _jsonable({f.name: f.default})[f.name]) for f in fields(TrainConfig)}  # fields added since: their defaults
+        saved = with_defaults(saved, TrainConfig)   # fields added since the store was made read as their defaults
         diff = {k: (saved[k], v) for k, v in given.items() if saved[k] != v}
     if saved is not None and diff:
         raise ValueError(f"{store.path} was recorded with another training configuration; differences (stored, given): {diff}")

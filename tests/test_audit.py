@@ -75,3 +75,19 @@ def test_diverged_run_is_a_clear_error_and_keeps_nothing_half_written(tmp_path):
         run_audit(cfg, tmp_path/"d", quiet=True)
     assert not (tmp_path/"d"/"results.json").exists() and not (tmp_path/"d"/"metadata.parquet").exists()
     assert TrajectoryStore(tmp_path/"d"/"trajectories").completed == 0
+
+
+def test_probes_stay_unaugmented_unless_asked(tmp_path, monkeypatch):
+    "As in the authors' code, an augmented audit leaves its probes as made; augment_probes=True augments them too."
+    import mapd.audit
+    seen, real_fit = [], mapd.audit.fit
+    def recording_fit(*args, **kwargs):
+        seen.append(kwargs.get("fixed_rows"))
+        return real_fit(*args, **kwargs)
+    monkeypatch.setattr(mapd.audit, "fit", recording_fit)
+    cfg = AuditConfig(dataset="digits", epochs=2, augment=True, scores="speed", score_epochs=1, n_fit=30, n_heldout=30, k=5, corrupt_std="paper")
+    run_audit(cfg, tmp_path/"a", quiet=True)
+    rows = TrajectoryStore(tmp_path/"a"/"trajectories").rows
+    assert seen[-1].tolist() == (rows.role == "probe").tolist() and seen[-1].any() and not seen[-1].all()
+    run_audit(replace(cfg, augment_probes=True), tmp_path/"b", quiet=True)
+    assert seen[-1] is None
