@@ -112,6 +112,8 @@ AUDIT_PRESETS = Presets("audit", {
     # appendix A's CIFAR protocol (mapd.train's "paper-cifar" preset, as far as AuditConfig has its fields), a ResNet-18
     "paper-cifar10": dict(TRAIN_PRESETS.only("paper-cifar", AuditConfig), dataset="cifar10", model="resnet18", score_epochs=10),
     "paper-cifar100": dict(base="paper-cifar10", dataset="cifar100"),
+    # the paper names only "variants of the ResNet architecture"; the authors' code trains a ResNet-50 on CIFAR too
+    "paper-cifar10-resnet50": dict(base="paper-cifar10", model="resnet50"),
     "gpu-fashion-mnist": dict(dataset="fashion_mnist", model="resnet18", epochs=60, batch_size=128, augment=True, score_runs=8, score_epochs=8),
 })
 

@@ -75,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--only", nargs="+", help="run only these runs of the plan")
     r.add_argument("--tiny", action="store_true", help="tiny parameters from tiny.yaml beside the plan (for tests)")
     r.add_argument("--no-html", action="store_true", help="skip the HTML copies")
+    r.add_argument("--allow-dirty", action="store_true", help="run from a checkout with uncommitted changes (the runs are marked <commit>-dirty)")
     r.add_argument("--quiet", action="store_true")
     return p
 
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
             print(audit.summary(), file=sys.stderr)   # its warnings are in results.json too
         elif args.command == "report":
             from mapd.report import run_report
-            run_report(args.plan, args.out, tiny=args.tiny, only=[] if args.render_only else args.only, html=not args.no_html, quiet=args.quiet)
+            run_report(args.plan, args.out, tiny=args.tiny, only=[] if args.render_only else args.only, html=not args.no_html, allow_dirty=args.allow_dirty, quiet=args.quiet)
             print(f"report written to {Path(args.out).resolve()}/README.md")
     except KeyboardInterrupt:
         print(f"mapd {args.command}: interrupted; the same command resumes", file=sys.stderr)

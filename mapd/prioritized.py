@@ -22,7 +22,7 @@ from .correction import OnlineMAPD, make_clean_noisy_probes
 
 # %% auto #0
 __all__ = ['SELECTION_METHODS', 'SCORES', 'select_top', 'training_score', 'SelectionConfig', 'irreducible_losses', 'Select',
-           'train_selected', 'speedup']
+           'train_selected', 'speedup', 'mean_accuracy']
 
 # %% ../nbs/15_prioritized.ipynb #4eb1da11
 def select_top(scores: torch.Tensor,   # (M,) higher = train on it first
@@ -170,17 +170,25 @@ def train_selected(pool: ImageDataset,  # the training pool (noisy labels; true_
 
 # %% ../nbs/15_prioritized.ipynb #d939c67f
 def speedup(curves: pd.DataFrame,   # columns step, test_acc, method (one curve per method, e.g. the mean over seeds)
-            reference: str = "uniform") -> pd.DataFrame:
-    "Steps `reference` needs to reach its best accuracy, divided by the steps each method needs to reach that accuracy (NaN: never)."
+            reference: str = "uniform",
+            target: float | None = None) -> pd.DataFrame:  # the accuracy to reach; the reference's best when None
+    "Steps `reference` needs to reach `target`, divided by the steps each method needs (NaN: never); and each curve's mean accuracy over the run."
     ref = curves[curves.method == reference].sort_values("step")
     if ref.empty: raise ValueError(f"no curve for the reference method {reference!r}; methods: {sorted(curves.method.unique())}")
-    target = ref.test_acc.max()
-    ref_steps = int(ref.step[ref.test_acc >= target].iloc[0])
+    target = float(ref.test_acc.max()) if target is None else float(target)
+    hit = ref.step[ref.test_acc >= target]
+    ref_steps = int(hit.iloc[0]) if len(hit) else None
     rows = []
     for m, g in curves.groupby("method", sort=False):
         g = g.sort_values("step")
         hit = g.step[g.test_acc >= target]
         steps = int(hit.iloc[0]) if len(hit) else None
-        rows.append(dict(method=m, target_acc=float(target), steps_to_target=steps, best_acc=float(g.test_acc.max()),
-                         speedup=ref_steps / steps if steps else float("nan")))
+        rows.append(dict(method=m, target_acc=target, steps_to_target=steps, best_acc=float(g.test_acc.max()),
+                         speedup=ref_steps / steps if steps and ref_steps else float("nan"), mean_acc=mean_accuracy(g)))
     return pd.DataFrame(rows)
+
+def mean_accuracy(curve: pd.DataFrame) -> float:
+    "Area under one accuracy curve (columns step, test_acc; trapezoids from the first evaluation) divided by its length: a steadier summary than a peak."
+    g = curve.sort_values("step")
+    s, a = g.step.to_numpy(float), g.test_acc.to_numpy(float)
+    return float(a[0]) if len(s) == 1 else float(np.trapezoid(a, s) / (s[-1] - s[0]))

@@ -103,6 +103,7 @@ def run_report(plan_path: str | Path = "nbs/experiments/report.yaml",
                *, tiny: bool = False,          # apply the tiny parameters (tests, CI)
                only=None,                      # names of the runs to execute; all when None
                html: bool = True,              # write an HTML copy of each executed notebook
+               allow_dirty: bool = False,      # run from a checkout with uncommitted changes (the runs then name <commit>-dirty)
                quiet: bool = False) -> dict:
     "Execute the plan's notebooks with papermill into `out_dir`; return each run's results."
     plan_path = Path(plan_path).resolve()
@@ -114,6 +115,10 @@ def run_report(plan_path: str | Path = "nbs/experiments/report.yaml",
         unknown = set(only) - {r["name"] for r in plan["runs"]}
         if unknown: raise ValueError(f"no runs named {sorted(unknown)} in {plan_path}; it has {[r['name'] for r in plan['runs']]}")
     tiny_params = _tiny_params(plan_path) if tiny else {}
+    if runs and not tiny and not allow_dirty and git_commit(plan_path.parent).endswith("-dirty"):
+        raise ReportError(f"the checkout of {plan_path.parent} has uncommitted changes to tracked files: a report must come from a commit that "
+                          "names the code that made it. Commit (or stash) first, or pass allow_dirty=True (--allow-dirty) for a report "
+                          "whose runs are marked <commit>-dirty")
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out, "mapd report"):   # one report at a time; the system drops the lock when the process ends, killed or not
         _recover(out, plan, quiet)
@@ -281,6 +286,11 @@ def _tiny_runs(plan: dict, results: dict, manifest: dict) -> list:
     runs = manifest.get("runs") or {}
     return [r["name"] for r in plan["runs"] if r["name"] in results and (runs.get(r["name"]) or {}).get("tiny", bool(manifest.get("tiny")))]
 
+def _shown(v, claim: dict) -> str:
+    "A claim's value as the report prints it: `unit: points` prints a difference of two shares in percentage points."
+    if claim.get("unit") == "points": return f"{100 * v:+.1f} points"
+    return claim.get("format", "{}").format(v)
+
 def render_readme(plan: dict, results: dict, manifest: dict) -> str:
     "The Markdown of `outputs/README.md`."
     tiny = _tiny_runs(plan, results, manifest)
@@ -294,7 +304,7 @@ def render_readme(plan: dict, results: dict, manifest: dict) -> str:
         L += ["## The paper's claims, as measured here", "", "| claim | paper | this report | run |", "|---|---|---|---|"]
         for c in plan["claims"]:
             v = _lookup(results.get(c["run"], {}), c["key"])
-            shown = "not run" if v is None and c["run"] not in results else ("n/a" if v is None else c.get("format", "{}").format(v))
+            shown = "not run" if v is None and c["run"] not in results else "n/a" if v is None else _shown(v, c)
             L.append(f"| {c['claim']} | {c.get('paper', '')} | {shown} | [{c['run']}]({c['run']}/{c['run']}.ipynb) (`{c['key']}`) |")
         L.append("")
     for tb in plan.get("tables") or []:   # tables joined from dicts in a run's results.json: one column per key

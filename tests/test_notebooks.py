@@ -5,7 +5,7 @@ import nbformat
 import pytest
 import yaml
 
-from mapd.report import run_report, load_plan, ReportError
+from mapd.report import run_report, load_plan, ReportError, _lookup, _shown
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +53,21 @@ def test_every_run_writes_notebook_html_figures_and_results(repo, tiny_report):
     for fig in ("fig6_noise_correction.png", "fig7_pretraining.png", "fig11_binary.png"):
         assert (out/"label_noise"/fig).stat().st_size > 5000, fig
     assert 0 <= results["label_noise"]["mapd_top_noise"] <= 1
+    lr = results["label_noise"]   # figure 7 per level as short minus long, and the highest noise seed by seed
+    abl = lr["pretraining_ablation"]["mapd/0.50"]
+    assert lr["mapd_pretraining_change_top_noise"] == pytest.approx(abl["short"] - abl["long"])
+    assert set(lr["pretraining_change"]["m_dyr_h"]) == {"0.00", "0.50"}
+    assert len(lr["mapd_minus_m_dyr_h_top_noise_per_seed"]) == len(lr["seeds_top_noise"]) == 1
+    assert lr["mapd_minus_m_dyr_h_top_noise_median"] == pytest.approx(lr["mapd_minus_m_dyr_h_top_noise"])
     # prioritized training: a curve per method and seed, the speed-up of uniform against itself is 1
     pr = pd.read_csv(out/"prioritized"/"speedup.csv").set_index("method")
     assert pr.speedup["uniform"] == 1.0 and len(pr) == 7
     prm = results["prioritized"]["parameters"]
     assert prm["seed"] == 0 and prm["seeds"] == [0, 1], prm   # the loop over seeds does not overwrite the seed parameter
     assert sorted(pd.read_csv(out/"prioritized"/"curves.csv").seed.unique()) == [0, 1]
+    rp = results["prioritized"]   # each MAP-D variant's speed-up on its own, and the steadier measures for every method
+    assert rp["mapd_balanced_speedup"] == rp["speedup"]["mapd_balanced"] and rp["mapd_unbalanced_speedup"] == rp["speedup"]["mapd"]
+    assert set(rp["mean_acc"]) == set(rp["speedup_at_fixed_target"]) == set(pr.index) and all(0 <= v <= 1 for v in rp["mean_acc"].values())
     assert (out/"prioritized"/"fig8_prioritized.png").stat().st_size > 5000
     # minority groups: MAP-D and every swept JTT epoch scored; upweighting rows for ERM, JTT, MAP-D and the oracle
     det = pd.read_csv(out/"minority"/"detection.csv")
@@ -76,9 +85,10 @@ def test_readme_numbers_are_the_results_files(repo, tiny_report):
     manifest = json.loads((out/"manifest.json").read_text())
     assert manifest["commit"] != "" and "torch" in manifest["packages"]
     for c in plan["claims"]:
-        v = results[c["run"]][c["key"]]
+        v = _lookup(results[c["run"]], c["key"])
         row = next(l for l in readme.splitlines() if l.startswith(f"| {c['claim']} |"))
-        shown = "n/a" if v is None else c.get('format', '{}').format(v)  # None: not reached / not applicable in this run
+        shown = "n/a" if v is None else _shown(v, c)  # None: not reached / not applicable in this run
+        assert c.get("unit") == "points" or "%" not in c.get("format", "") or "+" not in c.get("format", ""), c   # differences print in points
         assert f"| {shown} |" in row, (row, v)
 
 
