@@ -278,7 +278,7 @@ def _train(config: AuditConfig, train, test, combined, rows, out: Path, cfg_dict
     if store.completed < tc.epochs or not (out/"history.csv").exists():   # a kill after the last epoch: the history is in the checkpoint
         torch.manual_seed(config.seed)
         model = make_model(config.model, train.shape, train.n_classes)
-        fixed = None if config.augment_probes else torch.as_tensor((rows.role == "probe").to_numpy())   # probes stay as made, as in the authors' code
+        fixed = None if config.augment_probes else torch.tensor((rows.role == "probe").to_numpy())   # probes stay as made, as in the authors' code
         res = fit(model, combined, tc, store=store, test=test, fixed_rows=fixed, device=device, quiet=quiet)
         save_table(res.history, out/"history.csv")
     return store, load_table(out/"history.csv")

@@ -361,7 +361,7 @@ class Loop:
                 if self._done(): break
             train_loss = total.item() / max(seen, 1)   # host-device sync, once per epoch
             if not math.isfinite(train_loss):
-                raise FloatingPointError(f"{self.desc} diverged in epoch {epoch + 1}: the mean loss is {train_loss}; lower the learning rate "
+                raise FloatingPointError(f"training{'' if self.desc == 'train' else ' with ' + self.desc} diverged in epoch {epoch + 1}: the mean loss is {train_loss}; lower the learning rate "
                                          f"(now {self.plan.lr:g}) or check the inputs. Nothing of this epoch was recorded.")
             row = dict(epoch=epoch + 1, lr=self.plan.lr, train_loss=train_loss)
             self._call("after_epoch", row)
