@@ -275,8 +275,7 @@ class Correct(Hook):
     def before_step(self, loop, batch):
         q = q_logits = None
         if self.needs_q:   # q on the un-mixed batch, without gradient; MAP-D notes each row's loss from the first epoch
-            with torch.no_grad(), torch.autocast(loop.device.type, dtype=torch.bfloat16, enabled=loop.amp):
-                q_logits = loop.model(batch.x).float()
+            with torch.no_grad(): q_logits = loop.forward(batch.x).float()
             q = q_logits.softmax(1)
             if self.online is not None: self.online.note(batch.rows, F.cross_entropy(q_logits, batch.y, reduction="none"))
         batch.target = F.one_hot(batch.y, self.K).float()

@@ -85,25 +85,25 @@ def irreducible_losses(holdout: ImageDataset,  # held-out split with (noisy) lab
     return F.cross_entropy(logits, torch.as_tensor(labels).long(), reduction="none")
 
 # %% ../nbs/15_prioritized.ipynb #11ed2f12
-def _model_score(kind: str):
-    def score(hook, loop, batch):
-        "The candidates' losses under the current model in eval mode, without gradient, turned into the method's score."
-        loop.model.eval()
-        with torch.no_grad():
-            logits = loop.model(batch.x).float()
-            loss = F.cross_entropy(logits, batch.y, reduction="none")
-        loop.model.train()
-        if kind == "loss": return loss
-        if kind == "rho_loss": return loss - hook.irreducible[batch.rows]
-        hook.online.note(batch.rows, loss)   # MAP-D: the candidates' current losses extend their trajectories
-        return training_score(hook.online.proba(batch.rows)[:, 0], logits.softmax(1).gather(1, batch.y[:, None]).squeeze(1))
-    return score
+@torch.no_grad()
+def _candidate_losses(loop, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    "The candidates' logits and losses under the current model, in eval mode (then back to training mode)."
+    loop.model.eval()
+    logits = loop.model(batch.x).float()
+    loop.model.train()
+    return logits, F.cross_entropy(logits, batch.y, reduction="none")
+
+def _mapd_score(hook, loop, batch):
+    "Equation 9; the candidates' current losses first extend their trajectories in MAP-D's online k-NN."
+    logits, loss = _candidate_losses(loop, batch)
+    hook.online.note(batch.rows, loss)
+    return training_score(hook.online.proba(batch.rows)[:, 0], logits.softmax(1).gather(1, batch.y[:, None]).squeeze(1))
 
 SCORES = {   # the score of SELECTION_METHODS without "_balanced": (hook, loop, batch) -> (M,) scores, higher = selected first
     "uniform": lambda hook, loop, batch: torch.rand(len(batch.rows), generator=hook.gen).to(loop.device),
-    "loss": _model_score("loss"),
-    "rho_loss": _model_score("rho_loss"),
-    "mapd": _model_score("mapd"),
+    "loss": lambda hook, loop, batch: _candidate_losses(loop, batch)[1],
+    "rho_loss": lambda hook, loop, batch: _candidate_losses(loop, batch)[1] - hook.irreducible[batch.rows],
+    "mapd": _mapd_score,
 }
 
 # %% ../nbs/15_prioritized.ipynb #d72f7c23
