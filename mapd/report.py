@@ -80,12 +80,16 @@ def _ref(v) -> str | None:
     "The run named by a parameter value of the form '{name}', else None."
     return v[1:-1] if isinstance(v, str) and len(v) > 2 and v[0] == "{" and v[-1] == "}" else None
 
-def git_commit(cwd=".") -> str:
+def git_commit(cwd=".",
+               ignore=None) -> str:   # a folder whose changes do not count (the report's own outputs, which a run rewrites)
     "The checkout's commit, with '-dirty' when tracked files changed; 'unknown' outside git."
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
+        git = lambda *a: subprocess.run(["git", *a], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+        sha, spec = git("rev-parse", "HEAD"), []
+        if ignore is not None:
+            try: spec = ["--", ":/", f":(top,exclude){Path(ignore).resolve().relative_to(Path(git('rev-parse', '--show-toplevel')).resolve()).as_posix()}"]
+            except ValueError: pass   # outside the repository: nothing to leave out
+        return sha + ("-dirty" if git("status", "--porcelain", "--untracked-files=no", *spec) else "")
     except (OSError, subprocess.CalledProcessError): return "unknown"
 
 def _html(nb_path: Path):
@@ -115,7 +119,7 @@ def run_report(plan_path: str | Path = "nbs/experiments/report.yaml",
         unknown = set(only) - {r["name"] for r in plan["runs"]}
         if unknown: raise ValueError(f"no runs named {sorted(unknown)} in {plan_path}; it has {[r['name'] for r in plan['runs']]}")
     tiny_params = _tiny_params(plan_path) if tiny else {}
-    if runs and not tiny and not allow_dirty and git_commit(plan_path.parent).endswith("-dirty"):
+    if runs and not tiny and not allow_dirty and git_commit(plan_path.parent, ignore=out).endswith("-dirty"):
         raise ReportError(f"the checkout of {plan_path.parent} has uncommitted changes to tracked files: a report must come from a commit that "
                           "names the code that made it. Commit (or stash) first, or pass allow_dirty=True (--allow-dirty) for a report "
                           "whose runs are marked <commit>-dirty")
@@ -127,7 +131,7 @@ def run_report(plan_path: str | Path = "nbs/experiments/report.yaml",
 def _execute(plan_path, plan, out, runs, tiny, tiny_params, html, quiet) -> dict:
     "Run `runs` into out/.staging; when all succeeded, swap them into `out` and write the manifest and README."
     import papermill as pm
-    results, timings, commit = {}, {}, git_commit(plan_path.parent)  # the commit the runs start from
+    results, timings, commit = {}, {}, git_commit(plan_path.parent, ignore=out)  # the commit the runs start from
     if not runs:  # nothing runs (--render-only): the manifest still describes the runs that made the results
         manifest = _read_manifest(out) or _manifest(commit, {})
         write_json(out/"manifest.json", manifest); _write_readme(out, plan, manifest)
