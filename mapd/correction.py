@@ -24,10 +24,10 @@ from .baselines import bmm_scores, bmm_posterior
 from .metadata import detection_scores
 
 # %% auto #0
-__all__ = ['RULES', 'METHODS', 'CORRECTION_PRESETS', 'TARGETS', 'NOISE_MODELS', 'Rule', 'CorrectionConfig', 'correction_config',
-           'bootstrap_targets', 'noise_model_targets', 'mixup_loss', 'class_balance_penalty', 'estimate_transition',
-           'forward_loss', 'make_clean_noisy_probes', 'OnlineMAPD', 'CorrectionResult', 'Correct',
-           'train_with_correction']
+__all__ = ['RULES', 'METHODS', 'CORRECTION_PRESETS', 'TARGETS', 'NOISE_MODELS', 'CONTROLS', 'Rule', 'CorrectionConfig',
+           'correction_config', 'bootstrap_targets', 'noise_model_targets', 'mixup_loss', 'class_balance_penalty',
+           'estimate_transition', 'forward_loss', 'make_clean_noisy_probes', 'with_true_labels', 'OnlineMAPD',
+           'CorrectionResult', 'Correct', 'train_with_correction', 'run_config']
 
 # %% ../nbs/14_correction.ipynb #c137f20e
 @dataclass(frozen=True)
@@ -64,10 +64,13 @@ class CorrectionConfig:
     k: int = 20                     # MAP-D's neighbours
     n_probe: int = 250              # MAP-D: examples in each of its two probes
     clean_probe: str = "true"       # MAP-D's random-sample probe: "true" labels (the experimenter knows them) or "given" (noisy) labels
+    true_rows: bool = False         # a method without probes trains on the true labels of the n_probe rows MAP-D's clean probe takes (figure 6's control)
 
     def __post_init__(self):
         check_fields(self, method=METHODS, pretrain=">=0", alpha=">=0", reg=">=0", beta_soft="[0,1]", beta_hard="[0,1]", forward_percentile="[0,100]",
                      k=">=1", n_probe=">=1", clean_probe=("true", "given"))
+        if self.true_rows and self.rule.noise == "mapd":
+            raise ValueError(f"{self.method}'s clean probe already carries true labels: true_rows is the control for methods without probes (clean_probe='given' removes MAP-D's)")
         if (self.rule.noise or self.rule.forward) and self.pretrain < 1:
             raise ValueError(f"{self.method} needs at least one pretraining epoch (its noise model reads a trained model's losses)")
         if self.n_probe < self.k: raise ValueError(f"n_probe={self.n_probe} is fewer than k={self.k} neighbours")
@@ -145,27 +148,30 @@ def forward_loss(logits: torch.Tensor, labels: torch.Tensor, T: torch.Tensor) ->
     p = F.softmax(logits.float(), 1) @ T.to(logits.device, torch.float32)
     return -p.gather(1, labels[:, None]).squeeze(1).clamp_min(1e-12).log()
 
-# %% ../nbs/14_correction.ipynb #caf43b90
+# %% ../nbs/14_correction.ipynb #7965a0e8
 def make_clean_noisy_probes(ds: ImageDataset,     # the noisy training set (with true_labels when clean_probe="true")
                             n: int = 250,         # examples per probe
                             *, clean_probe: str = "true", seed: int = 0) -> tuple[ImageDataset, np.ndarray]:
-    "The training set with 2n probe copies appended, and (R,) probe codes: -1 training row, 0 clean probe, 1 noisy (random-label) probe."
+    "The training set with 2n of its rows made into probes in place (a probe replaces its source), and (N,) probe codes: -1 training row, 0 clean probe, 1 noisy (random-label) probe."
     if 2 * n > len(ds): raise ValueError(f"2 x {n} probes need at least {2 * n} examples, the set has {len(ds)}")
     if clean_probe == "true" and ds.true_labels is None: raise ValueError("clean_probe='true' needs ds.true_labels (inject_label_noise keeps them)")
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(ds), generator=g)[:2 * n]
     clean, noisy = pick[:n], pick[n:]
-    K = ds.n_classes
-    truth = ds.true_labels if ds.true_labels is not None else ds.labels
-    clean_y = (truth if clean_probe == "true" else ds.labels)[clean]
-    noisy_y = (truth[noisy] + torch.randint(1, K, (n,), generator=g)) % K  # a label that is surely wrong
-    images = torch.cat([ds.images, ds.images[clean], ds.images[noisy]])
-    labels = torch.cat([ds.labels, clean_y, noisy_y])
-    true = torch.cat([truth, truth[clean], truth[noisy]])
-    top = int(ds.index.max()) + 1
-    paths = None if ds.paths is None else np.concatenate([ds.paths, ds.paths[clean.numpy()], ds.paths[noisy.numpy()]])  # a probe is a copy of its file
-    out = ImageDataset(images, labels, ds.classes, ds.name, torch.cat([ds.index, top + torch.arange(2 * n)]), true, paths)
-    return out, np.r_[np.full(len(ds), -1), np.zeros(n, int), np.ones(n, int)]
+    base = ds.true_labels if clean_probe == "true" else ds.labels   # what the probes know: the true labels, or only the given ones
+    labels = ds.labels.clone()
+    labels[clean] = base[clean]
+    labels[noisy] = (base[noisy] + torch.randint(1, ds.n_classes, (n,), generator=g)) % ds.n_classes  # surely not `base`: wrong when base is the truth
+    codes = np.full(len(ds), -1)
+    codes[clean.numpy()], codes[noisy.numpy()] = 0, 1
+    return replace(ds, labels=labels), codes
+
+def with_true_labels(ds: ImageDataset, n: int = 250, *, seed: int = 0) -> ImageDataset:
+    "The training set with the true labels of the `n` rows MAP-D's clean probe takes at this seed: the same extra labels for a method without probes."
+    probed, codes = make_clean_noisy_probes(ds, n, clean_probe="true", seed=seed)
+    labels = ds.labels.clone()
+    labels[codes == 0] = probed.labels[codes == 0]
+    return replace(ds, labels=labels)
 
 # %% ../nbs/14_correction.ipynb #efb1abae
 class OnlineMAPD:
@@ -217,6 +223,8 @@ class CorrectionResult:
     model: torch.nn.Module
     config: CorrectionConfig
     seconds: float
+    index: np.ndarray | None = None   # (N,) index of every trained-on row: each appears once (probes replace their sources)
+    probe: np.ndarray | None = None   # (N,) probe code of every row: -1 training row, 0 clean probe, 1 noisy probe
     @property
     def final_test_acc(self) -> float: return float(self.history.test_acc.iloc[-1])
     @property
@@ -255,10 +263,13 @@ class Correct(Hook):
     "One correction method (its `Rule`) as hooks on the training loop, with its diagnostics."
     def __init__(self, cfg: CorrectionConfig,
                  truth: torch.Tensor,        # (R,) true labels of every row (the given ones where unknown), on the device
-                 noisy: np.ndarray,          # (N,) whether each training row's label was flipped
+                 noisy: np.ndarray,          # (R,) whether each row's trained-on label is wrong
                  online: OnlineMAPD | None,  # MAP-D's trajectories, for noise="mapd"
-                 n_classes: int, seed: int):
-        self.cfg, self.rule, self.truth, self.noisy, self.online, self.K = cfg, cfg.rule, truth, noisy, online, n_classes
+                 n_classes: int, seed: int,
+                 scored: np.ndarray | None = None):  # (R,) bool: the rows the diagnostics count (not the probes); all when None
+        self.cfg, self.rule, self.truth, self.online, self.K = cfg, cfg.rule, truth, online, n_classes
+        self.scored = np.ones(len(noisy), bool) if scored is None else np.asarray(scored, bool)
+        self.noisy = np.asarray(noisy, bool)[self.scored]
         self.rng = np.random.default_rng(seed)   # mixup's Beta draws
         self.needs_q = self.rule.target != "given" or self.rule.noise is not None
         self.bmm_fit, self.T = None, None
@@ -298,11 +309,11 @@ class Correct(Hook):
         if self.rule.noise == "bmm" and loop.epoch + 1 >= self.cfg.pretrain:  # Arazo et al.: fit the mixture on every epoch's evaluation losses
             logits = predict_logits(loop.model, loop.X, normalize=loop.normalize, device=loop.device, batch_size=loop.config.eval_batch_size)
             self.bmm_fit = bmm_scores(F.cross_entropy(logits, loop.Y.cpu(), reduction="none").numpy()).attrs
-        N = len(self.noisy)
         row["correcting"] = self.correcting
         if self.correcting and self.rule.noise:
-            row["noise_auroc"] = detection_scores(self.noisy, self.p_noisy[:N].cpu().numpy())["auroc"] if 0 < self.noisy.mean() < 1 else float("nan")
-        row["target_accuracy"] = float(self.target_ok[:N].float().mean())
+            p = self.p_noisy.cpu().numpy()[self.scored]
+            row["noise_auroc"] = detection_scores(self.noisy, p)["auroc"] if 0 < self.noisy.mean() < 1 else float("nan")
+        row["target_accuracy"] = float(self.target_ok.cpu().numpy()[self.scored].mean())
 
 # %% ../nbs/14_correction.ipynb #1f82df06
 def train_with_correction(train: ImageDataset,        # noisy training set, with true_labels for the diagnostics
@@ -316,14 +327,26 @@ def train_with_correction(train: ImageDataset,        # noisy training set, with
     if cfg.pretrain > tc.epochs: raise ValueError(f"pretrain={cfg.pretrain} exceeds the run's {tc.epochs} epochs")
     dev, t_start = resolve_device(device), time.perf_counter()
     uses_probes = cfg.rule.noise == "mapd"
-    data, probe = (make_clean_noisy_probes(train, cfg.n_probe, clean_probe=cfg.clean_probe, seed=tc.seed) if uses_probes
-                   else (train, np.full(len(train), -1)))
+    if uses_probes: data, probe = make_clean_noisy_probes(train, cfg.n_probe, clean_probe=cfg.clean_probe, seed=tc.seed)
+    else: data, probe = (with_true_labels(train, cfg.n_probe, seed=tc.seed) if cfg.true_rows else train), np.full(len(train), -1)
     K = train.n_classes
     truth = (data.true_labels if data.true_labels is not None else data.labels).to(dev)
     torch.manual_seed(tc.seed)
     net = make_model(model, train.shape, K)
     online = OnlineMAPD(probe, tc.epochs, k=cfg.k, n_classes=2, device=dev) if uses_probes else None
-    hook = Correct(cfg, truth, train.is_noisy.numpy(), online, K, tc.seed)
+    hook = Correct(cfg, truth, data.is_noisy.numpy(), online, K, tc.seed, scored=probe < 0)
     loop = Loop(net, data.images.to(dev), data.labels.to(dev), tc, [hook], normalize=Normalize.fit(data.images, dev),
                 test=test, quiet=quiet, desc=cfg.method).run()
-    return CorrectionResult(pd.DataFrame(loop.history), net, cfg, time.perf_counter() - t_start)
+    return CorrectionResult(pd.DataFrame(loop.history), net, cfg, time.perf_counter() - t_start, data.index.numpy(), probe)
+
+# %% ../nbs/14_correction.ipynb #84847c2a
+CONTROLS = {   # run name -> CorrectionConfig fields: figure 6's controls for the extra true labels of MAP-D's clean probe
+    "mapd_given_probes": dict(method="mapd", clean_probe="given"),   # MAP-D without any true label
+    "m_dyr_h_true_rows": dict(method="m_dyr_h", true_rows=True),      # M-DYR-H with MAP-D's n_probe true labels
+    "ce_true_rows": dict(method="ce", true_rows=True),                # cross-entropy with the same
+}
+
+def run_config(name: str, **fields) -> CorrectionConfig:
+    "The `CorrectionConfig` of a method (one of METHODS) or a control (one of CONTROLS), with `fields` (pretrain, n_probe, k...) set."
+    if name not in RULES and name not in CONTROLS: raise ValueError(f"unknown run {name!r}: a method {list(METHODS)} or a control {list(CONTROLS)}")
+    return CorrectionConfig(**{**fields, **CONTROLS.get(name, dict(method=name))})

@@ -21,8 +21,8 @@ from .train import TrainConfig, Normalize, Loop, Hook, fit, accuracy, predict_lo
 from .correction import OnlineMAPD, make_clean_noisy_probes
 
 # %% auto #0
-__all__ = ['SELECTION_METHODS', 'SCORES', 'select_top', 'training_score', 'SelectionConfig', 'irreducible_losses', 'Select',
-           'train_selected', 'speedup', 'mean_accuracy']
+__all__ = ['SELECTION_METHODS', 'SCORES', 'SELECTION_CONTROLS', 'select_top', 'training_score', 'SelectionConfig',
+           'irreducible_losses', 'Select', 'train_selected', 'selection_config', 'speedup', 'mean_accuracy']
 
 # %% ../nbs/15_prioritized.ipynb #4eb1da11
 def select_top(scores: torch.Tensor,   # (M,) higher = train on it first
@@ -65,11 +65,12 @@ class SelectionConfig:
     eval_every: int = 100           # steps between test evaluations
     k: int = 20                     # MAP-D's neighbours
     n_probe: int = 250              # MAP-D's probes, each
+    clean_probe: str = "true"       # MAP-D's random-sample probe: "true" labels (the experimenter knows them) or "given" (noisy) ones; see make_clean_noisy_probes
     seed: int = 0
 
     def __post_init__(self):
         check_fields(self, method=SELECTION_METHODS, steps=">=1", n_candidates=">=1", n_select=">=1", min_per_class=">=0", lr=">0",
-                     eval_every=">=1", k=">=1", n_probe=">=1", seed=">=0")
+                     eval_every=">=1", k=">=1", n_probe=">=1", seed=">=0", clean_probe=("true", "given"))
         if not 0 < self.n_select <= self.n_candidates: raise ValueError(f"need 0 < n_select <= n_candidates, got {self.n_select} and {self.n_candidates}")
 
 # %% ../nbs/15_prioritized.ipynb #8ed56bd5
@@ -151,11 +152,12 @@ def train_selected(pool: ImageDataset,  # the training pool (noisy labels; true_
     dev = resolve_device(device)
     uses_probes = cfg.method.startswith("mapd")
     if cfg.method == "rho_loss" and irreducible is None: raise ValueError("rho_loss needs the pool's irreducible losses (irreducible_losses(holdout, pool))")
-    data, probe = make_clean_noisy_probes(pool, cfg.n_probe, seed=cfg.seed) if uses_probes else (pool, np.full(len(pool), -1))
+    data, probe = make_clean_noisy_probes(pool, cfg.n_probe, clean_probe=cfg.clean_probe, seed=cfg.seed) if uses_probes else (pool, np.full(len(pool), -1))
     R = len(data)
-    if R < cfg.n_candidates: raise ValueError(f"the pool has {R} rows (probes included), fewer than n_candidates={cfg.n_candidates}")
+    if R < cfg.n_candidates: raise ValueError(f"the pool has {R} rows, fewer than n_candidates={cfg.n_candidates}")
     noisy = (data.labels != data.true_labels).to(dev) if data.true_labels is not None else torch.zeros(R, dtype=torch.bool, device=dev)
-    IL = None if irreducible is None else torch.cat([torch.as_tensor(irreducible, dtype=torch.float32), torch.zeros(R - len(pool))]).to(dev)
+    if irreducible is not None and len(irreducible) != R: raise ValueError(f"irreducible has {len(irreducible)} losses, the pool {R} rows")
+    IL = None if irreducible is None else torch.as_tensor(irreducible, dtype=torch.float32).to(dev)
     per_pass = -(-R // cfg.n_candidates)
     torch.manual_seed(cfg.seed)
     net = make_model(model, pool.shape, pool.n_classes)
@@ -167,6 +169,18 @@ def train_selected(pool: ImageDataset,  # the training pool (noisy labels; true_
     Loop(net, data.images.to(dev), data.labels.to(dev), tc, [hook], normalize=Normalize.fit(data.images, dev), max_steps=cfg.steps,
          quiet=quiet, desc=cfg.method, unit="pass").run()
     return pd.DataFrame(hook.log)
+
+# %% ../nbs/15_prioritized.ipynb #a36aa1db
+SELECTION_CONTROLS = {   # run name -> SelectionConfig fields: MAP-D without the true labels of its clean probe
+    "mapd_given_probes": dict(method="mapd", clean_probe="given"),
+    "mapd_balanced_given_probes": dict(method="mapd_balanced", clean_probe="given"),
+}
+
+def selection_config(name: str, **fields) -> SelectionConfig:
+    "The `SelectionConfig` of a method (one of SELECTION_METHODS) or a control (one of SELECTION_CONTROLS), with `fields` (steps, seed...) set."
+    if name not in SELECTION_METHODS and name not in SELECTION_CONTROLS:
+        raise ValueError(f"unknown run {name!r}: a method {list(SELECTION_METHODS)} or a control {list(SELECTION_CONTROLS)}")
+    return SelectionConfig(**{**fields, **SELECTION_CONTROLS.get(name, dict(method=name))})
 
 # %% ../nbs/15_prioritized.ipynb #d939c67f
 def speedup(curves: pd.DataFrame,   # columns step, test_acc, method (one curve per method, e.g. the mean over seeds)

@@ -2,6 +2,7 @@
 import json, re, shutil
 
 import nbformat
+import numpy as np
 import pytest
 import yaml
 
@@ -57,11 +58,22 @@ def test_every_run_writes_notebook_html_figures_and_results(repo, tiny_report):
     abl = lr["pretraining_ablation"]["mapd/0.50"]
     assert lr["mapd_pretraining_change_top_noise"] == pytest.approx(abl["short"] - abl["long"])
     assert set(lr["pretraining_change"]["m_dyr_h"]) == {"0.00", "0.50"}
-    assert len(lr["mapd_minus_m_dyr_h_top_noise_per_seed"]) == len(lr["seeds_top_noise"]) == 1
-    assert lr["mapd_minus_m_dyr_h_top_noise_median"] == pytest.approx(lr["mapd_minus_m_dyr_h_top_noise"])
+    assert lr["seeds_top_noise"] == [0, 1] and lr["parameters"]["seeds"] == [0]   # more seeds at the highest level than below it
+    assert len(lr["mapd_minus_m_dyr_h_top_noise_per_seed"]) == 2
+    assert lr["mapd_minus_m_dyr_h_top_noise_median"] == pytest.approx(np.median(lr["mapd_minus_m_dyr_h_top_noise_per_seed"]))
+    # figure 6's controls at the highest level: every run on every top seed, with its median and spread, and who got true labels
+    runs6 = {"mapd", "mapd_given_probes", "m_dyr_h", "m_dyr_h_true_rows", "ce", "ce_true_rows"}
+    assert set(lr["top_noise_median"]) == set(lr["top_noise_min"]) == runs6 and all(len(lr["top_noise_per_seed"][r]) == 2 for r in runs6)
+    assert lr["top_noise_median"]["m_dyr_h_true_rows"] == pytest.approx(np.median(lr["top_noise_per_seed"]["m_dyr_h_true_rows"]))
+    assert lr["top_noise_true_labels"] == {"mapd": 25, "mapd_given_probes": 0, "m_dyr_h": 0, "m_dyr_h_true_rows": 25, "ce": 0, "ce_true_rows": 25}
+    gap = np.subtract(lr["top_noise_per_seed"]["mapd"], lr["top_noise_per_seed"]["m_dyr_h_true_rows"])
+    assert lr["mapd_minus_m_dyr_h_true_rows_top_noise_median"] == pytest.approx(np.median(gap))
+    assert lr["gap_points_median"]["MAP-D − M-DYR-H with the same true labels"] == pytest.approx(100 * np.median(gap))
+    assert (out/"label_noise"/"fig6_controls.png").stat().st_size > 5000
     # prioritized training: a curve per method and seed, the speed-up of uniform against itself is 1
     pr = pd.read_csv(out/"prioritized"/"speedup.csv").set_index("method")
-    assert pr.speedup["uniform"] == 1.0 and len(pr) == 7
+    assert pr.speedup["uniform"] == 1.0 and len(pr) == 9   # seven methods and MAP-D's two given-label controls
+    assert results["prioritized"]["controls"] == ["mapd_given_probes", "mapd_balanced_given_probes"]
     prm = results["prioritized"]["parameters"]
     assert prm["seed"] == 0 and prm["seeds"] == [0, 1], prm   # the loop over seeds does not overwrite the seed parameter
     assert sorted(pd.read_csv(out/"prioritized"/"curves.csv").seed.unique()) == [0, 1]
