@@ -6,13 +6,14 @@ Docs: https://mapd-dev.github.io/mapd/train.html.md"""
 
 # %% ../nbs/04_train.ipynb #ed7362d3
 from __future__ import annotations
-import json, math, time
+import json, math, os, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -21,8 +22,9 @@ from .store import TrajectoryStore, QUANTITIES, as_stored
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'TRAIN_PRESETS', 'TrainConfig', 'train_config', 'lr_at', 'EpochPlan', 'start_epoch', 'Normalize',
-           'draw_augmentation', 'augment', 'per_example_stats', 'Recorder', 'predict_logits', 'accuracy', 'FitResult',
-           'soft_cross_entropy', 'Batch', 'Hook', 'Loop', 'Record', 'LossFn', 'Checkpoint', 'fit']
+           'draw_augmentation', 'augment', 'world', 'per_example_stats', 'Recorder', 'predict_logits', 'accuracy',
+           'FitResult', 'soft_cross_entropy', 'Batch', 'Hook', 'Loop', 'Record', 'LossFn', 'Checkpoint', 'DataParallel',
+           'fit']
 
 # %% ../nbs/04_train.ipynb #ca314958
 OPTIMIZERS = {
@@ -132,6 +134,11 @@ def augment(x: torch.Tensor,        # (B, C, H, W) float images
     return torch.where(flips.view(B, 1, 1, 1), x.flip(3), x)
 
 # %% ../nbs/04_train.ipynb #7e666224
+def world() -> tuple[int, int]:
+    "(rank, number of processes): (0, 1) unless `torch.distributed` is initialised, as under `torchrun`."
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
 def per_example_stats(logits: torch.Tensor,  # (B, K)
                       labels: torch.Tensor   # (B,) int64
                       ) -> dict:
@@ -150,6 +157,7 @@ class Recorder:
                  max_logit_bytes: int = 2**29,       # keep an (R, K) logit buffer when it fits in this many bytes
                  keep_probs=()):                     # epochs (1-based, epochs done) after which the full probabilities are kept
         self.n_rows, self.n_classes, self.device, self.store = n_rows, n_classes, resolve_device(device), store
+        self.rank, self.world = world()   # with many processes each records its own rows, end_epoch gathers them and rank 0 writes
         if store is not None and store.n_rows != n_rows: raise ValueError(f"the store has {store.n_rows} rows but the recorder was given n_rows={n_rows}")
         self.keep_logits = n_rows * n_classes * 4 <= max_logit_bytes
         self.keep_probs = set(int(e) for e in keep_probs)
@@ -162,6 +170,7 @@ class Recorder:
     def _reset(self):
         if self.keep_logits: self._logits = torch.full((self.n_rows, self.n_classes), float("nan"), device=self.device)
         else: self._stats = {q: torch.full((self.n_rows,), float("nan"), device=self.device) for q in QUANTITIES}
+        if self.world > 1: self._seen = torch.zeros(self.n_rows, dtype=torch.int32, device=self.device)
 
     @torch.no_grad()
     def record(self, rows: torch.Tensor,    # (B,) int64 row ids of the batch
@@ -172,15 +181,17 @@ class Recorder:
         else:
             if labels is None: raise ValueError("labels are needed per batch when the logit buffer is off (large R x K)")
             for q, v in per_example_stats(logits.detach(), labels).items(): self._stats[q].index_copy_(0, rows, v.float())
+        if self.world > 1: self._seen.index_add_(0, rows, torch.ones_like(rows, dtype=torch.int32))
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
                  normalize, batch_size: int = 1024, amp: bool = False):
-        "The evaluation pass: one forward over all rows in eval mode, recorded."
+        "The evaluation pass: one forward over all rows in eval mode, recorded (with many processes, each takes every world-th row)."
         was_training = model.training
         model.eval()
-        for i in range(0, len(images), batch_size):
-            rows = torch.arange(i, min(i + batch_size, len(images)), device=images.device)
+        mine = torch.arange(self.rank, len(images), self.world, device=images.device)
+        for i in range(0, len(mine), batch_size):
+            rows = mine[i:i + batch_size]
             with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = model(normalize(images[rows]))
             self.record(rows, logits, labels[rows])
@@ -192,23 +203,38 @@ class Recorder:
                   complete: bool = True) -> dict:
         "Compute the epoch's columns, copy them to the host (the epoch's one sync), store them and start a new epoch."
         epoch = (self.store.completed if self.store is not None else len(self.epochs["loss"])) if epoch is None else epoch
+        if self.world > 1: self._gather()
         if self.keep_logits:
             labels = labels.to(self.device)
             stats = per_example_stats(self._logits, labels)
             stats["loss"] = torch.where(self._logits[:, 0].isnan(), float("nan"), stats["loss"])  # rows never seen stay NaN
             if epoch + 1 in self.keep_probs:
                 P = self._logits.softmax(1).half().cpu().numpy()
-                if self.store is not None: self.store.write_probs(epoch + 1, P)
+                if self.store is not None: self.rank == 0 and self.store.write_probs(epoch + 1, P)
                 else: self.probs[epoch + 1] = P
         else: stats = self._stats
         cols = {q: v.float().cpu().numpy() if q != "correct" else np.nan_to_num(v.cpu().numpy()).astype(np.uint8)
                 for q, v in stats.items()}  # host-device sync, once per epoch; float32 here, the store casts to its own dtypes
         if self.store is not None:
-            self.store.write_epoch(epoch, complete=complete, **cols)
+            if self.rank == 0: self.store.write_epoch(epoch, complete=complete, **cols)   # one writer; every rank has the columns
         else:
             for q, v in cols.items(): self.epochs[q].append(as_stored(v, QUANTITIES[q]))   # the numbers a store would hold
         self._reset()
         return cols
+
+    @torch.no_grad()
+    def _gather(self):
+        "Every rank's rows into every rank's buffers (a sum in which each row comes from the one rank that saw it); a row seen twice is an error."
+        seen = self._seen.clone()
+        dist.all_reduce(seen)
+        if int(seen.max()) > 1: raise RuntimeError(f"{int((seen > 1).sum())} rows were recorded by more than one process in this epoch")
+        mine, unseen = self._seen > 0, seen == 0
+        for buf in [self._logits] if self.keep_logits else list(self._stats.values()):
+            shape = (-1,) + (1,) * (buf.ndim - 1)
+            buf.copy_(torch.where(mine.view(shape), buf, 0.0))
+            dist.all_reduce(buf)
+            buf.masked_fill_(unseen.view(shape), float("nan"))   # rows nobody saw stay NaN, as with one process
+        self._seen.zero_()
 
     def trajectories(self, q: str = "loss") -> np.ndarray:
         "`(R, E)` array of quantity `q` over the recorded epochs."
@@ -269,6 +295,7 @@ class Batch:
     losses: torch.Tensor | None = None    # (B,) per-example losses, once computed
     logits: torch.Tensor | None = None    # (B, K) outputs of the forward that is trained through
     penalty: torch.Tensor | None = None   # a term added to the batch's mean loss (a regulariser)
+    recorded: torch.Tensor | None = None  # (B,) bool: the rows the recorder notes (False: a padding repeat under data parallelism); all when None
 
 class Hook:
     "A piece of a training run; `Loop` calls each method at its event. Override the ones you need."
@@ -302,11 +329,12 @@ class Loop:
         self.device = X.device
         self.amp = self.device.type == "cuda" if config.amp == "auto" else bool(config.amp)
         self.opt = OPTIMIZERS[config.optimizer](self.model.parameters(), config)
+        self.trained = self.model   # what training steps run through: the model, or its DistributedDataParallel wrapper (`DataParallel`)
         self.start, self.history, self.step, self.epoch, self.plan = 0, [], 0, None, None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        "The model on `x`, under bfloat16 autocast when the run uses it."
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp): return self.model(x)
+        "The model (through its data-parallel wrapper, if any) on `x`, under bfloat16 autocast when the run uses it."
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp): return self.trained(x)
 
     def _call(self, event: str, *args):
         for h in self.hooks: getattr(h, event)(self, *args)
@@ -378,7 +406,10 @@ class Record(Hook):
     def __init__(self, recorder: Recorder, mode: str, complete: bool = True):  # complete: mark each epoch complete in the store at once
         self.recorder, self.mode, self.complete = recorder, mode, complete
     def after_step(self, loop, batch):
-        if self.mode == "online": self.recorder.record(batch.rows, batch.logits, batch.y)
+        if self.mode != "online": return
+        keep = batch.recorded
+        if keep is None: self.recorder.record(batch.rows, batch.logits, batch.y)
+        else: self.recorder.record(batch.rows[keep], batch.logits[keep], batch.y[keep])
     def after_epoch(self, loop, row):
         if self.mode == "eval":
             self.recorder.evaluate(loop.model, loop.X, loop.Y, normalize=loop.normalize, batch_size=loop.config.eval_batch_size, amp=loop.amp)
@@ -396,7 +427,36 @@ class Checkpoint(Hook):
     "Resume from `store`'s last complete epoch; after every epoch save model and optimiser, then mark the epoch complete."
     def __init__(self, store: TrajectoryStore): self.store = store
     def before_fit(self, loop): loop.start, loop.history = _resume(self.store, loop.model, loop.opt, loop.config, loop.device)
-    def after_log(self, loop): _checkpoint(self.store, loop.model, loop.opt, loop.epoch + 1, loop.history)
+    def after_log(self, loop):
+        if world()[0] == 0: _checkpoint(self.store, loop.model, loop.opt, loop.epoch + 1, loop.history)   # every rank holds the same weights
+
+class DataParallel(Hook):
+    """Data parallelism over the processes of `torchrun`: the same SGD as one process, split.
+    Each global batch of `config.batch_size` rows of the epoch's shuffle is split over the ranks (rank r takes every world-th row from the r-th);
+    gradients are averaged by `DistributedDataParallel`, so the step is the one process's step on the same rows. The shuffle is padded with
+    its first rows to a multiple of the world size (as `DistributedSampler`); the padding trains but is not recorded, so each row is recorded once."""
+    def __init__(self):
+        self.rank, self.world = world()
+        if self.world < 2: raise RuntimeError("DataParallel needs torch.distributed initialised with more than one process (run under torchrun)")
+    def before_fit(self, loop):
+        if loop.config.batch_size % self.world:
+            raise ValueError(f"batch_size={loop.config.batch_size} (the global batch) must divide by the {self.world} processes")
+        from torch.nn.parallel import DistributedDataParallel
+        loop.trained = DistributedDataParallel(loop.model, device_ids=[loop.device.index] if loop.device.type == "cuda" else None)
+    def batches(self, loop):
+        N, B, W, r = len(loop.X), loop.config.batch_size, self.world, self.rank
+        perm = torch.cat([loop.plan.perm, loop.plan.perm[:(-N) % W]])
+        for i in range(0, len(perm), B):
+            pos = torch.arange(i + r, min(i + B, len(perm)), W)
+            self.recorded = pos < N
+            yield perm[pos.to(perm.device)]
+    def before_step(self, loop, batch):
+        if not self.recorded.all(): batch.recorded = self.recorded.to(loop.device)
+    def after_epoch(self, loop, row):
+        for b in loop.model.buffers(): dist.broadcast(b, 0)   # BatchNorm's running statistics: rank 0's everywhere before any evaluation
+        s = torch.tensor([row["train_loss"]], dtype=torch.float64, device=loop.device)
+        dist.all_reduce(s)
+        row["train_loss"] = float(s) / self.world   # the mean of the ranks' means (their shares are equal)
 
 # %% ../nbs/04_train.ipynb #4f6d46bf
 def fit(model: nn.Module,              # any classifier taking float (B, C, H, W) and returning (B, K) logits
@@ -416,12 +476,14 @@ def fit(model: nn.Module,              # any classifier taking float (B, C, H, W
     K = n_classes or (len(train.classes) if hasattr(train, "classes") else int(labels.max()) + 1)
     check_labels(labels, K, "train labels")
     dev = resolve_device(device)
+    rank, n_proc = world()
+    if n_proc > 1 and dev.type == "cuda" and dev.index is None: dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))   # one GPU per process
     X, Y = images.to(dev), labels.to(dev)  # uint8 on the device: a quarter of float32's memory, converted per batch
     normalize = normalize or Normalize.fit(images, dev)
     recorder = None if config.record == "none" else Recorder(len(X), K, device=dev, store=store, keep_probs=config.keep_probs)
-    run_hooks = ([LossFn(loss_fn)] if loss_fn is not None else []) + ([Record(recorder, config.record, complete=store is None)] if recorder else [])
+    run_hooks = ([DataParallel()] if n_proc > 1 else []) + ([LossFn(loss_fn)] if loss_fn is not None else []) + ([Record(recorder, config.record, complete=store is None)] if recorder else [])
     run_hooks += list(hooks) + ([Checkpoint(store)] if store is not None else [])
-    loop = Loop(model, X, Y, config, run_hooks, normalize=normalize, test=test, fixed_rows=fixed_rows, quiet=quiet).run()
+    loop = Loop(model, X, Y, config, run_hooks, normalize=normalize, test=test, fixed_rows=fixed_rows, quiet=quiet or rank > 0).run()
     return FitResult(model, pd.DataFrame(loop.history), recorder, normalize)
 
 # %% ../nbs/04_train.ipynb #1547aae1
@@ -448,7 +510,7 @@ def _resume(store: TrajectoryStore, model, opt, config: TrainConfig, dev) -> tup
     if ck["epoch"] not in (store.completed, store.completed + 1):  # +1: killed between the checkpoint and the mark
         raise ValueError(f"{fn} is at epoch {ck['epoch']} but the store has {store.completed} complete epochs")
     model.load_state_dict(ck["model"]); opt.load_state_dict(ck["optimizer"])
-    store.mark_complete(ck["epoch"])
+    if world()[0] == 0: store.mark_complete(ck["epoch"])
     return ck["epoch"], list(ck["history"])
 
 def _jsonable(d: dict) -> dict:
