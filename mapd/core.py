@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['resolve_device', 'seed_everything', 'progress', 'atomic_write', 'write_json', 'remove_temporaries',
            'FolderLockedError', 'folder_lock', 'fingerprint', 'as_numpy', 'check_labels', 'check_same_length',
-           'check_trajectories', 'check_fields', 'Presets', 'with_defaults', 'changed']
+           'check_trajectories', 'check_fields', 'Presets', 'with_defaults', 'changed', 'run_fields']
 
 # %% ../nbs/00_core.ipynb #d1d015df
 def resolve_device(device: str | torch.device | None = "auto",  # "auto", "cpu", "cuda", "cuda:1" or a torch.device
@@ -237,3 +237,12 @@ def changed(given: dict,   # field -> value, e.g. a papermill notebook's paramet
             defaults) -> dict:  # a dataclass instance holding the defaults
     "The entries of `given` that differ from `defaults`: what a caller set on purpose, to be laid over a preset."
     return {k: v for k, v in given.items() if v != getattr(defaults, k)}
+
+def run_fields(name: str,       # a run of an experiment: a method, or a control run
+               methods,         # the method names
+               controls: dict   # control run name -> the config fields it sets (its method among them)
+               ) -> dict:
+    "The config fields that make run `name`: `method=name` for a method, the control's own fields for a control."
+    if name in controls: return dict(controls[name])
+    if name in methods: return dict(method=name)
+    raise ValueError(f"unknown run {name!r}: a method {list(methods)} or a control {list(controls)}")

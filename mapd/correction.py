@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .core import resolve_device, progress, check_labels, check_fields
 from .data import ImageDataset
 from .models import make_model
-from .core import Presets
+from .core import Presets, run_fields
 from .train import TrainConfig, TRAIN_PRESETS, Normalize, Loop, Hook, soft_cross_entropy, accuracy, predict_logits
 from .knn import knn_fractions
 from .baselines import bmm_scores, bmm_posterior
@@ -348,5 +348,4 @@ CONTROLS = {   # run name -> CorrectionConfig fields: figure 6's controls for th
 
 def run_config(name: str, **fields) -> CorrectionConfig:
     "The `CorrectionConfig` of a method (one of METHODS) or a control (one of CONTROLS), with `fields` (pretrain, n_probe, k...) set."
-    if name not in RULES and name not in CONTROLS: raise ValueError(f"unknown run {name!r}: a method {list(METHODS)} or a control {list(CONTROLS)}")
-    return CorrectionConfig(**{**fields, **CONTROLS.get(name, dict(method=name))})
+    return CorrectionConfig(**{**fields, **run_fields(name, METHODS, CONTROLS)})

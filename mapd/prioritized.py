@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .core import resolve_device, progress, check_fields
+from .core import resolve_device, progress, check_fields, run_fields
 from .data import ImageDataset
 from .models import make_model
 from .train import TrainConfig, Normalize, Loop, Hook, fit, accuracy, predict_logits
@@ -155,7 +155,7 @@ def train_selected(pool: ImageDataset,  # the training pool (noisy labels; true_
     data, probe = make_clean_noisy_probes(pool, cfg.n_probe, clean_probe=cfg.clean_probe, seed=cfg.seed) if uses_probes else (pool, np.full(len(pool), -1))
     R = len(data)
     if R < cfg.n_candidates: raise ValueError(f"the pool has {R} rows, fewer than n_candidates={cfg.n_candidates}")
-    noisy = (data.labels != data.true_labels).to(dev) if data.true_labels is not None else torch.zeros(R, dtype=torch.bool, device=dev)
+    noisy = data.is_noisy.to(dev)
     if irreducible is not None and len(irreducible) != R: raise ValueError(f"irreducible has {len(irreducible)} losses, the pool {R} rows")
     IL = None if irreducible is None else torch.as_tensor(irreducible, dtype=torch.float32).to(dev)
     per_pass = -(-R // cfg.n_candidates)
@@ -178,9 +178,7 @@ SELECTION_CONTROLS = {   # run name -> SelectionConfig fields: MAP-D without the
 
 def selection_config(name: str, **fields) -> SelectionConfig:
     "The `SelectionConfig` of a method (one of SELECTION_METHODS) or a control (one of SELECTION_CONTROLS), with `fields` (steps, seed...) set."
-    if name not in SELECTION_METHODS and name not in SELECTION_CONTROLS:
-        raise ValueError(f"unknown run {name!r}: a method {list(SELECTION_METHODS)} or a control {list(SELECTION_CONTROLS)}")
-    return SelectionConfig(**{**fields, **SELECTION_CONTROLS.get(name, dict(method=name))})
+    return SelectionConfig(**{**fields, **run_fields(name, SELECTION_METHODS, SELECTION_CONTROLS)})
 
 # %% ../nbs/15_prioritized.ipynb #d939c67f
 def speedup(curves: pd.DataFrame,   # columns step, test_acc, method (one curve per method, e.g. the mean over seeds)

@@ -210,8 +210,8 @@ class Recorder:
             stats["loss"] = torch.where(self._logits[:, 0].isnan(), float("nan"), stats["loss"])  # rows never seen stay NaN
             if epoch + 1 in self.keep_probs:
                 P = self._logits.softmax(1).half().cpu().numpy()
-                if self.store is not None: self.rank == 0 and self.store.write_probs(epoch + 1, P)
-                else: self.probs[epoch + 1] = P
+                if self.store is None: self.probs[epoch + 1] = P
+                elif self.rank == 0: self.store.write_probs(epoch + 1, P)
         else: stats = self._stats
         cols = {q: v.float().cpu().numpy() if q != "correct" else np.nan_to_num(v.cpu().numpy()).astype(np.uint8)
                 for q, v in stats.items()}  # host-device sync, once per epoch; float32 here, the store casts to its own dtypes
