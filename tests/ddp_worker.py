@@ -3,8 +3,8 @@
     torchrun --standalone --nproc_per_node 2 tests/ddp_worker.py OUT [--record eval] [--die-after E] [--batch-size B]
 
 Rank 0 creates the trajectory store (or reopens it to resume), the others open it once it exists; `fit` does the rest.
-With --die-after E, rank 1 exits hard after epoch E the first time (a marker file in OUT remembers), so that torchrun's
-restart resumes the run from the store."""
+With --die-after E, rank 1 exits hard after epoch E the first time (a marker file in OUT remembers); launching the same
+command again (or torchrun's --max-restarts) resumes the run from the store."""
 import argparse, json, os
 from dataclasses import asdict
 from pathlib import Path

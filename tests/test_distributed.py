@@ -11,9 +11,9 @@ WORKER = Path(__file__).parent/"ddp_worker.py"
 REPO = Path(__file__).parents[1]
 
 
-def _run(out, *args, nproc=2, restarts=0):
+def _run(out, *args, nproc=2):
     "The worker under torchrun with `nproc` processes (or plainly, for 1); the finished process."
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", f"--max-restarts={restarts}"] if nproc > 1 else [sys.executable]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else [sys.executable]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([*launch, str(WORKER), str(out), *args], capture_output=True, text=True, timeout=900, env=env)
 
@@ -48,8 +48,13 @@ def test_two_processes_record_every_row_once_as_one_process_does(two_runs):
 
 
 def test_kill_of_a_rank_resumes_to_the_same_store(two_runs, tmp_path):
-    p = _ok(_run(tmp_path, "--rows", "1280", "--die-after", "2", restarts=1))   # rank 1 exits after epoch 2; torchrun restarts both
-    assert (tmp_path/"died").exists(), p.stderr[-2000:]
+    "Rank 1 dies hard after epoch 2, torchrun stops the job; the same command again resumes it from the store."
+    # A fresh launch, not torchrun's --max-restarts: its in-place restart of a gloo group raced in CI ("Gloo connectFullMesh
+    # failed ... Connection refused", as in pytorch/pytorch#167288); both go through the same resume in `fit`.
+    died = _run(tmp_path, "--rows", "1280", "--die-after", "2")
+    assert died.returncode != 0 and (tmp_path/"died").exists(), died.stderr[-2000:]
+    assert 0 < _store(tmp_path).completed < 4                   # the kill landed mid-run, after at least one epoch was written
+    _ok(_run(tmp_path, "--rows", "1280"))
     resumed, straight = _store(tmp_path), _store(two_runs/"two")
     assert resumed.completed == 4
     for q in ("loss", "margin", "correct"): np.testing.assert_array_equal(resumed.trajectories(q), straight.trajectories(q))
