@@ -6,7 +6,8 @@ Docs: https://mapd-dev.github.io/mapd/audit.html.md"""
 
 # %% ../nbs/09_audit.ipynb #9bbe65bf
 from __future__ import annotations
-import json, math, shutil, time
+import json, math, os, shutil, time
+from contextlib import ExitStack
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inje
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, DEFAULT_SCORE_CONFIG
 from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES
 from .models import MODELS, make_model
-from .train import TrainConfig, TRAIN_PRESETS, fit
+from .train import TrainConfig, TRAIN_PRESETS, fit, world, on_rank0
 from .store import TrajectoryStore
 from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, IMAGE_PROBLEMS
 from .plots import image_grid
@@ -168,12 +169,15 @@ def _corrupt_std(config: AuditConfig, train, out: Path | None, device, quiet: bo
     if "corrupted" not in config.categories or config.corrupt_std == "paper": return None, {}
     if config.corrupt_std != "auto": return float(config.corrupt_std), {}
     fn = out/"corrupt_std.json" if out is not None else None
-    if fn is not None and fn.exists():
-        d = json.loads(fn.read_text()); return d["chosen"], d
-    std, tab = choose_corrupt_std(train, model=config.score_model, device=device, seed=config.seed, quiet=quiet)
+    d = on_rank0(lambda: json.loads(fn.read_text()) if fn is not None and fn.exists() else None)   # chosen before: resume with it
+    if d is not None: return d["chosen"], d
+    std, tab = choose_corrupt_std(train, model=config.score_model, device=device, seed=config.seed, quiet=quiet)   # every process: its fits are data-parallel
     d = dict(chosen=std, reached=tab.attrs["reached"], required_drop=tab.attrs["required_drop"], grid=tab.to_dict("list"))
-    if fn is not None: write_json(fn, d)
-    return std, d
+    def keep():
+        if fn is not None: write_json(fn, d)
+        return d
+    d = on_rank0(keep)   # rank 0's choice on every process
+    return d["chosen"], d
 
 def _heldout_flags(config: AuditConfig, train, probs) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
     "From held-out models' probabilities: examples likely mislabeled, examples unrecognised (near-uniform), as the config asks (None: not asked or no probabilities), and a warning."
@@ -252,36 +256,45 @@ def _load_scores(out: Path):
 def _consistency_scores(config: AuditConfig, train, out: Path, device, quiet: bool):
     "The consistency score of every training example and, from held-out models, their mean class probabilities (cached in out/); None where not needed or not made."
     if not any(c in config.categories for c in ("typical", "atypical")): return None, None
-    if (out/"scores.npy").exists(): return _load_scores(out)
-    probs = None
+    if on_rank0(lambda: (out/"scores.npy").exists()): return _load_scores(out)
+    probs = None   # every process computes (the models' fits are data-parallel), rank 0 writes, and all go on with what it wrote
     if config.scores == "heldout":
         scores, probs = heldout_consistency(train, ratios=config.score_ratios, runs=config.score_runs, model=config.score_model,
                                             config=replace(DEFAULT_SCORE_CONFIG, epochs=config.score_epochs), kind=config.score_kind,
                                             device=device, seed=config.seed, quiet=quiet, return_probs=True)
-        with atomic_write(out/"heldout_probs.npy", "wb") as f: np.save(f, probs)   # before scores.npy, which marks the step done
     elif config.scores == "speed":
         scores = learning_speed(train, epochs=config.score_epochs, model=config.score_model, device=device, seed=config.seed, quiet=quiet)
     else: scores = load_cscores(config.scores, train.labels)
-    with atomic_write(out/"scores.npy", "wb") as f: np.save(f, scores)
-    return scores, probs
+    def keep():
+        if probs is not None:
+            with atomic_write(out/"heldout_probs.npy", "wb") as f: np.save(f, probs)   # before scores.npy, which marks the step done
+        with atomic_write(out/"scores.npy", "wb") as f: np.save(f, scores)
+    on_rank0(keep)
+    # with many processes, rank 0's numbers everywhere: GPUs may differ in the last bits, and every process must build the same probes
+    return _load_scores(out) if world()[1] > 1 else (scores, probs)
 
 def _train(config: AuditConfig, train, test, combined, rows, out: Path, cfg_dict: dict, device, quiet: bool) -> tuple[TrajectoryStore, pd.DataFrame]:
-    "Train with the recorder into out/trajectories, resuming from its last complete epoch; the store and the per-epoch history."
+    """Train with the recorder into out/trajectories, resuming from its last complete epoch; the store and the per-epoch history.
+    With many processes rank 0 creates (or checks) the store and every process trains its share; the others get no history (None)."""
     tc, sdir = config.train_config(), out/"trajectories"
-    if (sdir/"meta.json").exists():
-        store = TrajectoryStore(sdir, "r+")
-        mine = store.rows
-        if len(mine) != len(rows) or any((mine[c].to_numpy() != rows[c].to_numpy()).any() for c in ("index", "label", "category")):
-            raise ValueError(f"the rows of {sdir/'rows.csv'} differ from the probe suite rebuilt now: mapd changed since this audit began; "
-                             f"finish it with the version that began it, or delete {out} to start over")
-    else: store = TrajectoryStore.create(sdir, rows, tc.epochs, config={"train": asdict(tc), "audit": cfg_dict}, overwrite=True)
-    if store.completed < tc.epochs or not (out/"history.csv").exists():   # a kill after the last epoch: the history is in the checkpoint
+    def open_store() -> bool:   # rank 0: the store, made or checked; whether training is left to do
+        if (sdir/"meta.json").exists():
+            store = TrajectoryStore(sdir, "r+")
+            mine = store.rows
+            if len(mine) != len(rows) or any((mine[c].to_numpy() != rows[c].to_numpy()).any() for c in ("index", "label", "category")):
+                raise ValueError(f"the rows of {sdir/'rows.csv'} differ from the probe suite rebuilt now: mapd changed since this audit began; "
+                                 f"finish it with the version that began it, or delete {out} to start over")
+        else: store = TrajectoryStore.create(sdir, rows, tc.epochs, config={"train": asdict(tc), "audit": cfg_dict}, overwrite=True)
+        return store.completed < tc.epochs or not (out/"history.csv").exists()   # a kill after the last epoch: the history is in the checkpoint
+    todo = on_rank0(open_store)
+    store = TrajectoryStore(sdir, "r+")
+    if todo:
         torch.manual_seed(config.seed)
         model = make_model(config.model, train.shape, train.n_classes)
         fixed = None if config.augment_probes else torch.tensor((rows.role == "probe").to_numpy())   # probes stay as made, as in the authors' code
         res = fit(model, combined, tc, store=store, test=test, fixed_rows=fixed, device=device, quiet=quiet)
-        save_table(res.history, out/"history.csv")
-    return store, load_table(out/"history.csv")
+        on_rank0(lambda: save_table(res.history, out/"history.csv"))
+    return store, load_table(out/"history.csv") if world()[0] == 0 else None
 
 def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_info: dict, device,
               likely_mislabeled: pd.Series | None = None) -> dict:   # bool by example index: vetoes image-problem flags
@@ -333,24 +346,47 @@ def _noise_results(train, suite, store: TrajectoryStore, table: pd.DataFrame) ->
         if len(src): res[f"{c}_probe_noisy_fraction"] = float(train.is_noisy.numpy()[pos[src].to_numpy()].mean())
     return res
 
+def _raise(e: Exception): raise e
+
+def _check_same_rows(combined: ImageDataset, rows: pd.DataFrame):
+    "With many processes: raise on every one unless all built the same rows and probe images (the same data, scores and seed must)."
+    import torch.distributed as dist
+    probe = np.flatnonzero((rows.role == "probe").to_numpy())
+    mine = fingerprint(np.frombuffer(rows.to_csv(index=False).encode(), np.uint8), combined.images[probe], combined.labels)
+    every = [None] * world()[1]
+    dist.all_gather_object(every, mine)
+    if len(set(every)) > 1:
+        raise RuntimeError(f"the processes built different probe suites: ranks {[i for i, f in enumerate(every) if f != every[0]]} differ from rank 0 "
+                           "in their rows or probe images; every process must load the same data in the same order")
+
 def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", *,
               data=None,             # (train, test) ImageDatasets (test may be None) to audit instead of config.dataset
-              quiet: bool = False) -> Audit:
-    "Run a MAP-D audit with `config`, writing its table, trajectories and `results.json` into `out_dir`; return it as an `Audit`."
+              quiet: bool = False) -> Audit | None:
+    """Run a MAP-D audit with `config`, writing its table, trajectories and `results.json` into `out_dir`; return it as an `Audit`.
+    Under `torchrun` (torch.distributed initialised, e.g. by `join_world`) every process trains its share of each batch and rank 0 alone
+    writes; the others wait for its table, and every process returns the `Audit`."""
     config = config or AuditConfig()
     if data is not None: config = replace(config, dataset="custom", data_root=None)
     out, t_start = _check_out(out_dir), time.perf_counter()
     cfg_dict = json.loads(json.dumps(asdict(config)))
+    rank, n_proc = world()
     device = resolve_device(config.device)
+    if n_proc > 1 and device.type == "cuda" and device.index is None: device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))   # one GPU per process
     seed_everything(config.seed)
+    quiet = quiet or rank > 0
     say = (lambda *a: None) if quiet else print
 
     train, test = _load_data(config, data)   # checked before anything is written, so that bad input leaves no trace
-    fps = _fingerprints(config, train, test)
-    with folder_lock(out, "mapd audit"):
-        for d in (out, out/"trajectories"): remove_temporaries(d)   # what a kill inside a write left
-        _claim(out, cfg_dict, fps, say)
-        say(f"data: {train}; test: {len(test) if test is not None else 'none'}; device: {device}")
+    if n_proc > 1 and config.batch_size % n_proc:
+        on_rank0(lambda: _raise(ValueError(f"batch_size={config.batch_size} (the global batch) must divide by the {n_proc} processes")))
+    with ExitStack() as held:
+        def claim():   # rank 0, for all: hold the folder, clear what a kill inside a write left, make the folder this audit's
+            fps = _fingerprints(config, train, test)
+            held.enter_context(folder_lock(out, "mapd audit"))
+            for d in (out, out/"trajectories"): remove_temporaries(d)
+            _claim(out, cfg_dict, fps, say)
+        on_rank0(claim)
+        say(f"data: {train}; test: {len(test) if test is not None else 'none'}; device: {device}" + (f", one of {n_proc} processes" if n_proc > 1 else ""))
         t0 = time.perf_counter()
         scores, probs = _consistency_scores(config, train, out, device, quiet)
         score_seconds = time.perf_counter() - t0
@@ -358,22 +394,26 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         mis, unk, weak = _heldout_flags(config, train, probs)
         excluded = _natural_exclusions(mis, unk)
         suite, combined, rows = _make_suite(config, train, scores, std, excluded, probs)
-        save_table(suite.table(), out/"probes.csv")
+        if n_proc > 1: _check_same_rows(combined, rows)
+        on_rank0(lambda: save_table(suite.table(), out/"probes.csv"))
         say(f"probes: {suite}; training on {len(combined)} rows" + (f"; corrupted probe noise std {std}" if std is not None else ""))
         store, history = _train(config, train, test, combined, rows, out, cfg_dict, device, quiet)
-        results = _metadata(config, store, out, std, std_info, device,
-                            None if mis is None else pd.Series(mis, index=train.index.numpy()))
-        table = results.pop("table")
-        if weak: results["warnings"].append(weak)
-        results.update(test_accuracy=float(history.test_acc.iloc[-1]) if "test_acc" in history else None,
-                       train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
-                       n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()), classes=list(train.classes))
-        results.update(natural_probe_excluded=int(excluded.sum()) if excluded is not None else None,
-                       unrecognised_rows=int(unk.sum()) if unk is not None else None)
-        if config.noise > 0: results.update(_noise_results(train, suite, store, table))
-        results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd.__version__,
-                       torch_version=torch.__version__, device=str(device))
-        write_json(out/"results.json", results)
+        def finish() -> dict:   # rank 0, for all: the table from the store, and results.json
+            results = _metadata(config, store, out, std, std_info, device,
+                                None if mis is None else pd.Series(mis, index=train.index.numpy()))
+            table = results.pop("table")
+            if weak: results["warnings"].append(weak)
+            results.update(test_accuracy=float(history.test_acc.iloc[-1]) if "test_acc" in history else None,
+                           train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
+                           n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()), classes=list(train.classes))
+            results.update(natural_probe_excluded=int(excluded.sum()) if excluded is not None else None,
+                           unrecognised_rows=int(unk.sum()) if unk is not None else None)
+            if config.noise > 0: results.update(_noise_results(train, suite, store, table))
+            results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd.__version__,
+                           torch_version=torch.__version__, device=str(device), processes=n_proc)
+            write_json(out/"results.json", results)
+            return results
+        results = on_rank0(finish)   # the other processes wait (a process leaving a gloo group early can abort at exit)
     say(f"probe accuracy (4 main categories): {results['probe_accuracy_4']}; (all {len(config.categories)}): {results['probe_accuracy_6']:.3f}"
         + (f"; mislabel AUROC: {results['mislabel_auroc']:.3f}" if config.noise > 0 else ""))
     say("categories: " + ", ".join(f"{c} {n:,}" for c, n in results["category_counts"].items()))

@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse, dataclasses, errno, json, os, sys
 from pathlib import Path
 
+import torch.distributed
 import yaml
 from fastcore.docments import docments
 
 import mapd
 from .core import _kinds
 from .audit import AUDIT_PRESETS, AUDIT_RULES, AuditConfig, audit_config, run_audit
+from .train import join_world
 
 # %% auto #0
 __all__ = ['config_from_args', 'parser', 'main']
@@ -84,9 +86,14 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "audit":
-            audit = run_audit(config_from_args(args), args.out, quiet=args.quiet)
-            print(json.dumps({k: v for k, v in audit.results.items() if not isinstance(v, (dict, list))}, indent=2))
-            print(audit.summary(), file=sys.stderr)   # its warnings are in results.json too
+            config = config_from_args(args)
+            rank, n_proc = join_world(config.device)   # under torchrun: this is one of its processes (rank 0 writes and prints)
+            try: audit = run_audit(config, args.out, quiet=args.quiet)
+            finally:
+                if n_proc > 1: torch.distributed.destroy_process_group()
+            if rank == 0:
+                print(json.dumps({k: v for k, v in audit.results.items() if not isinstance(v, (dict, list))}, indent=2))
+                print(audit.summary(), file=sys.stderr)   # its warnings are in results.json too
         elif args.command == "report":
             from mapd.report import run_report
             run_report(args.plan, args.out, tiny=args.tiny, only=[] if args.render_only else args.only, html=not args.no_html, allow_dirty=args.allow_dirty, quiet=args.quiet)
@@ -96,7 +103,9 @@ def main(argv=None) -> int:
         return 130
     except _EXPECTED as e:
         if os.environ.get("MAPD_DEBUG"): raise
-        print(f"mapd {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        if getattr(e, "from_rank0", False): return 2   # under torchrun: rank 0 says it, once
+        rank = int(os.environ.get("RANK", "0"))          # under torchrun: which process says it
+        print(f"{f'[rank {rank}] ' if rank else ''}mapd {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     return 0
 

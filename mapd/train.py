@@ -8,6 +8,7 @@ Docs: https://mapd-dev.github.io/mapd/train.html.md"""
 from __future__ import annotations
 import json, math, os, time
 from dataclasses import dataclass, asdict, replace
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,9 @@ from .store import TrajectoryStore, QUANTITIES, as_stored
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'TRAIN_PRESETS', 'TrainConfig', 'train_config', 'lr_at', 'EpochPlan', 'start_epoch', 'Normalize',
-           'draw_augmentation', 'augment', 'world', 'per_example_stats', 'Recorder', 'predict_logits', 'accuracy',
-           'FitResult', 'soft_cross_entropy', 'Batch', 'Hook', 'Loop', 'Record', 'LossFn', 'Checkpoint', 'DataParallel',
-           'fit']
+           'draw_augmentation', 'augment', 'world', 'join_world', 'on_rank0', 'per_example_stats', 'Recorder',
+           'predict_logits', 'accuracy', 'FitResult', 'soft_cross_entropy', 'Batch', 'Hook', 'Loop', 'Record', 'LossFn',
+           'Checkpoint', 'DataParallel', 'fit']
 
 # %% ../nbs/04_train.ipynb #ca314958
 OPTIMIZERS = {
@@ -138,6 +139,33 @@ def world() -> tuple[int, int]:
     "(rank, number of processes): (0, 1) unless `torch.distributed` is initialised, as under `torchrun`."
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+def join_world(device="auto",
+               timeout_minutes: float = 60,  # how long a collective may wait: the others wait while rank 0 works alone (`on_rank0`)
+               ) -> tuple[int, int]:
+    "Under `torchrun` (WORLD_SIZE > 1 in the environment) join its process group: NCCL with one GPU per process (LOCAL_RANK), else gloo; (rank, processes)."
+    if world()[1] > 1 or int(os.environ.get("WORLD_SIZE", "1")) < 2: return world()
+    dev = resolve_device(device)
+    if dev.type == "cuda": torch.cuda.set_device(dev.index if dev.index is not None else int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=timedelta(minutes=timeout_minutes))
+    return world()
+
+def on_rank0(fn):   # called with no arguments
+    """`fn()` run by rank 0 alone, its result (or its error, raised) on every process; with one process, just `fn()`.
+    For the steps of a run that one process does for all (claim a folder, write a file, decide to resume) and must be agreed on."""
+    rank, n = world()
+    if n == 1: return fn()
+    res, err = None, None
+    if rank == 0:
+        try: res = fn()
+        except Exception as e: err = e
+    box = [(res, err)]
+    dist.broadcast_object_list(box, src=0)
+    res, err = box[0]
+    if err is not None:
+        if rank > 0: err.from_rank0 = True   # said once, by rank 0
+        raise err
+    return res
 
 def per_example_stats(logits: torch.Tensor,  # (B, K)
                       labels: torch.Tensor   # (B,) int64
@@ -296,6 +324,7 @@ class Batch:
     logits: torch.Tensor | None = None    # (B, K) outputs of the forward that is trained through
     penalty: torch.Tensor | None = None   # a term added to the batch's mean loss (a regulariser)
     recorded: torch.Tensor | None = None  # (B,) bool: the rows the recorder notes (False: a padding repeat under data parallelism); all when None
+    weights: torch.Tensor | None = None   # (B,) weights whose dot product with `losses` is the step's loss; the mean when None
 
 class Hook:
     "A piece of a training run; `Loop` calls each method at its event. Override the ones you need."
@@ -358,7 +387,7 @@ class Loop:
             out = (F.cross_entropy(logits.float(), batch.y, reduction="none") if batch.target is None
                    else soft_cross_entropy(logits, batch.target)), logits
         batch.losses, batch.logits = out
-        loss = batch.losses.mean()
+        loss = batch.losses.mean() if batch.weights is None else batch.losses @ batch.weights
         if batch.penalty is not None: loss = loss + batch.penalty
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -434,7 +463,8 @@ class DataParallel(Hook):
     """Data parallelism over the processes of `torchrun`: the same SGD as one process, split.
     Each global batch of `config.batch_size` rows of the epoch's shuffle is split over the ranks (rank r takes every world-th row from the r-th);
     gradients are averaged by `DistributedDataParallel`, so the step is the one process's step on the same rows. The shuffle is padded with
-    its first rows to a multiple of the world size (as `DistributedSampler`); the padding trains but is not recorded, so each row is recorded once."""
+    its first rows to a multiple of the world size (as `DistributedSampler`); the padding is neither recorded nor weighed in the loss (the batch
+    it falls in weighs each real row 1/(its real rows), whichever rank holds it), so each row is recorded once and every step is one process's."""
     def __init__(self):
         self.rank, self.world = world()
         if self.world < 2: raise RuntimeError("DataParallel needs torch.distributed initialised with more than one process (run under torchrun)")
@@ -449,9 +479,12 @@ class DataParallel(Hook):
         for i in range(0, len(perm), B):
             pos = torch.arange(i + r, min(i + B, len(perm)), W)
             self.recorded = pos < N
+            self.real = min(i + B, N) - i if min(i + B, len(perm)) > N else None   # real rows of a global batch that holds padding
             yield perm[pos.to(perm.device)]
     def before_step(self, loop, batch):
-        if not self.recorded.all(): batch.recorded = self.recorded.to(loop.device)
+        if self.real is None: return   # equal shares of real rows: the mean on every rank, averaged over ranks, is the batch's mean
+        batch.recorded = self.recorded.to(loop.device)
+        batch.weights = batch.recorded.float() * (self.world / self.real)   # DDP's average over ranks of these sums is the mean over the real rows
     def after_epoch(self, loop, row):
         for b in loop.model.buffers(): dist.broadcast(b, 0)   # BatchNorm's running statistics: rank 0's everywhere before any evaluation
         s = torch.tensor([row["train_loss"]], dtype=torch.float64, device=loop.device)
