@@ -38,7 +38,8 @@ AUDIT_RULES = dict(dataset=(*DATASETS, "custom"), image_size=">=1", channels=(1,
                    score_model=tuple(MODELS), score_kind=("confidence", "accuracy"), score_ratios="(0,1)", score_runs=">=1", score_epochs=">=1",
                    categories=CATEGORIES, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", atypical_pool="(0,1]", edit_pool="(0,1]",
                    exclude_mislabeled="(0,1]", exclude_unrecognised=">=1", alpha="(0,1)", ood=("auto", "sketch", "digits"),
-                   flip_to=("uniform", "confused", "mixed"), k=">=1", seed=">=0")
+                   flip_to=("uniform", "confused", "mixed"), k=">=1", seed=">=0",
+                   knn_input=("loss", "margin", "loss+margin"))
 
 @dataclass
 class AuditConfig:
@@ -77,6 +78,7 @@ class AuditConfig:
     alpha: float = 0.05              # false-flag rate of flag_<category> on held-out natural probes
     ood: str = "auto"                # "auto", "sketch" or "digits"
     k: int = 20                      # neighbours (the paper: 20)
+    knn_input: str = "loss"          # trajectories the k-NN reads: "loss" (the paper), "margin", or "loss+margin" (both, each scaled on the fit probes)
     seed: int = 0
     device: str = "auto"
 
@@ -300,9 +302,9 @@ def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_i
               likely_mislabeled: pd.Series | None = None) -> dict:   # bool by example index: vetoes image-problem flags
     "The k-NN's checks on held-out probes, flags calibrated on them, the metadata table and its diagnostics (written to out)."
     table, check6, thresholds = calibrated_table(store, config.categories, k=config.k, alpha=config.alpha, seed=config.seed,
-                                                 likely_mislabeled=likely_mislabeled, device=device)
+                                                 likely_mislabeled=likely_mislabeled, quantity=config.knn_input, device=device)
     main = [c for c in MAIN_CATEGORIES if c in config.categories]
-    check4 = probe_check(store, main, k=config.k, device=device) if len(main) == 4 else None
+    check4 = probe_check(store, main, k=config.k, quantity=config.knn_input, device=device) if len(main) == 4 else None
     pred = check6["predictions"]
     save_table(table, out/"metadata.parquet")
     save_table(pred, out/"probe_predictions.csv")

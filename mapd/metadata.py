@@ -18,14 +18,32 @@ from .knn import MAPD
 from .store import TrajectoryStore
 
 # %% auto #0
-__all__ = ['NATURAL', 'IMAGE_PROBLEMS', 'probe_check', 'flag_thresholds', 'apply_flags', 'probe_diagnostics', 'metadata_table',
-           'save_table', 'load_table', 'detection_scores', 'calibrated_table']
+__all__ = ['NATURAL', 'IMAGE_PROBLEMS', 'knn_input', 'probe_check', 'flag_thresholds', 'apply_flags', 'probe_diagnostics',
+           'metadata_table', 'save_table', 'load_table', 'detection_scores', 'calibrated_table']
 
 # %% ../nbs/08_metadata.ipynb #0cd14ad0
+def knn_input(store: TrajectoryStore,
+              quantity: str,             # a recorded quantity ("loss", "margin", "correct"), or several joined by "+", e.g. "loss+margin"
+              rows,                      # row ids into the store
+              epochs: int | None = None, # cut each trajectory at this many epochs
+              ) -> np.ndarray:
+    """What the k-NN reads: `(R, E)` trajectories of one quantity as recorded, or of several side by side `(R, n*E)`, each scaled by the mean
+    and standard deviation of its values on the fit-split probes so that no quantity outweighs another (the same scale for every row)."""
+    parts = quantity.split("+")
+    if len(parts) == 1: return store.trajectories(quantity, rows, epochs)
+    fit = np.flatnonzero(((store.rows.role == "probe") & (store.rows.split == "fit")).to_numpy())
+    if not len(fit): raise ValueError(f"quantity={quantity!r} scales each part on the fit-split probes, but {store.path} holds none")
+    out = []
+    for q in parts:
+        ref = store.trajectories(q, fit, epochs).astype(np.float64)
+        out.append(((store.trajectories(q, rows, epochs) - ref.mean()) / (ref.std() or 1.0)).astype(np.float32))
+    return np.concatenate(out, 1)
+
 def probe_check(store: TrajectoryStore,
                 categories=None,          # categories to include; all the store holds when None
                 *, k: int = 20, epochs: int | None = None,  # cut trajectories at this many epochs
-                quantity: str = "loss", backend: str = "auto", device="auto") -> dict:
+                quantity: str = "loss",   # what the k-NN reads (`knn_input`): "loss" (the paper), "margin", "loss+margin", ...
+                backend: str = "auto", device="auto") -> dict:
     "Fit MAP-D on the fit-split probes of `categories`, predict the held-out ones: accuracy, confusion matrix, predictions."
     rows = store.rows
     cats = sorted(c for c in rows.category.unique() if c) if categories is None else list(categories)
@@ -34,9 +52,9 @@ def probe_check(store: TrajectoryStore,
     sel = rows.category.isin(cats).to_numpy()
     fit_rows = np.flatnonzero(sel & (rows.split == "fit").to_numpy())
     held_rows = np.flatnonzero(sel & (rows.split == "heldout").to_numpy())
-    knn = MAPD(k, backend=backend, device=device).fit(store.trajectories(quantity, fit_rows, epochs), rows.category.to_numpy()[fit_rows])
+    knn = MAPD(k, backend=backend, device=device).fit(knn_input(store, quantity, fit_rows, epochs), rows.category.to_numpy()[fit_rows])
     truth = rows.category.to_numpy()[held_rows]
-    proba = knn.predict_proba(store.trajectories(quantity, held_rows, epochs))
+    proba = knn.predict_proba(knn_input(store, quantity, held_rows, epochs))
     pred = knn.classes_[proba.argmax(1)]
     return dict(accuracy=float((pred == truth).mean()), classes=list(knn.classes_),
                 confusion=confusion_matrix(truth, pred, labels=knn.classes_),
@@ -155,9 +173,9 @@ def metadata_table(store: TrajectoryStore,
     if knn is None:
         fit_rows = np.flatnonzero(((rows.role == "probe") & (rows.split == "fit")).to_numpy())
         if not len(fit_rows): raise ValueError(f"{store.path} holds no fit-split probe rows to fit the k-NN on")
-        knn = MAPD(k, backend=backend, device=device).fit(store.trajectories(quantity, fit_rows, epochs), rows.category.to_numpy()[fit_rows])
+        knn = MAPD(k, backend=backend, device=device).fit(knn_input(store, quantity, fit_rows, epochs), rows.category.to_numpy()[fit_rows])
     train_rows = np.flatnonzero((rows.role == "train").to_numpy())
-    proba = knn.predict_proba(store.trajectories(quantity, train_rows, epochs if epochs is not None else knn.n_epochs_))
+    proba = knn.predict_proba(knn_input(store, quantity, train_rows, epochs if epochs is not None else knn.n_epochs_ // len(quantity.split("+"))))
     t = pd.DataFrame({"index": rows["index"].to_numpy()[train_rows], "label": rows["label"].to_numpy()[train_rows]})
     if "path" in rows: t["path"] = rows["path"].to_numpy()[train_rows]  # where the data came from files
     if "true_label" in rows:
@@ -203,10 +221,11 @@ def calibrated_table(store: TrajectoryStore,
                      categories=None,   # probe categories of the k-NN; all the store holds when None
                      *, k: int = 20, alpha: float = 0.05, seed: int = 0,   # the flags' false-flag rate, and the seed of their check
                      likely_mislabeled: pd.Series | None = None,  # bool by example index: vetoes image-problem flags (see metadata_table)
+                     quantity: str = "loss",   # what the k-NN reads (`knn_input`)
                      device="auto") -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
     "The metadata table with flags at false-flag rate `alpha`, the held-out probe check (`probe_check`) and the thresholds (None without natural probes)."
-    check = probe_check(store, categories, k=k, device=device)
+    check = probe_check(store, categories, k=k, quantity=quantity, device=device)
     pred = check["predictions"]
     try: thresholds = flag_thresholds(pred[[f"p_{c}" for c in check["classes"]]].to_numpy(), pred.category, check["classes"], alpha=alpha, seed=seed)
     except ValueError: thresholds = None   # no natural probes to calibrate on: no flags
-    return metadata_table(store, check["model"], thresholds=thresholds, likely_mislabeled=likely_mislabeled), check, thresholds
+    return metadata_table(store, check["model"], quantity=quantity, thresholds=thresholds, likely_mislabeled=likely_mislabeled), check, thresholds
