@@ -6,7 +6,7 @@ Docs: https://mapd-dev.github.io/mapd/audit.html.md"""
 
 # %% ../nbs/09_audit.ipynb #9bbe65bf
 from __future__ import annotations
-import json, math, os, shutil, time
+import json, math, shutil, time
 from contextlib import ExitStack
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
@@ -22,7 +22,7 @@ from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inje
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, DEFAULT_SCORE_CONFIG
 from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES
 from .models import MODELS, make_model
-from .train import TrainConfig, TRAIN_PRESETS, fit, world, on_rank0
+from .train import TrainConfig, TRAIN_PRESETS, fit, world, on_rank0, process_device
 from .store import TrajectoryStore
 from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, IMAGE_PROBLEMS
 from .plots import image_grid
@@ -348,8 +348,6 @@ def _noise_results(train, suite, store: TrajectoryStore, table: pd.DataFrame) ->
         if len(src): res[f"{c}_probe_noisy_fraction"] = float(train.is_noisy.numpy()[pos[src].to_numpy()].mean())
     return res
 
-def _raise(e: Exception): raise e
-
 def _check_same_rows(combined: ImageDataset, rows: pd.DataFrame):
     "With many processes: raise on every one unless all built the same rows and probe images (the same data, scores and seed must)."
     import torch.distributed as dist
@@ -372,17 +370,15 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     out, t_start = _check_out(out_dir), time.perf_counter()
     cfg_dict = json.loads(json.dumps(asdict(config)))
     rank, n_proc = world()
-    device = resolve_device(config.device)
-    if n_proc > 1 and device.type == "cuda" and device.index is None: device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))   # one GPU per process
+    device = process_device(config.device)   # one GPU per process under torchrun
     seed_everything(config.seed)
     quiet = quiet or rank > 0
     say = (lambda *a: None) if quiet else print
 
     train, test = _load_data(config, data)   # checked before anything is written, so that bad input leaves no trace
-    if n_proc > 1 and config.batch_size % n_proc:
-        on_rank0(lambda: _raise(ValueError(f"batch_size={config.batch_size} (the global batch) must divide by the {n_proc} processes")))
     with ExitStack() as held:
         def claim():   # rank 0, for all: hold the folder, clear what a kill inside a write left, make the folder this audit's
+            if config.batch_size % n_proc: raise ValueError(f"batch_size={config.batch_size} (the global batch) must divide by the {n_proc} processes")
             fps = _fingerprints(config, train, test)
             held.enter_context(folder_lock(out, "mapd audit"))
             for d in (out, out/"trajectories"): remove_temporaries(d)

@@ -23,9 +23,9 @@ from .store import TrajectoryStore, QUANTITIES, as_stored
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'TRAIN_PRESETS', 'TrainConfig', 'train_config', 'lr_at', 'EpochPlan', 'start_epoch', 'Normalize',
-           'draw_augmentation', 'augment', 'world', 'join_world', 'on_rank0', 'per_example_stats', 'Recorder',
-           'predict_logits', 'accuracy', 'FitResult', 'soft_cross_entropy', 'Batch', 'Hook', 'Loop', 'Record', 'LossFn',
-           'Checkpoint', 'DataParallel', 'fit']
+           'draw_augmentation', 'augment', 'world', 'process_device', 'join_world', 'on_rank0', 'per_example_stats',
+           'Recorder', 'predict_logits', 'accuracy', 'FitResult', 'soft_cross_entropy', 'Batch', 'Hook', 'Loop',
+           'Record', 'LossFn', 'Checkpoint', 'DataParallel', 'fit']
 
 # %% ../nbs/04_train.ipynb #ca314958
 OPTIMIZERS = {
@@ -140,13 +140,19 @@ def world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
+def process_device(device="auto") -> torch.device:
+    "`device` resolved; under `torchrun`, a bare \"cuda\" is this process's own GPU (`cuda:LOCAL_RANK`)."
+    dev = resolve_device(device)
+    if dev.type == "cuda" and dev.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1: dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return dev
+
 def join_world(device="auto",
                timeout_minutes: float = 60,  # how long a collective may wait: the others wait while rank 0 works alone (`on_rank0`)
                ) -> tuple[int, int]:
     "Under `torchrun` (WORLD_SIZE > 1 in the environment) join its process group: NCCL with one GPU per process (LOCAL_RANK), else gloo; (rank, processes)."
     if world()[1] > 1 or int(os.environ.get("WORLD_SIZE", "1")) < 2: return world()
-    dev = resolve_device(device)
-    if dev.type == "cuda": torch.cuda.set_device(dev.index if dev.index is not None else int(os.environ.get("LOCAL_RANK", "0")))
+    dev = process_device(device)
+    if dev.type == "cuda": torch.cuda.set_device(dev)
     dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=timedelta(minutes=timeout_minutes))
     return world()
 
@@ -508,9 +514,8 @@ def fit(model: nn.Module,              # any classifier taking float (B, C, H, W
     images, labels = _as_xy(train)
     K = n_classes or (len(train.classes) if hasattr(train, "classes") else int(labels.max()) + 1)
     check_labels(labels, K, "train labels")
-    dev = resolve_device(device)
+    dev = process_device(device)   # one GPU per process under torchrun
     rank, n_proc = world()
-    if n_proc > 1 and dev.type == "cuda" and dev.index is None: dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))   # one GPU per process
     X, Y = images.to(dev), labels.to(dev)  # uint8 on the device: a quarter of float32's memory, converted per batch
     normalize = normalize or Normalize.fit(images, dev)
     recorder = None if config.record == "none" else Recorder(len(X), K, device=dev, store=store, keep_probs=config.keep_probs)
