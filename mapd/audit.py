@@ -24,7 +24,7 @@ from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_st
 from .models import MODELS, make_model
 from .train import TrainConfig, TRAIN_PRESETS, fit, world, on_rank0, process_device
 from .store import TrajectoryStore
-from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, IMAGE_PROBLEMS
+from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, ranking, IMAGE_PROBLEMS
 from .plots import image_grid
 from .explore import Explorer
 
@@ -334,12 +334,12 @@ def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_i
         separability={f"{r.a}|{r.b}": r.auroc for r in pairs.itertuples()}, warnings=warnings, table=table)
 
 def _noise_results(train, suite, store: TrajectoryStore, table: pd.DataFrame) -> dict:
-    "With injected noise: how well p(random_labels) and the mean loss find the flipped labels, and how many flips the probes took."
+    "With injected noise: how well the table's ranking of random_labels (its flag score), its vote p(random_labels) and the mean loss find the flipped labels, and how many flips the probes took."
     rows = store.rows
-    det = detection_scores(table.is_noisy, table.p_random_labels)
+    det, vote = detection_scores(table.is_noisy, table[ranking(table, "random_labels")]), detection_scores(table.is_noisy, table.p_random_labels)
     base = detection_scores(table.is_noisy, store.trajectories("loss", np.flatnonzero((rows.role == "train").to_numpy())).mean(1))
     res = dict(mislabel_auroc=det["auroc"], mislabel_average_precision=det["average_precision"],
-               mislabel_auroc_mean_loss=base["auroc"], noisy_fraction=det["prevalence"])
+               mislabel_auroc_vote=vote["auroc"], mislabel_auroc_mean_loss=base["auroc"], noisy_fraction=det["prevalence"])
     # the probes are made from the noisy data, as a user would: flipped examples have low consistency scores,
     # so they crowd into the atypical probe and leave the training rows. Say how much.
     pos = pd.Series(np.arange(len(train)), index=train.index.numpy())
@@ -489,8 +489,9 @@ def summary(self: Audit) -> str:
     lines = [f"MAP-D audit of {c.dataset} ({self.path}): {r['n_train']:,} training examples, {r['n_probes']:,} probes",
              f"model {c.model}, {c.epochs} epochs recorded in {c.record} mode, on {r.get('device', '?')} in {r.get('seconds', 0):.0f} s; "
              f"test accuracy {_pct(r.get('test_accuracy'))}"]
-    if c.noise > 0: lines.append(f"label noise injected: {c.noise:.0%} {c.noise_kind}; AUROC of p_random_labels for the flipped labels "
-                                 f"{r['mislabel_auroc']:.3f} (mean loss: {r['mislabel_auroc_mean_loss']:.3f})")
+    if c.noise > 0: lines.append(f"label noise injected: {c.noise:.0%} {c.noise_kind}; AUROC for the flipped labels of the random_labels flag score "
+                                 f"{r['mislabel_auroc']:.3f}" + (f", of its vote p {r['mislabel_auroc_vote']:.3f}" if "mislabel_auroc_vote" in r else "")
+                                 + f" (mean loss: {r['mislabel_auroc_mean_loss']:.3f})")
     lines.append(f"held-out probe accuracy: {_pct(r.get('probe_accuracy_4'))} on the 4 main categories, "
                  f"{_pct(r.get('probe_accuracy_6'))} on all {len(c.categories)} (chance: {1 / len(c.categories):.0%})")
     lines.append("categories: " + ", ".join(f"{k} {v:,} ({v / n:.1%})" for k, v in r["category_counts"].items()))
@@ -509,7 +510,7 @@ def issues(self: Audit, category: str,   # one of the audit's categories, e.g. "
            n: int | None = 20,           # the n most probable; all when None
            *, flagged: bool = False      # only the rows whose flag_<category> is raised
            ) -> pd.DataFrame:
-    "The examples most probably of `category`, most probable first: cleanlab's `get_issues`, one category at a time."
+    "The examples most likely of `category`, most likely first (by `score_<category>` where the table has it, else `p_<category>`): cleanlab's `get_issues`, one category at a time."
     cats = [c[2:] for c in self.table.columns if c.startswith("p_")]
     if category not in cats: raise ValueError(f"unknown category {category!r}; this audit's categories: {', '.join(cats)}")
     flag = f"flag_{category}"
@@ -517,9 +518,10 @@ def issues(self: Audit, category: str,   # one of the audit's categories, e.g. "
     if flagged:
         if flag not in t: raise ValueError(f"'{category}' has no flag: flags are calibrated against it" if category == "typical" else f"this audit has no {flag} column")
         t = t[t[flag].to_numpy(bool)]
-    t = t.sort_values(f"p_{category}", ascending=False, kind="stable")
+    by = ranking(t, category)
+    t = t.sort_values([by, f"p_{category}"], ascending=False, kind="stable")
     if n is not None: t = t.head(n)
-    cols = [c for c in ("index", "path", "label", "true_label", "is_noisy") if c in t] + [f"p_{category}"] + [c for c in (flag, "likely_mislabeled") if c in t] + ["category", "confidence"]
+    cols = [c for c in ("index", "path", "label", "true_label", "is_noisy") if c in t] + list(dict.fromkeys([f"p_{category}", by])) + [c for c in (flag, "likely_mislabeled") if c in t] + ["category", "confidence"]
     out = t[cols].reset_index(drop=True)
     names = np.asarray(self.results.get("classes") or [], dtype=object)
     if len(names): out.insert(cols.index("label") + 1, "class", names[out.label.to_numpy()])

@@ -20,8 +20,7 @@ from PIL import Image
 from fastcore.basics import patch
 
 from .data import ImageDataset, load_dataset
-from .knn import MAPD
-from .metadata import load_table, metadata_table, flag_thresholds
+from .metadata import load_table, calibrated_table, ranking
 from .plots import category_color
 from .store import TrajectoryStore
 
@@ -77,8 +76,6 @@ class Explorer:
         stored = [c for c in dict.fromkeys(rows.category[rows.role == "probe"])]
         self.categories = [c for c in self.config.get("categories", stored) if c in stored] or stored
         cat = rows.category.isin(self.categories).to_numpy() & (rows.role == "probe").to_numpy()
-        self._fit_rows = np.flatnonzero(cat & (rows.split == "fit").to_numpy())
-        self._held_rows = np.flatnonzero(cat & (rows.split == "heldout").to_numpy())
         self.k = int(self.config.get("k", 20))
         # each category's mean probe trajectory over all complete epochs, fit and held-out probes together: (C, E)
         self.means = {c: self.store.trajectories(quantity, np.flatnonzero(cat & (rows.category == c).to_numpy())).mean(0)
@@ -108,14 +105,9 @@ class Explorer:
         t = self.epoch if t is None else int(t)
         if not 1 <= t <= self.n_epochs: raise ValueError(f"epoch must be in 1..{self.n_epochs}, got {t}")
         if t in self._cache: self._cache.move_to_end(t); return self._cache[t]
-        knn = MAPD(self.k, device=self.device).fit(self.store.trajectories(self.quantity, self._fit_rows, t),
-                                                   self.store.rows.category.to_numpy()[self._fit_rows])
-        # flags as run_audit sets them: thresholds from the held-out probes' probabilities at the same epoch
-        held = self._held_rows
-        try: th = flag_thresholds(knn.predict_proba(self.store.trajectories(self.quantity, held, t)), self.store.rows.category.to_numpy()[held],
-                                  knn.classes_, alpha=float(self.config.get("alpha", 0.05)), seed=int(self.config.get("seed", 0)))
-        except ValueError: th = None   # no natural probes: the k-NN's argmax, as the audit does
-        self._cache[t] = tab = metadata_table(self.store, knn, quantity=self.quantity, thresholds=th)
+        # flags as run_audit sets them, from the held-out probes at the same epoch (none without natural probes: the k-NN's argmax)
+        self._cache[t] = tab = calibrated_table(self.store, self.categories, k=self.k, epochs=t, quantity=self.quantity, device=self.device,
+                                                alpha=float(self.config.get("alpha", 0.05)), seed=int(self.config.get("seed", 0)))[0]
         while len(self._cache) > self.cache_size: self._cache.popitem(last=False)
         return tab
 
@@ -130,7 +122,7 @@ class Explorer:
         tab, c = self.assignments(t), category or self.category
         if c not in self.categories: raise ValueError(f"unknown category {c!r}; the audit has {self.categories}")
         if klass is not None: tab = tab[tab.label == klass]
-        return tab.sort_values(f"p_{c}", ascending=False, kind="stable").head(self.n_show if n is None else n)
+        return tab.sort_values([ranking(tab, c), f"p_{c}"], ascending=False, kind="stable").head(self.n_show if n is None else n)
 
     def trajectory(self, index: int) -> np.ndarray:
         "The `(E,)` trajectory of the training example with this index."

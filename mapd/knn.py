@@ -138,7 +138,7 @@ class MAPD:
         if small:
             raise ValueError(f"each probe category needs at least k={self.k} examples, but these have fewer: {small}")
         self.n_epochs_, self.backend_ = X.shape[1], self._backend()
-        self._X, self._y, self._cpu = X, torch.as_tensor(codes), None
+        self._X, self._y, self._cpu = X, torch.as_tensor(codes), {}
         if self.backend_ == "cuml":
             from cuml.neighbors import KNeighborsClassifier as cuKNN
             self._cu = cuKNN(n_neighbors=self.k, output_type="numpy").fit(X.numpy(), codes.astype(np.int32))
@@ -153,39 +153,57 @@ class MAPD:
         return X
 
     @torch.no_grad()
-    def _search(self, X: torch.Tensor, proba: bool):
-        "Vote fractions `(N, C)` when `proba`, else distances and probe indices `(N, k)`, nearest first; on the host."
+    def _search(self, X: torch.Tensor, mode: str, among: np.ndarray | None = None):
+        """On the host: `mode` "proba", vote fractions `(N, C)`; "neighbors", distances and probe indices `(N, k)`, nearest first;
+        "kth", `(N,)` distance to the k-th nearest of the probes in the mask `among` (all when None)."""
         dev, k, N, C = resolve_device(self.device), self.k, len(X), len(self.classes_)
-        if proba: P = torch.zeros(N, C)
-        else: D, J = torch.empty(N, k), torch.empty(N, k, dtype=torch.long)
+        G = self._X if among is None else self._X[torch.as_tensor(among)]
+        if mode == "proba": P = torch.zeros(N, C)
+        elif mode == "neighbors": D, J = torch.empty(N, k), torch.empty(N, k, dtype=torch.long)
+        else: R = torch.empty(N)
         if dev.type == "cpu":
-            if self._cpu is None: self._cpu = _CPUSearch(self._X, k)
-            s = self._cpu
+            key = None if among is None else np.packbits(among).tobytes()
+            if key not in self._cpu: self._cpu[key] = _CPUSearch(G, k)
+            s = self._cpu[key]
             chunk = max(1, min(4096, 2**20 // s.Mp, self.max_block // s.Mp))  # a block of about 4 MiB per thread stays in the cache
             def work(i, e, buf):
                 if not buf: buf["a"], buf["d"] = s.buffers(chunk); buf["ones"] = torch.ones(chunk, k)
-                v, j = s(X[i:e], (buf["a"][:e - i], buf["d"][:e - i]), sorted=not proba)
-                if proba: P[i:e].scatter_add_(1, self._y[j], buf["ones"][:e - i])
-                else: D[i:e], J[i:e] = v.clamp_min_(0).sqrt_(), j
+                v, j = s(X[i:e], (buf["a"][:e - i], buf["d"][:e - i]), sorted=mode == "neighbors")
+                if mode == "proba": P[i:e].scatter_add_(1, self._y[j], buf["ones"][:e - i])
+                elif mode == "neighbors": D[i:e], J[i:e] = v.clamp_min_(0).sqrt_(), j
+                else: R[i:e] = v.amax(1).clamp_min_(0).sqrt_()
             _in_chunks(N, chunk, work, torch.get_num_threads(), self.quiet)
         else:
-            G = self._X.to(dev); g2 = (G * G).sum(1); y = self._y.to(dev)
+            G = G.to(dev); g2 = (G * G).sum(1); y = self._y.to(dev)
             chunk = max(1, min(8192, self.max_block // len(G)))
             for i in progress(range(0, N, chunk), quiet=self.quiet, desc="k-NN", unit="chunk"):
                 d, j = _nearest(X[i:i + chunk].to(dev), G, g2, k)
-                if proba: P[i:i + len(j)] = torch.zeros(len(j), C, device=dev).scatter_add_(1, y[j], torch.ones(j.shape, device=dev)).cpu()
-                else: D[i:i + len(j)], J[i:i + len(j)] = d.sqrt_().cpu(), j.cpu()
-        return P.div_(k).numpy() if proba else (D.numpy(), J.numpy())
+                if mode == "proba": P[i:i + len(j)] = torch.zeros(len(j), C, device=dev).scatter_add_(1, y[j], torch.ones(j.shape, device=dev)).cpu()
+                elif mode == "neighbors": D[i:i + len(j)], J[i:i + len(j)] = d.sqrt_().cpu(), j.cpu()
+                else: R[i:i + len(j)] = d[:, -1].sqrt_().cpu()
+        return P.div_(k).numpy() if mode == "proba" else (D.numpy(), J.numpy()) if mode == "neighbors" else R.numpy()
 
     def kneighbors(self, X) -> tuple[np.ndarray, np.ndarray]:
         "Distances `(N, k)` and probe indices `(N, k)` of each row's k nearest probes, nearest first."
-        return self._search(self._check(X), proba=False)
+        return self._search(self._check(X), "neighbors")
 
     def predict_proba(self, X) -> np.ndarray:
         "`(N, C)` fraction of each row's k nearest probes in each category (columns in `classes_` order)."
         X = self._check(X)
         if self.backend_ == "cuml": return np.asarray(self._cu.predict_proba(X.numpy()), dtype=np.float32)
-        return self._search(X, proba=True)
+        return self._search(X, "proba")
+
+    def kth_distance(self, X,
+                     among=None,   # a category or several: the probes searched; all when None
+                     ) -> np.ndarray:
+        """`(N,)` distance from each row to its k-th nearest probe of the categories `among`: the radius of the k-NN estimate of
+        their density at that row, `k / (n V r^E)` (`metadata.flag_scores` compares them); on torch whatever the backend."""
+        X = self._check(X)
+        if among is None: return self._search(X, "kth")
+        among = [among] if isinstance(among, str) else list(among)
+        unknown = [c for c in among if c not in set(self.classes_.tolist())]
+        if unknown: raise ValueError(f"unknown categories {unknown}; this MAPD was fitted on {list(self.classes_)}")
+        return self._search(X, "kth", np.isin(self.classes_[self._y.numpy()], among))
 
     def predict(self, X) -> np.ndarray:
         "The most probable category of each row (equation 7); ties go to the first in `classes_`, as in scikit-learn."

@@ -18,8 +18,9 @@ from .knn import MAPD
 from .store import TrajectoryStore
 
 # %% auto #0
-__all__ = ['NATURAL', 'IMAGE_PROBLEMS', 'knn_input', 'probe_check', 'flag_thresholds', 'apply_flags', 'probe_diagnostics',
-           'metadata_table', 'save_table', 'load_table', 'detection_scores', 'calibrated_table']
+__all__ = ['NATURAL', 'IMAGE_PROBLEMS', 'knn_input', 'probe_check', 'flag_scores', 'flag_thresholds', 'apply_flags',
+           'probe_diagnostics', 'metadata_table', 'ranking', 'save_table', 'load_table', 'detection_scores',
+           'calibrated_table']
 
 # %% ../nbs/08_metadata.ipynb #0cd14ad0
 def knn_input(store: TrajectoryStore,
@@ -44,7 +45,7 @@ def probe_check(store: TrajectoryStore,
                 *, k: int = 20, epochs: int | None = None,  # cut trajectories at this many epochs
                 quantity: str = "loss",   # what the k-NN reads (`knn_input`): "loss" (the paper), "margin", "loss+margin", ...
                 backend: str = "auto", device="auto") -> dict:
-    "Fit MAP-D on the fit-split probes of `categories`, predict the held-out ones: accuracy, confusion matrix, predictions."
+    "Fit MAP-D on the fit-split probes of `categories`, predict the held-out ones: accuracy, confusion matrix, predictions (votes `p_` and `flag_scores`)."
     rows = store.rows
     cats = sorted(c for c in rows.category.unique() if c) if categories is None else list(categories)
     missing = [c for c in cats if not (rows.category == c).any()]
@@ -54,68 +55,94 @@ def probe_check(store: TrajectoryStore,
     held_rows = np.flatnonzero(sel & (rows.split == "heldout").to_numpy())
     knn = MAPD(k, backend=backend, device=device).fit(knn_input(store, quantity, fit_rows, epochs), rows.category.to_numpy()[fit_rows])
     truth = rows.category.to_numpy()[held_rows]
-    proba = knn.predict_proba(knn_input(store, quantity, held_rows, epochs))
+    X = knn_input(store, quantity, held_rows, epochs)
+    proba, S = knn.predict_proba(X), flag_scores(knn, X)
     pred = knn.classes_[proba.argmax(1)]
     return dict(accuracy=float((pred == truth).mean()), classes=list(knn.classes_),
                 confusion=confusion_matrix(truth, pred, labels=knn.classes_),
                 predictions=pd.DataFrame(dict(row=held_rows, category=truth, predicted=pred,
-                                              **{f"p_{c}": proba[:, i] for i, c in enumerate(knn.classes_)})),
+                                              **{f"p_{c}": proba[:, i] for i, c in enumerate(knn.classes_)},
+                                              **{f"score_{c}": S[:, i] for i, c in enumerate(knn.classes_) if _null_of(c, knn.classes_)})),
                 model=knn)
 
 # %% ../nbs/08_metadata.ipynb #9056e7e5
 NATURAL = ("typical", "atypical")  # real, clean examples: the null of the flags
 IMAGE_PROBLEMS = ("random_inputs", "corrupted", "ood")  # categories of a broken or foreign image (a real data set seldom holds many)
 
+def _null_of(c: str, classes) -> list[str]:
+    "The natural categories a flag for `c` is tested against (typical and atypical; typical alone for atypical); none for typical."
+    return [] if c == "typical" else [n for n in NATURAL if n != c and n in set(classes)]
+
+def flag_scores(knn: MAPD,   # fitted on probes that include natural ones
+                X,           # (N, E) what the k-NN reads, of the rows to score
+                ) -> np.ndarray:
+    """`(N, C)`, for each category `c` of `knn.classes_`: `log r_null - log r_c`, where `r_c` is the distance from the row to its
+    k-th nearest probe of `c` and `r_null` to its k-th nearest natural probe (`_null_of(c)`); NaN for `typical`, which is not flagged.
+    The k-NN density of a category at a row is `k / (n V r^E)`, so the score is `1/E` times the log likelihood ratio of `c` against
+    natural examples, up to a constant: by Neyman and Pearson the statistic that catches the most of `c` at a given false-flag rate."""
+    classes, out, logr = list(knn.classes_), np.full((len(X), len(knn.classes_)), np.nan), {}
+    def log_radius(cats):
+        if tuple(cats) not in logr: logr[tuple(cats)] = np.log(np.maximum(knn.kth_distance(X, cats).astype(np.float64), 1e-12))
+        return logr[tuple(cats)]
+    for j, c in enumerate(classes):
+        if null := _null_of(c, classes): out[:, j] = log_radius(null) - log_radius([c])
+    return out
+
 def _conformal_threshold(null, alpha: float) -> float:
     "The split-conformal threshold: the ceil((n+1)(1-alpha))-th smallest of `null`; inf when n is too small for `alpha`."
     s = np.sort(np.asarray(null, np.float64)); m = math.ceil((len(s) + 1) * (1 - alpha))
     return float(s[m - 1]) if 1 <= m <= len(s) else math.inf
 
-def flag_thresholds(proba,                # (P, C) k-NN probabilities of the held-out probes
+def flag_thresholds(scores,               # (P, C) of the held-out probes: `flag_scores` (or the votes `p_<category>`), higher is more like the category
                     categories,           # (P,) their true categories
                     classes,              # (C,) the columns of `proba`
                     *, alpha: float = 0.05,  # the false-flag rate promised on natural examples
                     familywise: bool = True,  # alpha bounds the chance of *any* problem flag (alpha / m per problem category); else per category
                     seed: int = 0,        # seeds the halves of the cross-fitted check
+                    statistic: str = "p",  # the table column the thresholds apply to: "score" (`score_<category>`) or "p" (`p_<category>`)
                     ) -> pd.DataFrame:
-    "Per category: threshold on `p_<category>` so that at most `alpha` of held-out natural probes are flagged, with measured rates."
+    "Per category: threshold on `<statistic>_<category>` so that at most `alpha` of held-out natural probes are flagged, with measured rates."
     if not 0 < alpha < 1: raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha}")
-    P, cats, classes = np.asarray(proba, np.float64), np.asarray(categories, dtype=object), list(classes)
-    if P.shape != (len(cats), len(classes)): raise ValueError(f"proba must have shape ({len(cats)}, {len(classes)}), got {P.shape}")
+    if statistic not in ("score", "p"): raise ValueError(f"statistic must be 'score' or 'p', got {statistic!r}")
+    P, cats, classes = np.asarray(scores, np.float64), np.asarray(categories, dtype=object), list(classes)
+    if P.shape != (len(cats), len(classes)): raise ValueError(f"scores must have shape ({len(cats)}, {len(classes)}), got {P.shape}")
     rng, out = np.random.default_rng(seed), []
     m = sum(c not in NATURAL for c in classes) if familywise else 1   # Bonferroni over the problem categories
     for j, c in enumerate(classes):
-        if c == "typical": continue
-        null = np.isin(cats, [n for n in NATURAL if n != c])
-        if not null.any(): continue  # nothing natural to calibrate on: no flag for c
+        null = np.isin(cats, _null_of(c, set(cats)))
+        if not null.any(): continue  # typical, or nothing natural to calibrate on: no flag for c
         a = alpha if c in NATURAL else alpha / max(m, 1)
         s, tau = P[null, j], _conformal_threshold(P[null, j], a)
         half = rng.permutation(len(s)) < len(s) // 2   # cross-fit: a threshold from one half, measured on the other
         cross = np.mean([np.mean(s[~h] > _conformal_threshold(s[h], a)) for h in (half, ~half)]) if len(s) >= 4 else math.nan
         own = cats == c
-        out.append(dict(category=c, threshold=tau, alpha=a, null=" + ".join(n for n in NATURAL if n != c and (cats == n).any()),
+        out.append(dict(category=c, statistic=statistic, threshold=tau, alpha=a, null=" + ".join(_null_of(c, set(cats))),
                         n_null=int(null.sum()), null_flag_rate=float(np.mean(s > tau)), null_flag_rate_crossfit=float(cross),
-                        recall=float(np.mean(P[own, j] > tau)) if own.any() else math.nan))
+                        recall=float(np.mean(P[own, j] > tau)) if own.any() else math.nan,
+                        auroc=float(roc_auc_score(np.r_[np.ones(own.sum()), np.zeros(len(s))], np.r_[P[own, j], s])) if own.any() else math.nan))
     if not out: raise ValueError(f"flags need held-out probes of {' or '.join(NATURAL)} to calibrate on; the categories are {sorted(set(cats))}")
     return pd.DataFrame(out).set_index("category")
 
-def apply_flags(table: pd.DataFrame,       # a metadata table with p_<category> columns
+def apply_flags(table: pd.DataFrame,       # a metadata table with p_<category> columns (and score_<category> for score thresholds)
                 thresholds: pd.DataFrame,  # from `flag_thresholds`
                 ) -> pd.DataFrame:
-    "Add `flag_<category>` columns and assign `category`: the most probable flagged category, else typical/atypical by the k-NN."
+    "Add `flag_<category>` columns and assign `category`: the flagged problem with the highest statistic, else typical/atypical by the k-NN."
     t = table.copy()
     classes = [c[2:] for c in t.columns if c.startswith("p_")]
+    col = {c: f"{thresholds.statistic[c] if 'statistic' in thresholds else 'p'}_{c}" for c in thresholds.index}
     # held-out models that confidently name another class have recognised the image: it is not noise nor from elsewhere
     known = t["likely_mislabeled"].to_numpy(bool) if "likely_mislabeled" in t else np.zeros(len(t), bool)
     for c in thresholds.index:
-        raised = t[f"p_{c}"].to_numpy() > thresholds.threshold[c]
+        raised = t[col[c]].to_numpy() > thresholds.threshold[c]
         t[f"flag_{c}"] = raised & ~known if c in IMAGE_PROBLEMS else raised
     P = t[[f"p_{c}" for c in classes]].to_numpy()
     flagged = np.stack([t[f"flag_{c}"].to_numpy() if c in thresholds.index else np.zeros(len(t), bool) for c in classes], 1)
     natural = np.isin(classes, NATURAL)
-    # rank: a flagged problem (2 + p) above a raised atypical flag (1 + p) above the natural categories' p; unflagged problems never
+    # a flagged problem first (the one whose statistic is highest); then a raised atypical flag (1 + p); then the natural categories' p
+    problem = flagged & ~natural
+    S = np.stack([t[col[c]].to_numpy(np.float64) if c in col else np.zeros(len(t)) for c in classes], 1)
     base = np.where(natural, P + flagged, -1.0) if natural.any() else P
-    pick = np.where(flagged & ~natural, 2 + P, base).argmax(1)
+    pick = np.where(problem.any(1), np.where(problem, S, -np.inf).argmax(1), base.argmax(1))
     t["category"] = pd.Categorical(np.asarray(classes, dtype=object)[pick], categories=classes)
     t["confidence"] = P[np.arange(len(t)), pick].astype(np.float32)
     return t
@@ -152,10 +179,12 @@ def probe_diagnostics(predictions: pd.DataFrame,  # held-out probes: `category` 
     for c in classes:
         if c == "typical": continue
         m = ((pairs.a == c) & (pairs.b == "typical")) | ((pairs.a == "typical") & (pairs.b == c))
-        auc = float(pairs.auroc[m].iloc[0]) if m.any() else math.nan
+        auc, against = (float(pairs.auroc[m].iloc[0]) if m.any() else math.nan), "typical"
+        if thresholds is not None and "auroc" in thresholds and c in thresholds.index and not math.isnan(thresholds.auroc[c]):
+            auc, against = float(thresholds.auroc[c]), f"{thresholds.null[c]} (its flag's {thresholds.statistic[c] if 'statistic' in thresholds else 'p'})"
         rec = float(thresholds.recall.get(c, math.nan)) if thresholds is not None else math.nan
         why = []
-        if auc < min_auroc: why.append(f"held-out AUROC against typical {auc:.2f} < {min_auroc}")
+        if auc < min_auroc: why.append(f"held-out AUROC against {against} {auc:.2f} < {min_auroc}")
         if rec < min_recall: why.append(f"its flag catches {rec:.0%} of its own held-out probes")
         if why: warnings.append(f"'{c}' cannot be told from typical with this model and data ({'; '.join(why)}): "
                                 f"treat p_{c} and flag_{c} with caution; {_ADVICE.get(c, 'train longer, use a stronger model or more probes (n_fit)')}")
@@ -168,14 +197,15 @@ def metadata_table(store: TrajectoryStore,
                    thresholds: pd.DataFrame | None = None,  # from `flag_thresholds`: adds flag_<category> columns and the flagged category
                    likely_mislabeled: pd.Series | None = None,  # bool by example index (`mapd.scores.likely_mislabeled`): a column that vetoes image-problem flags
                    backend: str = "auto", device="auto") -> pd.DataFrame:
-    "One row per training example: labels, a probability per metadata category, the assigned category."
+    "One row per training example: labels, a probability (vote) and a flag score per metadata category, the assigned category."
     rows = store.rows
     if knn is None:
         fit_rows = np.flatnonzero(((rows.role == "probe") & (rows.split == "fit")).to_numpy())
         if not len(fit_rows): raise ValueError(f"{store.path} holds no fit-split probe rows to fit the k-NN on")
         knn = MAPD(k, backend=backend, device=device).fit(knn_input(store, quantity, fit_rows, epochs), rows.category.to_numpy()[fit_rows])
     train_rows = np.flatnonzero((rows.role == "train").to_numpy())
-    proba = knn.predict_proba(knn_input(store, quantity, train_rows, epochs if epochs is not None else knn.n_epochs_ // len(quantity.split("+"))))
+    X = knn_input(store, quantity, train_rows, epochs if epochs is not None else knn.n_epochs_ // len(quantity.split("+")))
+    proba, S = knn.predict_proba(X), flag_scores(knn, X)
     t = pd.DataFrame({"index": rows["index"].to_numpy()[train_rows], "label": rows["label"].to_numpy()[train_rows]})
     if "path" in rows: t["path"] = rows["path"].to_numpy()[train_rows]  # where the data came from files
     if "true_label" in rows:
@@ -186,12 +216,19 @@ def metadata_table(store: TrajectoryStore,
         if lm.isna().any(): raise ValueError(f"likely_mislabeled has no entry for {int(lm.isna().sum())} training rows, first index {t['index'][lm.isna().to_numpy()].iloc[0]}")
         t["likely_mislabeled"] = lm.to_numpy(bool)
     for i, c in enumerate(knn.classes_): t[f"p_{c}"] = proba[:, i].astype(np.float32)
+    for i, c in enumerate(knn.classes_):
+        if _null_of(c, knn.classes_): t[f"score_{c}"] = S[:, i].astype(np.float32)
     t["category"] = pd.Categorical(knn.classes_[proba.argmax(1)], categories=list(knn.classes_))
     t["confidence"] = proba.max(1).astype(np.float32)
     if thresholds is not None:
         t = apply_flags(t, thresholds)
         t["knn_category"] = pd.Categorical(knn.classes_[proba.argmax(1)], categories=list(knn.classes_))
     return t
+
+def ranking(table: pd.DataFrame, category: str) -> str:
+    "The column that ranks rows as `category`: its flag score `score_<category>` where the table has one, else its vote `p_<category>`."
+    if f"p_{category}" not in table: raise ValueError(f"unknown category {category!r}; the table has {[c[2:] for c in table.columns if c.startswith('p_')]}")
+    return f"score_{category}" if f"score_{category}" in table else f"p_{category}"
 
 def save_table(df: pd.DataFrame, path: str | Path) -> Path:
     "Write `df` as Parquet (`.parquet`) or CSV (`.csv`), atomically."
@@ -222,10 +259,13 @@ def calibrated_table(store: TrajectoryStore,
                      *, k: int = 20, alpha: float = 0.05, seed: int = 0,   # the flags' false-flag rate, and the seed of their check
                      likely_mislabeled: pd.Series | None = None,  # bool by example index: vetoes image-problem flags (see metadata_table)
                      quantity: str = "loss",   # what the k-NN reads (`knn_input`)
+                     epochs: int | None = None,  # cut trajectories at this many epochs
                      device="auto") -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
-    "The metadata table with flags at false-flag rate `alpha`, the held-out probe check (`probe_check`) and the thresholds (None without natural probes)."
-    check = probe_check(store, categories, k=k, quantity=quantity, device=device)
+    "The metadata table with flags on `flag_scores` at false-flag rate `alpha`, the held-out probe check (`probe_check`) and the thresholds (None without natural probes)."
+    check = probe_check(store, categories, k=k, epochs=epochs, quantity=quantity, device=device)
     pred = check["predictions"]
-    try: thresholds = flag_thresholds(pred[[f"p_{c}" for c in check["classes"]]].to_numpy(), pred.category, check["classes"], alpha=alpha, seed=seed)
+    S = np.stack([pred[f"score_{c}"] if f"score_{c}" in pred else np.full(len(pred), np.nan) for c in check["classes"]], 1)
+    try: thresholds = flag_thresholds(S, pred.category, check["classes"], alpha=alpha, seed=seed, statistic="score")
     except ValueError: thresholds = None   # no natural probes to calibrate on: no flags
-    return metadata_table(store, check["model"], quantity=quantity, thresholds=thresholds, likely_mislabeled=likely_mislabeled), check, thresholds
+    table = metadata_table(store, check["model"], epochs=epochs, quantity=quantity, thresholds=thresholds, likely_mislabeled=likely_mislabeled)
+    return table, check, thresholds

@@ -13,6 +13,7 @@ import seaborn as sns
 import torch
 
 from .store import TrajectoryStore
+from .metadata import ranking
 
 # %% auto #0
 __all__ = ['CATEGORY_COLORS', 'category_color', 'plot_trajectories', 'plot_confusion', 'image_grid', 'plot_surfaced']
@@ -70,14 +71,14 @@ def image_grid(images,              # (B, C, H, W) uint8
 def plot_surfaced(table: pd.DataFrame,  # the metadata table
                   ds,                   # the ImageDataset whose `index` the table's "index" column refers to
                   *, categories=None, per_class: int = 1, scale: float = 1.1):
-    "For each category (rows) and class (columns), the training examples with the highest probability of that category (figure 1)."
+    "For each category (rows) and class (columns), the training examples ranked highest as that category (figure 1): by `score_<category>` where the table has it, else `p_<category>`."
     cats = categories or [c[2:] for c in table.columns if c.startswith("p_")]
     classes, K = ds.classes, len(ds.classes)
     pos = pd.Series(np.arange(len(ds)), index=ds.index.numpy())
     fig, axs = plt.subplots(len(cats) * per_class, K, figsize=(K * scale, len(cats) * per_class * scale * 1.05), squeeze=False)
     for ci, c in enumerate(cats):
         for k in range(K):
-            sub = table[table.label == k].sort_values(f"p_{c}", ascending=False, kind="stable").head(per_class)
+            sub = table[table.label == k].sort_values(list(dict.fromkeys([ranking(table, c), f"p_{c}"])), ascending=False, kind="stable").head(per_class)
             for j in range(per_class):
                 ax = axs[ci * per_class + j, k]; ax.set_xticks([]); ax.set_yticks([])
                 if j < len(sub):

@@ -43,17 +43,21 @@ def test_moving_the_slider_redraws(explorer):
     assert ex.shown_indices() == last["shown"] and ex.summary.value == last["summary"]   # back to the cached epoch
 
 
-def test_category_ranks_by_its_probability(explorer):
+def test_category_ranks_by_its_score(explorer):
+    "The grid shows the top n by the category's ranking column: its flag score where the table has one (typical: the vote)."
+    from mapd.metadata import ranking
     ex = explorer
     ex.epoch, ex.klass = ex.n_epochs, None
     shown = {}
     for c in ex.categories:
         ex.category_dropdown.value = c
         tab = ex.assignments().set_index("index")
+        col = ranking(tab, c)
+        assert col == (f"p_{c}" if c == "typical" else f"score_{c}"), col
         assert len(ex.shown_indices()) == ex.n_show
-        p = tab.loc[ex.shown_indices(), f"p_{c}"].to_numpy()
-        assert (np.diff(p) <= 0).all() and p[0] == tab[f"p_{c}"].max(), c
-        assert p[-1] >= np.sort(tab[f"p_{c}"].to_numpy())[-ex.n_show]     # the top n, not any n
+        s = tab.loc[ex.shown_indices(), col].to_numpy()
+        assert (np.diff(s) <= 0).all() and s[0] == tab[col].max(), c
+        assert s[-1] >= np.sort(tab[col].to_numpy())[-ex.n_show]     # the top n, not any n
         shown[c] = ex.shown_indices()
     assert len({tuple(v) for v in shown.values()}) > 1, shown
 

@@ -120,7 +120,7 @@ def test_probabilities_equal_sklearn_at_the_audits_shape():
     (G, m), (X, _) = _curves(1500, 20, rng), _curves(20_000, 20, rng)
     knn = MAPD(k=20, device="cpu").fit(G, m)
     p = knn.predict_proba(X)
-    assert knn._cpu.levels, "1,500 probes should go through the grouped filter"
+    assert knn._cpu[None].levels, "1,500 probes should go through the grouped filter"
     G64, X64 = G.astype(np.float64), X.astype(np.float64)
     d, _ = KNeighborsClassifier(n_neighbors=21, algorithm="brute").fit(G64, m).kneighbors(X64)
     tie = np.isclose(d[:, 19], d[:, 20], rtol=1e-4, atol=1e-6)
@@ -131,6 +131,10 @@ def test_probabilities_equal_sklearn_at_the_audits_shape():
     assert (np.diff(dist, axis=1) >= 0).all()
     codes = torch.as_tensor(np.unique(m, return_inverse=True)[1])
     np.testing.assert_array_equal(knn_fractions(torch.from_numpy(X[:2000]), torch.from_numpy(G), codes, 20, len(knn.classes_)).numpy(), p[:2000])
+    for among in (None, "0.3", ["1.0", "0.0"]):   # the k-th nearest of some categories, through the same filter as the vote
+        mask = np.ones(len(m), bool) if among is None else np.isin(m, among)
+        ref = np.sort(((X64[:2000, None] - G64[None, mask]) ** 2).sum(-1), 1)[:, 19] ** .5
+        np.testing.assert_allclose(knn.kth_distance(X[:2000], among), ref, rtol=1e-3, atol=1e-3)
 
 
 def test_same_result_whatever_the_threads_and_chunks():
