@@ -34,8 +34,10 @@ def test_every_run_writes_notebook_html_figures_and_results(repo, tiny_report):
     import pandas as pd
     flagged = pd.read_csv(audit/"flagged.csv")
     assert set(flagged.flagged_as) == set(results["audit"]["parameters"]["categories"])
-    for c, g in flagged.groupby("flagged_as"):  # each block holds the most probable examples of its category, in order
-        assert g[f"p_{c}"].is_monotonic_decreasing
+    from mapd.metadata import ranking
+    for c, g in flagged.groupby("flagged_as"):  # each block holds the highest-ranked examples of its category, in order
+        col = ranking(flagged, c)
+        assert col == (f"p_{c}" if c == "typical" else f"score_{c}") and g[col].is_monotonic_decreasing
     import pandas as pd
     comp = pd.read_csv(out/"compare"/"comparison.csv")
     assert set(comp.problem) == {"mislabeled", "atypical", "corrupted", "ood"} and set(comp.noise) == {"symmetric", "asymmetric"}
