@@ -16,17 +16,18 @@ import torch
 from scipy import stats
 
 from .core import as_numpy, check_labels, check_same_length, check_trajectories, progress
-from .metadata import detection_scores, probe_check
+from .metadata import apply_flags, detection_scores, flag_scores, flag_thresholds, probe_check, _null_of
 from .models import make_model
 from .scores import DEFAULT_SCORE_CONFIG
 from .store import TrajectoryStore
 from .train import TrainConfig, fit, predict_logits, _as_xy
 
 # %% auto #0
-__all__ = ['REGIONS', 'PROBLEM_PROBES', 'mean_loss_scores', 'forgetting_scores', 'cartography_scores', 'plot_data_map',
-           'aum_scores', 'make_threshold_samples', 'aum_threshold_scores', 'el2n_scores', 'el2n_from_model',
-           'fit_beta_mixture', 'bmm_scores', 'bmm_posterior', 'compare_detectors', 'recording_scores',
-           'trajectory_scores', 'truth_sets', 'cross_val_probs', 'cleanlab_scores', 'datalab_outlier_scores']
+__all__ = ['REGIONS', 'PROBLEM_PROBES', 'MAPD_VOTE', 'mean_loss_scores', 'forgetting_scores', 'cartography_scores',
+           'plot_data_map', 'aum_scores', 'make_threshold_samples', 'aum_threshold_scores', 'el2n_scores',
+           'el2n_from_model', 'fit_beta_mixture', 'bmm_scores', 'bmm_posterior', 'compare_detectors',
+           'recording_scores', 'trajectory_scores', 'truth_sets', 'cross_val_probs', 'cleanlab_scores',
+           'datalab_outlier_scores']
 
 # %% ../nbs/08b_baselines.ipynb #3e19409f
 def _train_rows(store: TrajectoryStore) -> tuple[np.ndarray, pd.DataFrame]:
@@ -339,13 +340,28 @@ def recording_scores(store: TrajectoryStore) -> tuple[dict, dict]:
               "beta mixture (Arazo)": bmm_scores(L[:, -1])}
     return {k: t.score.to_numpy(np.float64) for k, t in tables.items()}, {k: tables[k].flag.to_numpy() for k in _FLAGGING}
 
+MAPD_VOTE = "MAP-D vote p (the paper's equation 6)"   # the method name of MAP-D's vote, beside "MAP-D" (its flag score)
+
 def trajectory_scores(store: TrajectoryStore, categories=None,  # probe categories of MAP-D's k-NN; all the store holds when None
-                      k: int = 20) -> tuple[pd.DataFrame, dict, dict]:
-    "MAP-D's (R, C) probabilities beside `recording_scores`; flags: MAP-D's where random labels is the most probable category, then the single-axis ones."
-    knn = probe_check(store, categories, k=k)["model"]
-    p = pd.DataFrame(knn.predict_proba(store.trajectories("loss")), columns=knn.classes_)
+                      k: int = 20, *, alpha: float = 0.05, seed: int = 0,  # MAP-D's flags: false-flag rate and the seed of their check, as `calibrated_table`
+                      ) -> tuple[pd.DataFrame, dict, dict]:
+    """MAP-D on every row of `store` beside `recording_scores`. The DataFrame holds, per category `c`: the vote `p_<c>`, the flag score
+    `score_<c>` (`flag_scores`), `logr_<c>` (the log distance to the k-th nearest probe of `c`: `logr_a - logr_b` is the score of `b`
+    against `a`), and `flag_<c>`, `category` as the metadata table assigns them (without its likely-mislabeled veto). Flags: MAP-D's
+    `flag_random_labels`, the paper's rule (random labels is the most probable category, `MAPD_VOTE`), then the single-axis ones."""
+    check = probe_check(store, categories, k=k)
+    knn, pred, classes = check["model"], check["predictions"], check["classes"]
+    X = store.trajectories("loss")
+    P, S = knn.predict_proba(X), flag_scores(knn, X)
+    m = pd.DataFrame({**{f"p_{c}": P[:, i] for i, c in enumerate(classes)},
+                      **{f"score_{c}": S[:, i] for i, c in enumerate(classes) if _null_of(c, classes)},
+                      **{f"logr_{c}": np.log(np.maximum(knn.kth_distance(X, [c]).astype(np.float64), 1e-12)) for c in classes}})
+    held = np.stack([pred[f"score_{c}"] if f"score_{c}" in pred else np.full(len(pred), np.nan) for c in classes], 1)
+    try: m = apply_flags(m, flag_thresholds(held, pred.category, classes, alpha=alpha, seed=seed, statistic="score"))
+    except ValueError: pass   # no natural probes to calibrate on: no flags (as `calibrated_table`)
     single, flags = recording_scores(store)
-    return p, single, {"MAP-D": p.columns.to_numpy()[p.to_numpy().argmax(1)] == "random_labels", **flags}
+    mapd_flag = m["flag_random_labels"].to_numpy(bool) if "flag_random_labels" in m else np.zeros(len(m), bool)
+    return m, single, {"MAP-D": mapd_flag, MAPD_VOTE: np.asarray(classes)[P.argmax(1)] == "random_labels", **flags}
 
 def truth_sets(rows: pd.DataFrame,             # a store's rows (role, category, split, label and, with injected noise, true_label)
                problems: dict = PROBLEM_PROBES) -> dict:

@@ -61,8 +61,8 @@ def probe_check(store: TrajectoryStore,
     return dict(accuracy=float((pred == truth).mean()), classes=list(knn.classes_),
                 confusion=confusion_matrix(truth, pred, labels=knn.classes_),
                 predictions=pd.DataFrame(dict(row=held_rows, category=truth, predicted=pred,
-                                              **{f"p_{c}": proba[:, i] for i, c in enumerate(knn.classes_)},
-                                              **{f"score_{c}": S[:, i] for i, c in enumerate(knn.classes_) if _null_of(c, knn.classes_)})),
+                                              **{f"p_{c}": proba[:, i].astype(np.float32) for i, c in enumerate(knn.classes_)},   # as the table's
+                                              **{f"score_{c}": S[:, i].astype(np.float32) for i, c in enumerate(knn.classes_) if _null_of(c, knn.classes_)})),
                 model=knn)
 
 # %% ../nbs/08_metadata.ipynb #9056e7e5
@@ -231,11 +231,11 @@ def ranking(table: pd.DataFrame, category: str) -> str:
     return f"score_{category}" if f"score_{category}" in table else f"p_{category}"
 
 def save_table(df: pd.DataFrame, path: str | Path) -> Path:
-    "Write `df` as Parquet (`.parquet`) or CSV (`.csv`), atomically."
+    "Write `df` as Parquet (`.parquet`, zstd-compressed) or CSV (`.csv`), atomically."
     path = Path(path)
     if path.suffix not in (".parquet", ".csv"): raise ValueError(f"{path}: the table is written as .parquet or .csv, not {path.suffix!r}")
     with atomic_write(path, "wb") as f:
-        if path.suffix == ".parquet": df.to_parquet(f, index=False)
+        if path.suffix == ".parquet": df.to_parquet(f, index=False, compression="zstd")   # lossless; a sixth smaller than snappy on float scores
         else: f.write(df.to_csv(index=False).encode())
     return path
 

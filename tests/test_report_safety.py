@@ -325,3 +325,13 @@ def test_old_manifests_without_tiny_per_run(tmp_path, fake_papermill):
     m = json.loads((out/"manifest.json").read_text())
     assert m["runs"]["b"]["tiny"] is True and m["runs"]["a"]["tiny"] is False and m["tiny"] is True
     assert "Runs made with them: b." in (out/"README.md").read_text()
+
+
+def test_the_committed_report_stays_under_15_mb(repo):
+    "outputs/ as git tracks it (the report a clone gets) is at most 15 MB: every regeneration adds to the history."
+    import subprocess
+    try: files = subprocess.run(["git", "ls-files", "-z", "outputs"], cwd=repo, capture_output=True, check=True).stdout.decode().split("\0")
+    except (OSError, subprocess.CalledProcessError): pytest.skip("not a git checkout")
+    sizes = {f: (repo/f).stat().st_size for f in files if f and (repo/f).is_file()}
+    assert sizes, "git tracks no report under outputs/"
+    assert sum(sizes.values()) <= 15_000_000, sorted(sizes.items(), key=lambda kv: -kv[1])[:5]
