@@ -186,8 +186,14 @@ def probe_diagnostics(predictions: pd.DataFrame,  # held-out probes: `category` 
         why = []
         if auc < min_auroc: why.append(f"held-out AUROC against {against} {auc:.2f} < {min_auroc}")
         if rec < min_recall: why.append(f"its flag catches {rec:.0%} of its own held-out probes")
-        if why: warnings.append(f"'{c}' cannot be told from typical with this model and data ({'; '.join(why)}): "
-                                f"treat p_{c} and flag_{c} with caution; {_ADVICE.get(c, 'train longer, use a stronger model or more probes (n_fit)')}")
+        if auc < min_auroc: warnings.append(f"'{c}' cannot be told from typical with this model and data ({'; '.join(why)}): "
+                                            f"treat p_{c} and flag_{c} with caution; {_ADVICE.get(c, 'train longer, use a stronger model or more probes (n_fit)')}")
+        elif why:   # ranked well, flagged little: the natural probes the threshold is set on score as high as some of c's
+            col = f"score_{c}" if f"score_{c}" in predictions else f"p_{c}"
+            warnings.append(f"'{c}' is ranked well (held-out AUROC against {against} {auc:.2f}) but {why[0]}: some natural probes score "
+                            f"as high, so the threshold that keeps their false flags at the stated rate catches few (probes drawn from noisy "
+                            f"data may themselves hold the problem); rank by {col} rather than trusting flag_{c} for "
+                            f"recall, or raise alpha")
     return pairs, warnings
 
 # %% ../nbs/08_metadata.ipynb #6d2e9bb9
