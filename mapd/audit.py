@@ -24,7 +24,7 @@ from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_st
 from .models import MODELS, make_model
 from .train import TrainConfig, TRAIN_PRESETS, fit, world, on_rank0, process_device
 from .store import TrajectoryStore
-from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, ranking, IMAGE_PROBLEMS
+from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS
 from .plots import image_grid
 from .explore import Explorer
 
@@ -518,8 +518,7 @@ def issues(self: Audit, category: str,   # one of the audit's categories, e.g. "
     if flagged:
         if flag not in t: raise ValueError(f"'{category}' has no flag: flags are calibrated against it" if category == "typical" else f"this audit has no {flag} column")
         t = t[t[flag].to_numpy(bool)]
-    by = ranking(t, category)
-    t = t.sort_values([by, f"p_{category}"], ascending=False, kind="stable")
+    by, t = ranking(t, category), ranked(t, category)
     if n is not None: t = t.head(n)
     cols = [c for c in ("index", "path", "label", "true_label", "is_noisy") if c in t] + list(dict.fromkeys([f"p_{category}", by])) + [c for c in (flag, "likely_mislabeled") if c in t] + ["category", "confidence"]
     out = t[cols].reset_index(drop=True)

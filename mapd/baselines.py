@@ -16,7 +16,7 @@ import torch
 from scipy import stats
 
 from .core import as_numpy, check_labels, check_same_length, check_trajectories, progress
-from .metadata import apply_flags, detection_scores, flag_scores, flag_thresholds, probe_check, _null_of
+from .metadata import apply_flags, check_thresholds, detection_scores, flag_scores, probe_check, _knn_columns, _log_kth
 from .models import make_model
 from .scores import DEFAULT_SCORE_CONFIG
 from .store import TrajectoryStore
@@ -350,15 +350,11 @@ def trajectory_scores(store: TrajectoryStore, categories=None,  # probe categori
     against `a`), and `flag_<c>`, `category` as the metadata table assigns them (without its likely-mislabeled veto). Flags: MAP-D's
     `flag_random_labels`, the paper's rule (random labels is the most probable category, `MAPD_VOTE`), then the single-axis ones."""
     check = probe_check(store, categories, k=k)
-    knn, pred, classes = check["model"], check["predictions"], check["classes"]
+    knn, classes, radii = check["model"], check["classes"], {}
     X = store.trajectories("loss")
-    P, S = knn.predict_proba(X), flag_scores(knn, X)
-    m = pd.DataFrame({**{f"p_{c}": P[:, i] for i, c in enumerate(classes)},
-                      **{f"score_{c}": S[:, i] for i, c in enumerate(classes) if _null_of(c, classes)},
-                      **{f"logr_{c}": np.log(np.maximum(knn.kth_distance(X, [c]).astype(np.float64), 1e-12)) for c in classes}})
-    held = np.stack([pred[f"score_{c}"] if f"score_{c}" in pred else np.full(len(pred), np.nan) for c in classes], 1)
-    try: m = apply_flags(m, flag_thresholds(held, pred.category, classes, alpha=alpha, seed=seed, statistic="score"))
-    except ValueError: pass   # no natural probes to calibrate on: no flags (as `calibrated_table`)
+    P, S = knn.predict_proba(X), flag_scores(knn, X, radii)
+    m = pd.DataFrame({**_knn_columns(classes, P, S), **{f"logr_{c}": radii[(c,)] if (c,) in radii else _log_kth(knn, X, [c]) for c in classes}})
+    if (thresholds := check_thresholds(check, alpha=alpha, seed=seed)) is not None: m = apply_flags(m, thresholds)   # none without natural probes
     single, flags = recording_scores(store)
     mapd_flag = m["flag_random_labels"].to_numpy(bool) if "flag_random_labels" in m else np.zeros(len(m), bool)
     return m, single, {"MAP-D": mapd_flag, MAPD_VOTE: np.asarray(classes)[P.argmax(1)] == "random_labels", **flags}

@@ -20,7 +20,7 @@ from PIL import Image
 from fastcore.basics import patch
 
 from .data import ImageDataset, load_dataset
-from .metadata import load_table, calibrated_table, ranking
+from .metadata import load_table, calibrated_table, ranked
 from .plots import category_color
 from .store import TrajectoryStore
 
@@ -122,7 +122,7 @@ class Explorer:
         tab, c = self.assignments(t), category or self.category
         if c not in self.categories: raise ValueError(f"unknown category {c!r}; the audit has {self.categories}")
         if klass is not None: tab = tab[tab.label == klass]
-        return tab.sort_values([ranking(tab, c), f"p_{c}"], ascending=False, kind="stable").head(self.n_show if n is None else n)
+        return ranked(tab, c).head(self.n_show if n is None else n)
 
     def trajectory(self, index: int) -> np.ndarray:
         "The `(E,)` trajectory of the training example with this index."

@@ -19,8 +19,8 @@ from .store import TrajectoryStore
 
 # %% auto #0
 __all__ = ['NATURAL', 'IMAGE_PROBLEMS', 'knn_input', 'probe_check', 'flag_scores', 'flag_thresholds', 'apply_flags',
-           'probe_diagnostics', 'metadata_table', 'ranking', 'save_table', 'load_table', 'detection_scores',
-           'calibrated_table']
+           'probe_diagnostics', 'metadata_table', 'ranking', 'ranked', 'save_table', 'load_table', 'detection_scores',
+           'check_thresholds', 'calibrated_table']
 
 # %% ../nbs/08_metadata.ipynb #0cd14ad0
 def knn_input(store: TrajectoryStore,
@@ -60,9 +60,7 @@ def probe_check(store: TrajectoryStore,
     pred = knn.classes_[proba.argmax(1)]
     return dict(accuracy=float((pred == truth).mean()), classes=list(knn.classes_),
                 confusion=confusion_matrix(truth, pred, labels=knn.classes_),
-                predictions=pd.DataFrame(dict(row=held_rows, category=truth, predicted=pred,
-                                              **{f"p_{c}": proba[:, i].astype(np.float32) for i, c in enumerate(knn.classes_)},   # as the table's
-                                              **{f"score_{c}": S[:, i].astype(np.float32) for i, c in enumerate(knn.classes_) if _null_of(c, knn.classes_)})),
+                predictions=pd.DataFrame(dict(row=held_rows, category=truth, predicted=pred, **_knn_columns(knn.classes_, proba, S))),
                 model=knn)
 
 # %% ../nbs/08_metadata.ipynb #9056e7e5
@@ -75,18 +73,29 @@ def _null_of(c: str, classes) -> list[str]:
 
 def flag_scores(knn: MAPD,   # fitted on probes that include natural ones
                 X,           # (N, E) what the k-NN reads, of the rows to score
+                log_radii: dict | None = None,  # filled with the log k-th distances computed, by tuple of categories, for reuse
                 ) -> np.ndarray:
     """`(N, C)`, for each category `c` of `knn.classes_`: `log r_null - log r_c`, where `r_c` is the distance from the row to its
     k-th nearest probe of `c` and `r_null` to its k-th nearest natural probe (`_null_of(c)`); NaN for `typical`, which is not flagged.
     The k-NN density of a category at a row is `k / (n V r^E)`, so the score is `1/E` times the log likelihood ratio of `c` against
     natural examples, up to a constant: by Neyman and Pearson the statistic that catches the most of `c` at a given false-flag rate."""
-    classes, out, logr = list(knn.classes_), np.full((len(X), len(knn.classes_)), np.nan), {}
+    classes, out = list(knn.classes_), np.full((len(X), len(knn.classes_)), np.nan)
+    logr = {} if log_radii is None else log_radii
     def log_radius(cats):
-        if tuple(cats) not in logr: logr[tuple(cats)] = np.log(np.maximum(knn.kth_distance(X, cats).astype(np.float64), 1e-12))
+        if tuple(cats) not in logr: logr[tuple(cats)] = _log_kth(knn, X, cats)
         return logr[tuple(cats)]
     for j, c in enumerate(classes):
         if null := _null_of(c, classes): out[:, j] = log_radius(null) - log_radius([c])
     return out
+
+def _log_kth(knn: MAPD, X, cats) -> np.ndarray:
+    "`(N,)` float64 log distance to the k-th nearest probe of `cats`."
+    return np.log(np.maximum(knn.kth_distance(X, cats).astype(np.float64), 1e-12))
+
+def _knn_columns(classes, proba, S) -> dict:
+    "The table's k-NN columns, float32: the vote `p_<c>` of every category, then the flag score `score_<c>` of every flagged one."
+    return {**{f"p_{c}": proba[:, i].astype(np.float32) for i, c in enumerate(classes)},
+            **{f"score_{c}": S[:, i].astype(np.float32) for i, c in enumerate(classes) if _null_of(c, classes)}}
 
 def _conformal_threshold(null, alpha: float) -> float:
     "The split-conformal threshold: the ceil((n+1)(1-alpha))-th smallest of `null`; inf when n is too small for `alpha`."
@@ -221,9 +230,7 @@ def metadata_table(store: TrajectoryStore,
         lm = likely_mislabeled.reindex(t["index"].to_numpy())
         if lm.isna().any(): raise ValueError(f"likely_mislabeled has no entry for {int(lm.isna().sum())} training rows, first index {t['index'][lm.isna().to_numpy()].iloc[0]}")
         t["likely_mislabeled"] = lm.to_numpy(bool)
-    for i, c in enumerate(knn.classes_): t[f"p_{c}"] = proba[:, i].astype(np.float32)
-    for i, c in enumerate(knn.classes_):
-        if _null_of(c, knn.classes_): t[f"score_{c}"] = S[:, i].astype(np.float32)
+    for col, v in _knn_columns(knn.classes_, proba, S).items(): t[col] = v
     t["category"] = pd.Categorical(knn.classes_[proba.argmax(1)], categories=list(knn.classes_))
     t["confidence"] = proba.max(1).astype(np.float32)
     if thresholds is not None:
@@ -235,6 +242,10 @@ def ranking(table: pd.DataFrame, category: str) -> str:
     "The column that ranks rows as `category`: its flag score `score_<category>` where the table has one, else its vote `p_<category>`."
     if f"p_{category}" not in table: raise ValueError(f"unknown category {category!r}; the table has {[c[2:] for c in table.columns if c.startswith('p_')]}")
     return f"score_{category}" if f"score_{category}" in table else f"p_{category}"
+
+def ranked(table: pd.DataFrame, category: str) -> pd.DataFrame:
+    "`table`'s rows most like `category` first: by `ranking` (its flag score), ties by the vote `p_<category>`, stably."
+    return table.sort_values(list(dict.fromkeys([ranking(table, category), f"p_{category}"])), ascending=False, kind="stable")
 
 def save_table(df: pd.DataFrame, path: str | Path) -> Path:
     "Write `df` as Parquet (`.parquet`, zstd-compressed) or CSV (`.csv`), atomically."
@@ -260,6 +271,14 @@ def detection_scores(truth,     # (N,) bool: the examples that really are, e.g.,
     return dict(auroc=float(roc_auc_score(y, s)), average_precision=float(average_precision_score(y, s)), prevalence=float(y.mean()))
 
 # %% ../nbs/08_metadata.ipynb #ec76b072
+def check_thresholds(check: dict,   # from `probe_check`
+                     *, alpha: float = 0.05, seed: int = 0) -> pd.DataFrame | None:
+    "`flag_thresholds` on the flag scores of a probe check's held-out probes; None without natural probes to calibrate on (no flags)."
+    pred, classes = check["predictions"], check["classes"]
+    S = np.stack([pred[f"score_{c}"] if f"score_{c}" in pred else np.full(len(pred), np.nan) for c in classes], 1)
+    try: return flag_thresholds(S, pred.category, classes, alpha=alpha, seed=seed, statistic="score")
+    except ValueError: return None
+
 def calibrated_table(store: TrajectoryStore,
                      categories=None,   # probe categories of the k-NN; all the store holds when None
                      *, k: int = 20, alpha: float = 0.05, seed: int = 0,   # the flags' false-flag rate, and the seed of their check
@@ -269,9 +288,6 @@ def calibrated_table(store: TrajectoryStore,
                      device="auto") -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
     "The metadata table with flags on `flag_scores` at false-flag rate `alpha`, the held-out probe check (`probe_check`) and the thresholds (None without natural probes)."
     check = probe_check(store, categories, k=k, epochs=epochs, quantity=quantity, device=device)
-    pred = check["predictions"]
-    S = np.stack([pred[f"score_{c}"] if f"score_{c}" in pred else np.full(len(pred), np.nan) for c in check["classes"]], 1)
-    try: thresholds = flag_thresholds(S, pred.category, check["classes"], alpha=alpha, seed=seed, statistic="score")
-    except ValueError: thresholds = None   # no natural probes to calibrate on: no flags
+    thresholds = check_thresholds(check, alpha=alpha, seed=seed)
     table = metadata_table(store, check["model"], epochs=epochs, quantity=quantity, thresholds=thresholds, likely_mislabeled=likely_mislabeled)
     return table, check, thresholds

@@ -13,7 +13,7 @@ import seaborn as sns
 import torch
 
 from .store import TrajectoryStore
-from .metadata import ranking
+from .metadata import ranked
 
 # %% auto #0
 __all__ = ['CATEGORY_COLORS', 'category_color', 'plot_trajectories', 'plot_confusion', 'image_grid', 'plot_surfaced']
@@ -78,7 +78,7 @@ def plot_surfaced(table: pd.DataFrame,  # the metadata table
     fig, axs = plt.subplots(len(cats) * per_class, K, figsize=(K * scale, len(cats) * per_class * scale * 1.05), squeeze=False)
     for ci, c in enumerate(cats):
         for k in range(K):
-            sub = table[table.label == k].sort_values(list(dict.fromkeys([ranking(table, c), f"p_{c}"])), ascending=False, kind="stable").head(per_class)
+            sub = ranked(table[table.label == k], c).head(per_class)
             for j in range(per_class):
                 ax = axs[ci * per_class + j, k]; ax.set_xticks([]); ax.set_yticks([])
                 if j < len(sub):
