@@ -19,12 +19,12 @@ from fastcore.basics import patch
 import mapd
 from .core import Presets, with_defaults, resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
-from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, DEFAULT_SCORE_CONFIG
+from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, label_issues, DEFAULT_SCORE_CONFIG
 from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES
 from .models import MODELS, make_model
 from .train import TrainConfig, TRAIN_PRESETS, fit, world, on_rank0, process_device
 from .store import TrajectoryStore
-from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS
+from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS, FLAG_RULES, prevalence
 from .plots import image_grid
 from .explore import Explorer
 
@@ -33,11 +33,11 @@ __all__ = ['AUDIT_RULES', 'AUDIT_PRESETS', 'PAPER_PROBES', 'AUDIT_FILES', 'Audit
 
 # %% ../nbs/09_audit.ipynb #458809a4
 # what each setting may be: an interval, or the values allowed (checked by `AuditConfig`, offered as choices by `mapd audit`)
-AUDIT_RULES = dict(dataset=(*DATASETS, "custom"), image_size=">=1", channels=(1, 3), noise="[0,1)", noise_kind=("symmetric", "asymmetric"),
+AUDIT_RULES = dict(dataset=(*DATASETS, "custom"), image_size=">=1", channels=(1, 3), noise="[0,1)", noise_kind=("symmetric", "asymmetric", "instance"),
                    model=tuple(MODELS), epochs=">=1", batch_size=">=1", lr=">0", weight_decay=">=0", record=("eval", "online"), el2n_at="(0,1]",
                    score_model=tuple(MODELS), score_kind=("confidence", "accuracy"), score_ratios="(0,1)", score_runs=">=1", score_epochs=">=1",
                    categories=CATEGORIES, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", atypical_pool="(0,1]", edit_pool="(0,1]",
-                   exclude_mislabeled="(0,1]", exclude_unrecognised=">=1", alpha="(0,1)", ood=("auto", "sketch", "digits"),
+                   exclude_mislabeled="(0,1]", exclude_unrecognised=">=1", exclude_doubted=">0", flags=FLAG_RULES, q="(0,1)", alpha="(0,1)", ood=("auto", "sketch", "digits"),
                    flip_to=("uniform", "confused", "mixed"), k=">=1", seed=">=0",
                    knn_input=("loss", "margin", "loss+margin"))
 
@@ -49,7 +49,7 @@ class AuditConfig:
     image_size: int | None = None    # imagefolder: images are resized to this square size; the most common size when None
     channels: int | None = None      # imagefolder: 1 or 3; 1 when every image is greyscale when None
     noise: float = 0.0               # fraction of training labels to corrupt (0 = none)
-    noise_kind: str = "symmetric"    # "symmetric" or "asymmetric"
+    noise_kind: str = "symmetric"    # "symmetric", "asymmetric" (the data set's class pairs) or "instance" (Xia et al.'s instance-dependent flips)
     model: str = "mlp"               # "mlp", "cnn", "resnet18", "resnet50"
     epochs: int = 20                 # training epochs = trajectory length
     batch_size: int = 128            # appendix A
@@ -71,11 +71,14 @@ class AuditConfig:
     typical_pool: float | None = 0.8 # typical probe drawn at random from this most consistent share; None: the n most consistent (the paper)
     atypical_pool: float | None = 0.2  # atypical probe drawn at random from this least consistent share; None: the n least consistent (the paper)
     exclude_unrecognised: float | None = 2.0  # keep out of the natural probes examples on which held-out models give no class more than this / K (noise, foreign images); None: keep them
+    exclude_doubted: float | None = 1.0  # keep out of the typical and atypical probes examples to which held-out models give their label less than this / K (below a uniform guess: flips the models see through without being sure of the true class); None: keep them
     exclude_mislabeled: float | None = 0.5  # keep out of the typical and atypical probes examples that held-out models give another class with at least this probability; None: keep them
     edit_pool: float | None = 0.8    # random-label, corrupted and sketch probes edit examples drawn from this most consistent share (minus the examples kept out of the natural probes); None: from all (the paper)
-    flip_to: str = "uniform"         # random_labels probe: "uniform" other label (the paper), "confused" (the other class held-out models rate highest), "mixed" (half each)
+    flip_to: str = "mixed"           # random_labels probe: "mixed" (half each of the two below), "uniform" other label (the paper), "confused" (the other class held-out models rate highest, as annotators err)
     corrupt_std: str = "auto"        # noise of the corrupted probe: "auto" (chosen by a proxy run, see choose_corrupt_std), "paper" (0.1 CIFAR, 0.25 else) or a number
-    alpha: float = 0.05              # false-flag rate of flag_<category> on held-out natural probes
+    flags: str = "fdr"               # "fdr": at most q of each flag's rows are expected false (Benjamini-Hochberg on conformal p-values against held-out natural probes); "rate": at most alpha of clean examples like those probes carry any problem flag
+    q: float = 0.1                   # the false discovery rate of each flag_<category> (flags="fdr")
+    alpha: float = 0.05              # the false-flag rate on held-out natural probes (flags="rate")
     ood: str = "auto"                # "auto", "sketch" or "digits"
     k: int = 20                      # neighbours (the paper: 20)
     knn_input: str = "loss"          # trajectories the k-NN reads: "loss" (the paper), "margin", or "loss+margin" (both, each scaled on the fit probes)
@@ -103,6 +106,10 @@ class AuditConfig:
             except ValueError: ok = False
             if not ok: raise ValueError(f"AuditConfig: corrupt_std must be 'auto', 'paper' or a positive number, got {self.corrupt_std!r}")
 
+    def null_shares(self) -> dict | None:
+        "The share of the rows each natural probe's pool stands for (`mapd.metadata.prevalence`), where both are drawn from shares of the data."
+        return None if self.typical_pool is None or self.atypical_pool is None else {"typical": self.typical_pool, "atypical": self.atypical_pool}
+
     def train_config(self) -> TrainConfig:
         "The `TrainConfig` of the main run."
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
@@ -125,7 +132,7 @@ def audit_config(preset: str = "default", **overrides) -> AuditConfig:
     return AuditConfig(**AUDIT_PRESETS.settings(preset, **overrides))
 
 # the paper's probe suite: AuditConfig(**PAPER_PROBES) (or audit_config(**PAPER_PROBES)) audits with it: AuditConfig(**PAPER_PROBES) (or audit_config(**PAPER_PROBES)) audits with it
-PAPER_PROBES = dict(typical_pool=None, atypical_pool=None, exclude_mislabeled=None, exclude_unrecognised=None, edit_pool=None,
+PAPER_PROBES = dict(typical_pool=None, atypical_pool=None, exclude_mislabeled=None, exclude_unrecognised=None, exclude_doubted=None, edit_pool=None,
                     flip_to="uniform", corrupt_std="paper")
 
 # %% ../nbs/09_audit.ipynb #b32b72f2
@@ -181,20 +188,29 @@ def _corrupt_std(config: AuditConfig, train, out: Path | None, device, quiet: bo
     d = on_rank0(keep)   # rank 0's choice on every process
     return d["chosen"], d
 
-def _heldout_flags(config: AuditConfig, train, probs) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
-    "From held-out models' probabilities: examples likely mislabeled, examples unrecognised (near-uniform), as the config asks (None: not asked or no probabilities), and a warning."
-    if probs is None: return None, None, None
-    mis = likely_mislabeled(probs, train.labels, threshold=config.exclude_mislabeled) if config.exclude_mislabeled is not None else None
-    unk = unrecognised(probs, factor=config.exclude_unrecognised) if config.exclude_unrecognised is not None else None
-    if unk is not None and unk.mean() > 0.5:   # the held-out models recognise too little for their doubt to mean anything
-        return mis, None, (f"held-out models give no class more than {config.exclude_unrecognised:g}/K on {unk.mean():.0%} of the training examples: "
-                           "they are too weak to tell noise from hard examples, so exclude_unrecognised was not applied (raise score_epochs)")
-    return mis, unk, None
+def _heldout_flags(config: AuditConfig, train, probs) -> dict:
+    """From held-out models' probabilities, as the config asks: `mislabeled` (another class >= exclude_mislabeled), `unrecognised` (no class
+    above exclude_unrecognised / K) and `doubted` (the label below exclude_doubted / K), each (N,) bool or None (not asked, no
+    probabilities, or not applied), and `warnings` for the rules not applied because they would keep out most of the data."""
+    out = dict(mislabeled=None, unrecognised=None, doubted=None, warnings=[])
+    if probs is None: return out
+    if config.exclude_mislabeled is not None: out["mislabeled"] = likely_mislabeled(probs, train.labels, threshold=config.exclude_mislabeled)
+    K = probs.shape[1]
+    rules = (("unrecognised", config.exclude_unrecognised, lambda f: unrecognised(probs, factor=f), "give no class more than {f:g}/K"),
+             ("doubted", config.exclude_doubted, lambda f: probs[np.arange(len(probs)), train.labels.numpy()] < f / K, "give the label less than {f:g}/K"))
+    for name, f, rule, says in rules:
+        if f is None: continue
+        m = rule(f)
+        if m.mean() > 0.5:   # the held-out models recognise too little for their doubt to mean anything
+            out["warnings"].append(f"held-out models {says.format(f=f)} on {m.mean():.0%} of the training examples: they are too weak to tell "
+                                   f"problems from hard examples, so exclude_{name} was not applied (raise score_epochs or score_runs)")
+        else: out[name] = m
+    return out
 
-def _natural_exclusions(mis, unk) -> np.ndarray | None:
-    "Examples kept out of the typical and atypical probes (None: none kept out)."
-    if mis is None and unk is None: return None
-    return (mis if mis is not None else False) | (unk if unk is not None else False)
+def _natural_exclusions(flags: dict) -> np.ndarray | None:
+    "Examples kept out of the typical and atypical probes: any of `_heldout_flags`' masks (None: none kept out)."
+    masks = [flags[k] for k in ("mislabeled", "unrecognised", "doubted") if flags.get(k) is not None]
+    return np.logical_or.reduce(masks) if masks else None
 
 def _make_suite(config: AuditConfig, train, scores, corrupt_std=None,
                 exclude=None, probs=None):   # (N,) bool: kept out of the natural probes (`_natural_exclusions`)
@@ -298,14 +314,26 @@ def _train(config: AuditConfig, train, test, combined, rows, out: Path, cfg_dict
         on_rank0(lambda: save_table(res.history, out/"history.csv"))
     return store, load_table(out/"history.csv") if world()[0] == 0 else None
 
+def _label_issue_share(probs, labels, *, n_boot: int = 200, level: float = 0.9, seed: int = 0) -> tuple[float, float, float] | None:
+    "The share of labels confident learning counts as wrong from held-out probabilities (`label_issues`), with a bootstrap interval over the examples; None without them."
+    if probs is None: return None
+    y, rng = labels.numpy(), np.random.default_rng(seed)
+    share = float(label_issues(probs, y).mean())
+    boot = [label_issues(probs[i], y[i]).mean() for i in (rng.integers(0, len(y), len(y)) for _ in range(n_boot))]
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return share, float(lo), float(hi)
+
 def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_info: dict, device,
-              likely_mislabeled: pd.Series | None = None) -> dict:   # bool by example index: vetoes image-problem flags
+              likely_mislabeled: pd.Series | None = None,   # bool by example index: vetoes image-problem flags
+              labels_wrong: tuple | None = None) -> dict:   # (share, low, high) of wrong labels from the held-out models (`_label_issue_share`)
     "The k-NN's checks on held-out probes, flags calibrated on them, the metadata table and its diagnostics (written to out)."
-    table, check6, thresholds = calibrated_table(store, config.categories, k=config.k, alpha=config.alpha, seed=config.seed,
+    table, check6, thresholds = calibrated_table(store, config.categories, k=config.k, flags=config.flags, q=config.q, alpha=config.alpha, seed=config.seed,
                                                  likely_mislabeled=likely_mislabeled, quantity=config.knn_input, device=device)
     main = [c for c in MAIN_CATEGORIES if c in config.categories]
     check4 = probe_check(store, main, k=config.k, quantity=config.knn_input, device=device) if len(main) == 4 else None
     pred = check6["predictions"]
+    prev = prevalence(pred, table, null_shares=config.null_shares(), seed=config.seed,
+                      fixed={"random_labels": labels_wrong} if labels_wrong is not None else None)
     save_table(table, out/"metadata.parquet")
     save_table(pred, out/"probe_predictions.csv")
     pairs, warnings = probe_diagnostics(pred, thresholds)
@@ -329,6 +357,10 @@ def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_i
         flag_counts={c: int(table[f"flag_{c}"].sum()) for c in flag_rates}, flag_rates=flag_rates,
         image_problem_flag_rate=float(table[[f"flag_{c}" for c in IMAGE_PROBLEMS if c in flag_rates]].any(axis=1).mean()) if any(c in flag_rates for c in IMAGE_PROBLEMS) else None,
         flag_thresholds=thresholds.reset_index().to_dict("records") if thresholds is not None else None, alpha=config.alpha,
+        flag_rule=config.flags, q=config.q, flag_any_rows=int(table.flag_any.sum()) if "flag_any" in table else None,
+        prevalence={c: {**{k: (int(v) if k.startswith("rows") else float(v)) for k, v in row.items()},
+                        "method": "held-out models, confident learning" if c == "random_labels" and labels_wrong is not None else "scores, adjusted by the held-out probes"}
+                    for c, row in prev.drop(columns="threshold").iterrows()},
         likely_mislabeled_rows=int(table.likely_mislabeled.sum()) if "likely_mislabeled" in table else None,
         corrupt_std=std, corrupt_std_choice=std_info or None,
         separability={f"{r.a}|{r.b}": r.auroc for r in pairs.itertuples()}, warnings=warnings, table=table)
@@ -337,7 +369,7 @@ def _noise_results(train, suite, store: TrajectoryStore, table: pd.DataFrame) ->
     "With injected noise: how well the table's ranking of random_labels (its flag score), its vote p(random_labels) and the mean loss find the flipped labels, and how many flips the probes took."
     rows = store.rows
     det, vote = detection_scores(table.is_noisy, table[ranking(table, "random_labels")]), detection_scores(table.is_noisy, table.p_random_labels)
-    base = detection_scores(table.is_noisy, store.trajectories("loss", np.flatnonzero((rows.role == "train").to_numpy())).mean(1))
+    base = detection_scores(table.is_noisy, store.trajectories("loss", table.row.to_numpy()).mean(1))   # the same rows, from the store
     res = dict(mislabel_auroc=det["auroc"], mislabel_average_precision=det["average_precision"],
                mislabel_auroc_vote=vote["auroc"], mislabel_auroc_mean_loss=base["auroc"], noisy_fraction=det["prevalence"])
     # the probes are made from the noisy data, as a user would: flipped examples have low consistency scores,
@@ -389,8 +421,8 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         scores, probs = _consistency_scores(config, train, out, device, quiet)
         score_seconds = time.perf_counter() - t0
         std, std_info = _corrupt_std(config, train, out, device, quiet)
-        mis, unk, weak = _heldout_flags(config, train, probs)
-        excluded = _natural_exclusions(mis, unk)
+        hflags = _heldout_flags(config, train, probs)
+        mis, unk, excluded = hflags["mislabeled"], hflags["unrecognised"], _natural_exclusions(hflags)
         suite, combined, rows = _make_suite(config, train, scores, std, excluded, probs)
         if n_proc > 1: _check_same_rows(combined, rows)
         on_rank0(lambda: save_table(suite.table(), out/"probes.csv"))
@@ -398,25 +430,25 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         store, history = _train(config, train, test, combined, rows, out, cfg_dict, device, quiet)
         def finish() -> dict:   # rank 0, for all: the table from the store, and results.json
             results = _metadata(config, store, out, std, std_info, device,
-                                None if mis is None else pd.Series(mis, index=train.index.numpy()))
+                                None if mis is None else pd.Series(mis, index=train.index.numpy()),
+                                _label_issue_share(probs, train.labels, seed=config.seed))
             table = results.pop("table")
-            if weak: results["warnings"].append(weak)
+            results["warnings"] += hflags["warnings"]
             results.update(test_accuracy=float(history.test_acc.iloc[-1]) if "test_acc" in history else None,
                            train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
-                           n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()), classes=list(train.classes))
+                           n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()), n_rows=len(table), classes=list(train.classes))
             results.update(natural_probe_excluded=int(excluded.sum()) if excluded is not None else None,
-                           unrecognised_rows=int(unk.sum()) if unk is not None else None)
+                           unrecognised_rows=int(unk.sum()) if unk is not None else None,
+                           doubted_rows=int(hflags["doubted"].sum()) if hflags["doubted"] is not None else None)
             if config.noise > 0: results.update(_noise_results(train, suite, store, table))
             results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd.__version__,
                            torch_version=torch.__version__, device=str(device), processes=n_proc)
             write_json(out/"results.json", results)
             return results
         results = on_rank0(finish)   # the other processes wait (a process leaving a gloo group early can abort at exit)
-    say(f"probe accuracy (4 main categories): {results['probe_accuracy_4']}; (all {len(config.categories)}): {results['probe_accuracy_6']:.3f}"
-        + (f"; mislabel AUROC: {results['mislabel_auroc']:.3f}" if config.noise > 0 else ""))
-    say("categories: " + ", ".join(f"{c} {n:,}" for c, n in results["category_counts"].items()))
-    for w in results["warnings"]: say(f"warning: {w}")
-    return Audit.load(out, data=data)
+    audit = Audit.load(out, data=data)
+    say(audit.summary())   # one screen: data, model, held-out probe accuracy, how many of each kind, the flags and their promise, warnings
+    return audit
 
 # %% ../nbs/09_audit.ipynb #d8b01a3d
 _FINISHED = ("config.json", "results.json", "metadata.parquet")   # what a finished audit folder holds for sure
@@ -436,7 +468,8 @@ class Audit:
         for fn in _FINISHED:
             if not (out/fn).exists(): raise FileNotFoundError(f"{out/fn} not found: {out} is not a finished audit (run_audit writes it)")
         cfg_dict = json.loads((out/"config.json").read_text())
-        for k in ("atypical_pool", "exclude_mislabeled", "exclude_unrecognised", "edit_pool"): cfg_dict.setdefault(k, None)   # audits made before these settings drew the paper's probes
+        for k in ("atypical_pool", "exclude_mislabeled", "exclude_unrecognised", "exclude_doubted", "edit_pool"): cfg_dict.setdefault(k, None)
+        cfg_dict.setdefault("flags", "rate")   # audits made before FDR flags flagged at a false-flag rate   # audits made before these settings drew the paper's probes
         return cls(out, AuditConfig(**cfg_dict), TrajectoryStore(out/"trajectories"), load_table(out/"metadata.parquet"),
                    json.loads((out/"results.json").read_text()), data)
 
@@ -461,7 +494,7 @@ def _rebuild(self: Audit) -> tuple[ProbeSuite, ImageDataset]:
     if self._trained_on is None:
         train, _ = self._data_sets()
         scores, probs = _load_scores(self.path)
-        excluded = _natural_exclusions(*_heldout_flags(self.config, train, probs)[:2])
+        excluded = _natural_exclusions(_heldout_flags(self.config, train, probs))
         suite, combined, rows = _make_suite(self.config, train, scores, self.results.get("corrupt_std"), excluded, probs)
         mine = self.store.rows
         if len(rows) != len(mine) or not (rows["index"].to_numpy() == mine["index"].to_numpy()).all() or not (rows.label.to_numpy() == mine.label.to_numpy()).all():
@@ -482,6 +515,8 @@ class _Text(str):
 
 def _pct(x) -> str: return "n/a" if x is None else f"{x:.1%}"
 
+_KIND = {"random_labels": "mislabeled", "random_inputs": "like random noise", "corrupted": "corrupted", "ood": "out of distribution"}   # how a user says each problem
+
 @patch
 def summary(self: Audit) -> str:
     "What to read first: the data, the model, how well held-out probes are told apart, the categories and flags, and the warnings."
@@ -495,7 +530,21 @@ def summary(self: Audit) -> str:
     lines.append(f"held-out probe accuracy: {_pct(r.get('probe_accuracy_4'))} on the 4 main categories, "
                  f"{_pct(r.get('probe_accuracy_6'))} on all {len(c.categories)} (chance: {1 / len(c.categories):.0%})")
     lines.append("categories: " + ", ".join(f"{k} {v:,} ({v / n:.1%})" for k, v in r["category_counts"].items()))
-    if r.get("flag_counts"):
+    for k, v in (r.get("prevalence") or {}).items():
+        if v.get("power", 1) < 0.5:
+            lines.append(f"how many rows look {_KIND.get(k, k)} cannot be told: the {k} probes are hardly told from natural examples (power {v['power']:.2f})")
+            continue
+        lines.append(f"about {v['rows']:,} rows ({v['share']:.1%}; 90% interval {v['low']:.1%} to {v['high']:.1%}) look {_KIND.get(k, k)} "
+                     f"(counted by the {v.get('method', 'scores, adjusted by the held-out probes')})")
+    if r.get("flag_counts") and r.get("flag_rule", "rate") == "fdr":
+        lines.append(f"flags (Benjamini-Hochberg at q = {c.q:.0%}: of the rows a flag takes, at most {c.q:.0%} are expected to be natural examples "
+                     "like the held-out typical and atypical probes): " + ", ".join(f"{k} {v:,} ({v / n:.1%})" for k, v in r["flag_counts"].items())
+                     + (f"; any problem {r['flag_any_rows']:,} ({r['flag_any_rows'] / n:.1%})" if r.get("flag_any_rows") is not None else ""))
+        for th in r.get("flag_thresholds") or []:
+            if th["n_flagged"] == 0 and th["best_q"] > c.q:
+                lines.append(f"flag_{th['category']} is raised on no row: no threshold on score_{th['category']} reaches q = {c.q:.0%} (the best is "
+                             f"{th['best_q']:.0%}, about {1 - th['best_q']:.0%} precision at its top rows); rank by score_{th['category']} instead")
+    elif r.get("flag_counts"):
         lines.append(f"flags (each lets at most {c.alpha:.0%} of held-out natural probes through): "
                      + ", ".join(f"{k} {v:,} ({v / n:.1%})" for k, v in r["flag_counts"].items()))
     if r.get("image_problem_flag_rate") is not None: lines.append(f"rows with an image-problem flag: {r['image_problem_flag_rate']:.1%}")

@@ -16,7 +16,7 @@ import torch
 from scipy import stats
 
 from .core import as_numpy, check_labels, check_same_length, check_trajectories, progress
-from .metadata import apply_flags, check_thresholds, detection_scores, flag_scores, probe_check, _knn_columns, _log_kth
+from .metadata import apply_flags, check_thresholds, detection_scores, knn_columns, probe_check, _log_kth
 from .models import make_model
 from .scores import DEFAULT_SCORE_CONFIG
 from .store import TrajectoryStore
@@ -352,8 +352,8 @@ def trajectory_scores(store: TrajectoryStore, categories=None,  # probe categori
     check = probe_check(store, categories, k=k)
     knn, classes, radii = check["model"], check["classes"], {}
     X = store.trajectories("loss")
-    P, S = knn.predict_proba(X), flag_scores(knn, X, radii)
-    m = pd.DataFrame({**_knn_columns(classes, P, S), **{f"logr_{c}": radii[(c,)] if (c,) in radii else _log_kth(knn, X, [c]) for c in classes}})
+    P, cols = knn_columns(knn, X, radii)
+    m = pd.DataFrame({**cols, **{f"logr_{c}": radii[(c,)] if (c,) in radii else _log_kth(knn, X, [c]) for c in classes}})
     if (thresholds := check_thresholds(check, alpha=alpha, seed=seed)) is not None: m = apply_flags(m, thresholds)   # none without natural probes
     single, flags = recording_scores(store)
     mapd_flag = m["flag_random_labels"].to_numpy(bool) if "flag_random_labels" in m else np.zeros(len(m), bool)

@@ -27,7 +27,7 @@ __all__ = ['FASHION_MNIST_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_FILES', 
            'ASYMMETRIC_PAIRS', 'ImageDataset', 'read_idx', 'md5sum', 'find_fashion_mnist', 'download_file',
            'download_fashion_mnist', 'load_fashion_mnist', 'load_digits', 'safe_unpickle', 'load_cifar',
            'write_cifar_batch', 'write_cifar_meta', 'make_synthetic', 'SplitNotFoundError', 'load_image_folder',
-           'load_npz', 'load_dataset', 'inject_label_noise']
+           'load_npz', 'load_dataset', 'instance_noise_labels', 'inject_label_noise']
 
 # %% ../nbs/01_data.ipynb #91a684ef
 @dataclass(eq=False)
@@ -673,6 +673,34 @@ def load_dataset(name: str,                       # one of DATASETS; "fashion-mn
         return load_npz(root, split, **kwargs)
     raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
 
+# %% ../nbs/01_data.ipynb #83a169e0
+def instance_noise_labels(images: torch.Tensor,   # (N, C, H, W) uint8
+                          labels: torch.Tensor,   # (N,) int64 clean labels
+                          K: int,                 # classes
+                          rate: float,            # mean flip rate
+                          *, std: float = 0.1,    # spread of the per-example flip rates
+                          generator: torch.Generator | None = None) -> torch.Tensor:
+    """Labels with instance-dependent noise (Xia et al., "Part-dependent label noise", NeurIPS 2020, appendix): each example's flip rate
+    is drawn from N(rate, std) truncated to [0, 1], and a flipped example goes to the other class its features favour under a random
+    linear map of its true class, softmax(x W_y). Features are the standardised pixels, average-pooled to at most 32 x 32."""
+    x = images.float()
+    if x.shape[-1] > 32 or x.shape[-2] > 32: x = F.adaptive_avg_pool2d(x, (min(32, x.shape[-2]), min(32, x.shape[-1])))
+    x = x.flatten(1); x = (x - x.mean(0)) / x.std(0).clamp_min(1e-6)
+    N, D = x.shape
+    q = rate + std * torch.randn(N, generator=generator)
+    for _ in range(100):   # truncated normal by rejection: redraw the rates outside [0, 1]
+        out = (q < 0) | (q > 1)
+        if not out.any(): break
+        q[out] = rate + std * torch.randn(int(out.sum()), generator=generator)
+    q = q.clamp(0, 1)
+    W = torch.randn(K, D, K, generator=generator)
+    logits = torch.einsum("nd,ndk->nk", x, W[labels]) if N * D * K <= 2**27 else torch.cat(
+        [torch.einsum("nd,ndk->nk", xb, W[yb]) for xb, yb in zip(x.split(4096), labels.split(4096))])
+    logits[torch.arange(N), labels] = -math.inf   # a flip goes to another class
+    to = torch.multinomial(logits.softmax(1), 1, generator=generator).squeeze(1)
+    flip = torch.rand(N, generator=generator) < q
+    return torch.where(flip, to, labels)
+
 # %% ../nbs/01_data.ipynb #5b7a8852
 ASYMMETRIC_PAIRS = {  # data set name -> {source class: target class}
     "fashion_mnist": {0: 6, 6: 0, 2: 4, 4: 2, 5: 7, 7: 5},
@@ -682,8 +710,8 @@ ASYMMETRIC_PAIRS = {  # data set name -> {source class: target class}
 }
 
 def inject_label_noise(ds: ImageDataset,
-                       fraction: float,            # symmetric: share of all examples; asymmetric: share of each source class
-                       kind: str = "symmetric",    # "symmetric" or "asymmetric"
+                       fraction: float,            # symmetric: share of all examples; asymmetric: share of each source class; instance: mean flip rate
+                       kind: str = "symmetric",    # "symmetric", "asymmetric" or "instance" (Xia et al.'s instance-dependent noise)
                        *, seed: int = 0,           # seeds the choice of examples and of new labels
                        allow_same: bool = False,   # symmetric only: draw new labels over all K classes (Arazo et al.'s convention)
                        pairs: dict[int, int] | None = None, # asymmetric only: source -> target; ASYMMETRIC_PAIRS[ds.name] when None
@@ -707,6 +735,9 @@ def inject_label_noise(ds: ImageDataset,
         for s in sorted(pairs):  # sorted: the same pairs give the same noise whatever the dict's order
             members = (y0 == s).nonzero().flatten()
             y[members[torch.randperm(len(members), generator=g)[:round(fraction * len(members))]]] = pairs[s]
-    else: raise ValueError(f"kind must be 'symmetric' or 'asymmetric', but is {kind!r}")
+    elif kind == "instance":
+        if K < 2: raise ValueError(f"instance-dependent noise needs at least 2 classes, but {ds.name or 'the data set'} has {K}")
+        y = instance_noise_labels(ds.images, y0, K, fraction, generator=g)
+    else: raise ValueError(f"kind must be 'symmetric', 'asymmetric' or 'instance', but is {kind!r}")
     true = ds.true_labels if ds.true_labels is not None else y0
     return replace(ds, labels=y, true_labels=true.clone())  # the same examples: images, index and paths are kept

@@ -20,7 +20,7 @@ from PIL import Image
 from fastcore.basics import patch
 
 from .data import ImageDataset, load_dataset
-from .metadata import load_table, calibrated_table, ranked
+from .metadata import load_table, calibrated_table, ranked, NATURAL
 from .plots import category_color
 from .store import TrajectoryStore
 
@@ -80,8 +80,8 @@ class Explorer:
         # each category's mean probe trajectory over all complete epochs, fit and held-out probes together: (C, E)
         self.means = {c: self.store.trajectories(quantity, np.flatnonzero(cat & (rows.category == c).to_numpy())).mean(0)
                       for c in self.categories}
-        self._train_rows = pd.Series(np.flatnonzero((rows.role == "train").to_numpy()),
-                                     index=rows["index"].to_numpy()[(rows.role == "train").to_numpy()])  # example index -> store row
+        scored = (rows.role == "train").to_numpy() | ((rows.role == "probe").to_numpy() & rows.category.isin(NATURAL).to_numpy() & (rows["index"] >= 0).to_numpy())
+        self._train_rows = pd.Series(np.flatnonzero(scored), index=rows["index"].to_numpy()[scored])  # example index -> store row (natural probes are examples too)
         self.dataset = dataset if dataset is not None else load_dataset(self.config["dataset"], "train", root=self.config.get("data_root"))
         self._pos = pd.Series(np.arange(len(self.dataset)), index=self.dataset.index.numpy())   # example index -> image position
         missing = np.setdiff1d(self.table["index"].to_numpy(), self._pos.index.to_numpy())
@@ -107,6 +107,7 @@ class Explorer:
         if t in self._cache: self._cache.move_to_end(t); return self._cache[t]
         # flags as run_audit sets them, from the held-out probes at the same epoch (none without natural probes: the k-NN's argmax)
         self._cache[t] = tab = calibrated_table(self.store, self.categories, k=self.k, epochs=t, quantity=self.quantity, device=self.device,
+                                                flags=self.config.get("flags", "rate"), q=float(self.config.get("q", 0.1)),
                                                 alpha=float(self.config.get("alpha", 0.05)), seed=int(self.config.get("seed", 0)))[0]
         while len(self._cache) > self.cache_size: self._cache.popitem(last=False)
         return tab

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from scipy.optimize import lsq_linear
 from sklearn.metrics import confusion_matrix, roc_auc_score, average_precision_score
 
 from .core import atomic_write, as_numpy
@@ -18,9 +20,10 @@ from .knn import MAPD
 from .store import TrajectoryStore
 
 # %% auto #0
-__all__ = ['NATURAL', 'IMAGE_PROBLEMS', 'knn_input', 'probe_check', 'flag_scores', 'flag_thresholds', 'apply_flags',
-           'probe_diagnostics', 'metadata_table', 'ranking', 'ranked', 'save_table', 'load_table', 'detection_scores',
-           'check_thresholds', 'calibrated_table']
+__all__ = ['NATURAL', 'IMAGE_PROBLEMS', 'FLAG_RULES', 'knn_input', 'probe_check', 'flag_scores', 'knn_columns', 'flag_thresholds',
+           'apply_flags', 'conformal_pvalues', 'bh_qvalues', 'fdr_thresholds', 'prevalence', 'probe_diagnostics',
+           'metadata_table', 'ranking', 'ranked', 'save_table', 'load_table', 'detection_scores', 'check_thresholds',
+           'flag_table', 'calibrated_table']
 
 # %% ../nbs/08_metadata.ipynb #0cd14ad0
 def knn_input(store: TrajectoryStore,
@@ -56,11 +59,11 @@ def probe_check(store: TrajectoryStore,
     knn = MAPD(k, backend=backend, device=device).fit(knn_input(store, quantity, fit_rows, epochs), rows.category.to_numpy()[fit_rows])
     truth = rows.category.to_numpy()[held_rows]
     X = knn_input(store, quantity, held_rows, epochs)
-    proba, S = knn.predict_proba(X), flag_scores(knn, X)
+    proba, cols = knn_columns(knn, X)
     pred = knn.classes_[proba.argmax(1)]
     return dict(accuracy=float((pred == truth).mean()), classes=list(knn.classes_),
                 confusion=confusion_matrix(truth, pred, labels=knn.classes_),
-                predictions=pd.DataFrame(dict(row=held_rows, category=truth, predicted=pred, **_knn_columns(knn.classes_, proba, S))),
+                predictions=pd.DataFrame(dict(row=held_rows, category=truth, predicted=pred, **cols)),
                 model=knn)
 
 # %% ../nbs/08_metadata.ipynb #9056e7e5
@@ -92,11 +95,51 @@ def _log_kth(knn: MAPD, X, cats) -> np.ndarray:
     "`(N,)` float64 log distance to the k-th nearest probe of `cats`."
     return np.log(np.maximum(knn.kth_distance(X, cats).astype(np.float64), 1e-12))
 
-def _knn_columns(classes, proba, S) -> dict:
-    "The table's k-NN columns, float32: the vote `p_<c>` of every category, then the flag score `score_<c>` of every flagged one."
-    return {**{f"p_{c}": proba[:, i].astype(np.float32) for i, c in enumerate(classes)},
-            **{f"score_{c}": S[:, i].astype(np.float32) for i, c in enumerate(classes) if _null_of(c, classes)}}
 
+# %% ../nbs/08_metadata.ipynb #b83cbd82
+def _radius_sets(classes) -> set:
+    "Every set of categories whose k-th distance `knn_columns` reads."
+    return {(c,) for c in classes} | {tuple(n) for c in classes if (n := _null_of(c, classes))} | {tuple(c for c in NATURAL if c in classes)} - {()}
+
+def _left_out(knn: MAPD, X, leave_out) -> tuple[np.ndarray, dict]:
+    "Votes and log k-th distances of rows that are themselves fit probes of `knn` (`leave_out`: each one's position among them), each row's own probe left out."
+    leave_out, k = np.asarray(leave_out, np.int64), knn.k
+    wider = MAPD(k + 1, backend="torch", device=knn.device).fit(knn._X, knn.classes_[knn._y.numpy()])
+    J = wider.kneighbors(X)[1]                  # the k + 1 nearest: the row's own probe among them (at distance 0) ...
+    own = J == leave_out[:, None]
+    drop = np.where(own.any(1), own.argmax(1), k)   # ... is dropped, or else the farthest (an exact duplicate of it came first)
+    keep = np.ones(J.shape, bool); keep[np.arange(len(J)), drop] = False
+    codes = knn._y.numpy()[J[keep].reshape(len(J), k)]
+    proba = np.stack([(codes == i).mean(1) for i in range(len(knn.classes_))], 1).astype(np.float32)
+    own_cat = knn.classes_[knn._y.numpy()[leave_out]]
+    logr = {}
+    for cats in _radius_sets(list(knn.classes_)):   # the k-th nearest of a set holding the row's own probe is the (k+1)-th with it
+        r = np.where(np.isin(own_cat, cats), wider.kth_distance(X, cats), knn.kth_distance(X, cats))
+        logr[cats] = np.log(np.maximum(r.astype(np.float64), 1e-12))
+    return proba, logr
+
+def knn_columns(knn: MAPD,   # fitted on probes
+                X,           # (N, E) what the k-NN reads, of the rows to score
+                log_radii: dict | None = None,  # filled with the log k-th distances computed (as in `flag_scores`), for reuse
+                *, leave_out=None,  # (N,) for rows that are themselves fit probes: each one's position among the k-NN's fit probes, left out of its own neighbours
+                ) -> tuple[np.ndarray, dict]:
+    """The votes `(N, C)` and the table's k-NN columns, float32: the vote `p_<c>` of every category, the flag score `score_<c>` of every
+    flagged one, and `score_unusual`, the log distance to the k-th nearest natural probe: how far the row lies from every real, clean
+    example, whatever its problem (where the k-NN has natural probes)."""
+    classes, logr = list(knn.classes_), {} if log_radii is None else log_radii
+    if leave_out is not None: proba, loo = _left_out(knn, X, leave_out); logr.update(loo)
+    else: proba = knn.predict_proba(X)
+    S = flag_scores(knn, X, logr)
+    cols = {**{f"p_{c}": proba[:, i].astype(np.float32) for i, c in enumerate(classes)},
+            **{f"score_{c}": S[:, i].astype(np.float32) for i, c in enumerate(classes) if _null_of(c, classes)}}
+    natural = tuple(c for c in NATURAL if c in classes)
+    if natural:
+        if natural not in logr: logr[natural] = _log_kth(knn, X, natural)
+        cols["score_unusual"] = logr[natural].astype(np.float32)
+    return proba, cols
+
+
+# %% ../nbs/08_metadata.ipynb #7b4a9023
 def _conformal_threshold(null, alpha: float) -> float:
     "The split-conformal threshold: the ceil((n+1)(1-alpha))-th smallest of `null`; inf when n is too small for `alpha`."
     s = np.sort(np.asarray(null, np.float64)); m = math.ceil((len(s) + 1) * (1 - alpha))
@@ -132,6 +175,8 @@ def flag_thresholds(scores,               # (P, C) of the held-out probes: `flag
     if not out: raise ValueError(f"flags need held-out probes of {' or '.join(NATURAL)} to calibrate on; the categories are {sorted(set(cats))}")
     return pd.DataFrame(out).set_index("category")
 
+
+# %% ../nbs/08_metadata.ipynb #1b299169
 def apply_flags(table: pd.DataFrame,       # a metadata table with p_<category> columns (and score_<category> for score thresholds)
                 thresholds: pd.DataFrame,  # from `flag_thresholds`
                 ) -> pd.DataFrame:
@@ -155,6 +200,124 @@ def apply_flags(table: pd.DataFrame,       # a metadata table with p_<category> 
     t["category"] = pd.Categorical(np.asarray(classes, dtype=object)[pick], categories=classes)
     t["confidence"] = P[np.arange(len(t)), pick].astype(np.float32)
     return t
+
+
+# %% ../nbs/08_metadata.ipynb #2af33a4e
+def conformal_pvalues(null,          # (n,) statistic of the calibration examples (held-out natural probes); NaN ones are left out
+                      scores,        # (N,) statistic of the rows tested, higher is more like the problem
+                      weights=None,  # (n,) weight of each calibration example (the rows it stands for); equal when None
+                      ) -> np.ndarray:
+    "`(N,)` conformal p-values: the (weighted) share of calibration examples scoring at least as high as the row, counting the row itself; 1 where the row has no score."
+    s = np.asarray(null, np.float64); w = np.ones(len(s)) if weights is None else np.asarray(weights, np.float64)
+    if w.shape != s.shape: raise ValueError(f"weights must have one entry per calibration example ({len(s)}), got shape {w.shape}")
+    keep = np.isfinite(s); s, w = s[keep], w[keep]
+    if not len(s): raise ValueError("conformal p-values need at least one calibration example with a finite score")
+    o = np.argsort(s, kind="stable"); s, w = s[o], w[o]
+    tail = np.r_[np.cumsum(w[::-1])[::-1], 0.0]   # tail[i]: weight of the calibration examples from the i-th smallest up
+    x = np.asarray(scores, np.float64)
+    p = (w.mean() + tail[np.searchsorted(s, np.nan_to_num(x, nan=-np.inf), side="left")]) / (w.sum() + w.mean())
+    return np.where(np.isnan(x), 1.0, p)
+
+def bh_qvalues(p) -> np.ndarray:
+    "`(N,)` Benjamini-Hochberg adjusted p-values: the smallest FDR level `q` at which each row is flagged (`p_(i) N / i`, made monotone)."
+    p = np.asarray(p, np.float64); n = len(p)
+    if not n: return p.copy()
+    o = np.argsort(p, kind="stable")
+    q = np.minimum.accumulate((p[o] * n / np.arange(1, n + 1))[::-1])[::-1]
+    out = np.empty(n); out[o] = np.minimum(q, 1.0)
+    return out
+
+# %% ../nbs/08_metadata.ipynb #0d5bc4b1
+def _null_weights(cats: np.ndarray, shares: dict | None) -> np.ndarray | None:
+    "Weight of each calibration probe: the share of rows its category's pool stands for, split among its probes; None (equal) without shares."
+    if not shares: return None
+    n = {str(c): int((cats == c).sum()) for c in set(cats)}
+    missing = sorted(set(n) - set(shares))
+    if missing: raise ValueError(f"null_shares has no share for the natural categories {missing}; it has {sorted(shares)}")
+    return np.array([shares[c] / n[c] for c in cats])
+
+def _flag_tests(predictions: pd.DataFrame, table: pd.DataFrame) -> dict:
+    "Category -> (its null categories, the mask of its own held-out probes), for every score column the two tables share."
+    cats = predictions.category.to_numpy().astype(str)
+    classes = [c[2:] for c in predictions.columns if c.startswith("p_")]
+    tests = {c: (_null_of(c, set(cats)), cats == c) for c in classes if f"score_{c}" in predictions and f"score_{c}" in table}
+    if "score_unusual" in predictions and "score_unusual" in table:
+        tests["unusual"] = ([c for c in NATURAL if c in set(cats)], ~np.isin(cats, NATURAL))
+    return {c: (null, own) for c, (null, own) in tests.items() if null}
+
+def fdr_thresholds(predictions: pd.DataFrame,  # held-out probes: `category` and `score_<c>` columns (probe_check's predictions)
+                   table: pd.DataFrame,        # the rows to flag, with the same `score_<c>` columns
+                   *, q: float = 0.1,          # the false discovery rate promised among each flag's rows
+                   null_shares: dict | None = None,  # natural category -> share of the rows its probe's pool stands for; equal weight per probe when None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Per category, the threshold on `score_<c>` that BH sets at FDR `q` and its checks; and the q-values `q_<c>` of every row, with `q_any`."
+    if not 0 < q < 1: raise ValueError(f"q must lie strictly between 0 and 1, got {q}")
+    cats, tests, out, qv, pv = predictions.category.to_numpy().astype(str), _flag_tests(predictions, table), [], {}, {}
+    if not tests: raise ValueError(f"flags need held-out probes of {' or '.join(NATURAL)} to calibrate on; the categories are {sorted(set(cats))}")
+    for c, (null, own) in tests.items():
+        m, col = np.isin(cats, null), f"score_{c}"
+        s_null, s_own = predictions[col].to_numpy(np.float64)[m], predictions[col].to_numpy(np.float64)[own]
+        x = table[col].to_numpy(np.float64)
+        pv[c] = conformal_pvalues(s_null, x, _null_weights(cats[m], null_shares))
+        qv[c] = bh_qvalues(pv[c])
+        hit = qv[c] <= q
+        tau = float(np.nextafter(x[hit].min(), -np.inf)) if hit.any() else math.inf   # flagged: score > tau, i.e. at least the lowest flagged score
+        out.append(dict(category=c, statistic="score", rule="fdr", threshold=tau, q=q, null=" + ".join(null), n_null=int(m.sum()),
+                        n_flagged=int(hit.sum()), best_q=float(qv[c].min()) if len(x) else math.nan,
+                        recall=float(np.mean(s_own > tau)) if own.any() else math.nan,
+                        auroc=float(roc_auc_score(np.r_[np.ones(own.sum()), np.zeros(m.sum())], np.r_[s_own, s_null])) if own.any() else math.nan))
+    problems = [c for c in pv if c not in NATURAL]
+    if problems: qv["any"] = bh_qvalues(np.minimum(1.0, len(problems) * np.min([pv[c] for c in problems], axis=0)))
+    return pd.DataFrame(out).set_index("category"), pd.DataFrame({f"q_{c}": v.astype(np.float32) for c, v in qv.items()}, index=table.index)
+
+# %% ../nbs/08_metadata.ipynb #9fa99f4b
+def _adjusted_count(rows: dict, null: dict, null_w: np.ndarray, probes: dict, tau: dict, fixed: dict) -> np.ndarray:
+    "Prevalences of the categories of `tau` (in its order) from the rows', the null's and each category's probes' scores; those in `fixed` held at their share."
+    cats = list(tau)
+    r = np.array([np.mean(rows[c] > tau[c]) for c in cats])
+    f = np.array([np.sum(null_w * (null[c] > tau[c])) / null_w.sum() for c in cats])
+    A = np.array([[np.mean(probes[k][c] > tau[c]) for k in cats] for c in cats]) - f[:, None]   # A[c, k]: share of k's probes above c's threshold, minus the null's
+    held = np.array([c in fixed for c in cats]); pi = np.array([fixed.get(c, 0.0) for c in cats])
+    if (~held).any():   # least squares with each share in [0, 1]
+        pi[~held] = lsq_linear(A[:, ~held], r - f - A[:, held] @ pi[held], bounds=(0, 1)).x
+    return pi
+
+def prevalence(predictions: pd.DataFrame,  # held-out probes: `category` and `score_<c>` columns (probe_check's predictions)
+               table: pd.DataFrame,        # the rows counted, with the same `score_<c>` columns
+               *, recall: float = 0.9,     # each threshold catches this share of its category's own held-out probes
+               null_shares: dict | None = None,  # natural category -> share of the rows its probe's pool stands for; equal when None
+               fixed: dict | None = None,  # category -> (share, low, high) estimated otherwise (e.g. label issues, `mapd.scores.label_issues`): held in the equations, reported as given
+               n_boot: int = 200,          # bootstrap draws of probes and rows for the interval
+               level: float = 0.9,         # the interval's coverage
+               seed: int = 0) -> pd.DataFrame:
+    "Per problem category: the estimated share and number of rows of that kind, with a bootstrap interval (multi-class adjusted count)."
+    if not 0 < recall < 1: raise ValueError(f"recall must lie strictly between 0 and 1, got {recall}")
+    cats = predictions.category.to_numpy().astype(str)
+    nat = np.isin(cats, NATURAL)
+    probs_ = [c for c in dict.fromkeys(cats) if c not in NATURAL and f"score_{c}" in predictions and f"score_{c}" in table]
+    if not nat.any() or not probs_: return pd.DataFrame(columns=["share", "low", "high", "rows", "rows_low", "rows_high", "threshold", "power"])
+    score = lambda df, c: df[f"score_{c}"].to_numpy(np.float64)
+    pr = {k: {c: score(predictions[cats == k], c) for c in probs_} for k in probs_}
+    null = {c: score(predictions[nat], c) for c in probs_}
+    w = _null_weights(cats[nat], null_shares); w = np.ones(nat.sum()) if w is None else w
+    rows = {c: score(table, c) for c in probs_}
+    tau = {c: float(np.quantile(pr[c][c], 1 - recall)) for c in probs_}
+    fixed = {c: v for c, v in (fixed or {}).items() if c in tau}
+    point = {c: float(v[0]) for c, v in fixed.items()}
+    est = _adjusted_count(rows, null, w, pr, tau, point)
+    rng, N, boot = np.random.default_rng(seed), len(table), []
+    for _ in range(n_boot):   # resample each probe category, the natural probes and the rows; the thresholds stay
+        ri, ni = rng.integers(0, N, N), rng.integers(0, len(w), len(w))
+        pk = {k: {c: v[idx] for c, v in pr[k].items()} for k in probs_ for idx in [rng.integers(0, len(pr[k][k]), len(pr[k][k]))]}
+        boot.append(_adjusted_count({c: v[ri] for c, v in rows.items()}, {c: v[ni] for c, v in null.items()}, w[ni], pk, tau, point))
+    lo, hi = np.quantile(np.array(boot), [(1 - level) / 2, (1 + level) / 2], axis=0) if n_boot else (est.copy(), est.copy())
+    for c, (_, l, h) in fixed.items(): lo[probs_.index(c)], hi[probs_.index(c)] = l, h
+    est, lo, hi = (np.round(np.clip(v, 0, 1), 6) for v in (est, lo, hi))
+    lo, hi = np.minimum(lo, est), np.maximum(hi, est)   # a percentile interval at the boundary may miss the estimate: widened to hold it
+    power = [np.mean(pr[c][c] > tau[c]) - np.sum(w * (null[c] > tau[c])) / w.sum() for c in probs_]
+    out = pd.DataFrame(dict(share=est, low=lo, high=hi, threshold=[tau[c] for c in probs_], power=power), index=pd.Index(probs_, name="category"))
+    for col, src in (("rows", "share"), ("rows_low", "low"), ("rows_high", "high")): out[col] = np.round(out[src] * N).astype(int)
+    return out[["share", "low", "high", "rows", "rows_low", "rows_high", "threshold", "power"]]
 
 # %% ../nbs/08_metadata.ipynb #3cccbbe4
 _ADVICE = {
@@ -212,31 +375,44 @@ def metadata_table(store: TrajectoryStore,
                    thresholds: pd.DataFrame | None = None,  # from `flag_thresholds`: adds flag_<category> columns and the flagged category
                    likely_mislabeled: pd.Series | None = None,  # bool by example index (`mapd.scores.likely_mislabeled`): a column that vetoes image-problem flags
                    backend: str = "auto", device="auto") -> pd.DataFrame:
-    "One row per training example: labels, a probability (vote) and a flag score per metadata category, the assigned category."
+    """One row per training example, in the order of their index: labels, a probability (vote) and a flag score per metadata category,
+    the assigned category, the store `row` it was read from and how it was scored (`scored_by`)."""
     rows = store.rows
     if knn is None:
         fit_rows = np.flatnonzero(((rows.role == "probe") & (rows.split == "fit")).to_numpy())
         if not len(fit_rows): raise ValueError(f"{store.path} holds no fit-split probe rows to fit the k-NN on")
         knn = MAPD(k, backend=backend, device=device).fit(knn_input(store, quantity, fit_rows, epochs), rows.category.to_numpy()[fit_rows])
-    train_rows = np.flatnonzero((rows.role == "train").to_numpy())
-    X = knn_input(store, quantity, train_rows, epochs if epochs is not None else knn.n_epochs_ // len(quantity.split("+")))
-    proba, S = knn.predict_proba(X), flag_scores(knn, X)
-    t = pd.DataFrame({"index": rows["index"].to_numpy()[train_rows], "label": rows["label"].to_numpy()[train_rows]})
-    if "path" in rows: t["path"] = rows["path"].to_numpy()[train_rows]  # where the data came from files
+    E = epochs if epochs is not None else knn.n_epochs_ // len(quantity.split("+"))
+    natural = (rows.role == "probe").to_numpy() & rows.category.isin(NATURAL).to_numpy() & (rows["index"].to_numpy() >= 0)
+    held = np.flatnonzero(((rows.role == "train").to_numpy()) | (natural & (rows.split == "heldout").to_numpy()))   # never fitted on
+    own = np.flatnonzero(natural & (rows.split == "fit").to_numpy())   # natural probes the k-NN was fitted on: scored without themselves
+    fitted = np.flatnonzero((rows.category.isin(list(knn.classes_)) & (rows.split == "fit")).to_numpy())
+    if len(own) and (len(fitted) != len(knn._X) or not np.array_equal(knn._X[torch.as_tensor(np.searchsorted(fitted, own))].numpy(), knn_input(store, quantity, own, E))):
+        raise ValueError("knn was not fitted on this store's fit-split probes of its categories (in store order): pass knn=None, or the model of probe_check")
+    X = knn_input(store, quantity, held, E)
+    proba, cols = knn_columns(knn, X)
+    if len(own):
+        p2, c2 = knn_columns(knn, knn_input(store, quantity, own, E), leave_out=np.searchsorted(fitted, own))
+        proba, cols = np.concatenate([proba, p2]), {c: np.concatenate([v, c2[c]]) for c, v in cols.items()}
+    ids = np.r_[held, own]
+    how = np.where(rows.role.to_numpy()[ids] == "train", "trained", np.where(rows.split.to_numpy()[ids] == "fit", "natural probe, left out", "natural probe, held out"))
+    t = pd.DataFrame({"index": rows["index"].to_numpy()[ids], "label": rows["label"].to_numpy()[ids]})
+    if "path" in rows: t["path"] = rows["path"].to_numpy()[ids]  # where the data came from files
     if "true_label" in rows:
-        t["true_label"] = rows["true_label"].to_numpy()[train_rows]
+        t["true_label"] = rows["true_label"].to_numpy()[ids]
         t["is_noisy"] = t.label != t.true_label
     if likely_mislabeled is not None:
         lm = likely_mislabeled.reindex(t["index"].to_numpy())
         if lm.isna().any(): raise ValueError(f"likely_mislabeled has no entry for {int(lm.isna().sum())} training rows, first index {t['index'][lm.isna().to_numpy()].iloc[0]}")
         t["likely_mislabeled"] = lm.to_numpy(bool)
-    for col, v in _knn_columns(knn.classes_, proba, S).items(): t[col] = v
+    for col, v in cols.items(): t[col] = v
     t["category"] = pd.Categorical(knn.classes_[proba.argmax(1)], categories=list(knn.classes_))
     t["confidence"] = proba.max(1).astype(np.float32)
+    t["row"], t["scored_by"] = ids, pd.Categorical(how, categories=["trained", "natural probe, held out", "natural probe, left out"])
     if thresholds is not None:
         t = apply_flags(t, thresholds)
         t["knn_category"] = pd.Categorical(knn.classes_[proba.argmax(1)], categories=list(knn.classes_))
-    return t
+    return t.sort_values("index", kind="stable").reset_index(drop=True)
 
 def ranking(table: pd.DataFrame, category: str) -> str:
     "The column that ranks rows as `category`: its flag score `score_<category>` where the table has one, else its vote `p_<category>`."
@@ -271,6 +447,8 @@ def detection_scores(truth,     # (N,) bool: the examples that really are, e.g.,
     return dict(auroc=float(roc_auc_score(y, s)), average_precision=float(average_precision_score(y, s)), prevalence=float(y.mean()))
 
 # %% ../nbs/08_metadata.ipynb #ec76b072
+FLAG_RULES = ("fdr", "rate")   # flags that control the false discovery rate among flagged rows (q), or the false-flag rate of clean ones (alpha)
+
 def check_thresholds(check: dict,   # from `probe_check`
                      *, alpha: float = 0.05, seed: int = 0) -> pd.DataFrame | None:
     "`flag_thresholds` on the flag scores of a probe check's held-out probes; None without natural probes to calibrate on (no flags)."
@@ -279,15 +457,37 @@ def check_thresholds(check: dict,   # from `probe_check`
     try: return flag_thresholds(S, pred.category, classes, alpha=alpha, seed=seed, statistic="score")
     except ValueError: return None
 
+def flag_table(table: pd.DataFrame,   # a metadata table without flags (`metadata_table`)
+               check: dict,           # the probe check of the same k-NN (`probe_check`)
+               *, flags: str = "fdr",  # "fdr": BH at `q` over the table's rows (`fdr_thresholds`); "rate": false-flag rate `alpha` (`flag_thresholds`)
+               q: float = 0.1, alpha: float = 0.05, seed: int = 0,
+               null_shares: dict | None = None,  # for "fdr": the pool share of each natural probe (see `fdr_thresholds`)
+               ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    "`table` with `flag_<c>` columns, its category assigned by them (`apply_flags`), `knn_category`, and for flags='fdr' `q_<c>` and `flag_any`; and the thresholds (None: no natural probes, no flags)."
+    if flags not in FLAG_RULES: raise ValueError(f"flags must be one of {FLAG_RULES}, got {flags!r}")
+    if flags == "rate": thresholds, qs = check_thresholds(check, alpha=alpha, seed=seed), None
+    elif _flag_tests(check["predictions"], table): thresholds, qs = fdr_thresholds(check["predictions"], table, q=q, null_shares=null_shares)
+    else: thresholds, qs = None, None
+    if thresholds is None: return table, None
+    knn_category = table.category.copy()
+    t = apply_flags(table, thresholds)
+    t["knn_category"] = knn_category.array   # the paper's rule (equation 7), categorical like `category`
+    if qs is not None:
+        for c in qs: t[c] = qs[c].to_numpy()
+        if "q_any" in qs: t["flag_any"] = qs.q_any.to_numpy() <= q
+    return t, thresholds
+
 def calibrated_table(store: TrajectoryStore,
                      categories=None,   # probe categories of the k-NN; all the store holds when None
-                     *, k: int = 20, alpha: float = 0.05, seed: int = 0,   # the flags' false-flag rate, and the seed of their check
+                     *, k: int = 20, flags: str = "fdr", q: float = 0.1,   # the flags' rule and the FDR it promises (`flag_table`)
+                     alpha: float = 0.05, seed: int = 0,   # with flags="rate": the false-flag rate, and the seed of its check
+                     null_shares: dict | None = None,  # the pool share of each natural probe (`fdr_thresholds`)
                      likely_mislabeled: pd.Series | None = None,  # bool by example index: vetoes image-problem flags (see metadata_table)
                      quantity: str = "loss",   # what the k-NN reads (`knn_input`)
                      epochs: int | None = None,  # cut trajectories at this many epochs
                      device="auto") -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
-    "The metadata table with flags on `flag_scores` at false-flag rate `alpha`, the held-out probe check (`probe_check`) and the thresholds (None without natural probes)."
+    "The metadata table with flags on its scores (`flag_table`), the held-out probe check (`probe_check`) and the thresholds (None without natural probes)."
     check = probe_check(store, categories, k=k, epochs=epochs, quantity=quantity, device=device)
-    thresholds = check_thresholds(check, alpha=alpha, seed=seed)
-    table = metadata_table(store, check["model"], epochs=epochs, quantity=quantity, thresholds=thresholds, likely_mislabeled=likely_mislabeled)
+    table = metadata_table(store, check["model"], epochs=epochs, quantity=quantity, likely_mislabeled=likely_mislabeled)
+    table, thresholds = flag_table(table, check, flags=flags, q=q, alpha=alpha, seed=seed, null_shares=null_shares)
     return table, check, thresholds

@@ -183,7 +183,7 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
         if cat in ("typical", "atypical"):
             cand, share = (order, typical_pool) if cat == "typical" else (order[::-1], atypical_pool)
             if share is not None:  # a random draw from the most (least) consistent share, in random order
-                pool = cand[:max(n, round(share * N))]
+                pool = cand[:max(n, round(share * len(cand)))]   # a share of the examples not excluded: the two pools split them
                 cand = pool[torch.randperm(len(pool), generator=g).numpy()]
             pick = cand[~taken[cand]][:n]
             if len(pick) < n: raise ValueError(f"the {cat} probe needs {n} examples, but only {len(pick)} are left to draw from"
@@ -289,14 +289,23 @@ def with_probes(ds: ImageDataset, suite: ProbeSuite) -> tuple[ImageDataset, pd.D
     if suite.images.shape[1:] != ds.images.shape[1:]: raise ValueError(f"probe images have shape {tuple(suite.images.shape[1:])}, the data set's {ds.shape}")
     keep = ~np.isin(ds.index.numpy(), suite.source[suite.source >= 0])
     rest = ds.subset(np.flatnonzero(keep))
-    true = None if ds.true_labels is None else torch.cat([rest.true_labels, torch.full((len(suite),), -1)])
+    # typical and atypical probes are their source examples as they are: they keep its true label and file; made probes have none
+    pos = pd.Series(np.arange(len(ds)), index=ds.index.numpy())
+    same = np.isin(suite.category, ("typical", "atypical")) & (suite.source >= 0)
+    src = pos.reindex(suite.source[same]).to_numpy().astype(np.int64)
+    true = None
+    if ds.true_labels is not None:
+        t = torch.full((len(suite),), -1); t[torch.as_tensor(same)] = ds.true_labels[torch.as_tensor(src)]
+        true = torch.cat([rest.true_labels, t])
     rows = pd.DataFrame(dict(role=["train"] * len(rest) + ["probe"] * len(suite),
                              category=[""] * len(rest) + list(suite.category),
                              split=[""] * len(rest) + list(suite.split),
                              index=np.concatenate([rest.index.numpy(), suite.source]),
                              label=np.concatenate([rest.labels.numpy(), suite.labels.numpy()])))
     if true is not None: rows["true_label"] = true.numpy()
-    if ds.paths is not None: rows["path"] = list(rest.paths) + [""] * len(suite)  # the file each training row came from; probes have none
+    if ds.paths is not None:   # the file each row came from: training rows and typical or atypical probes; made probes have none
+        pp = np.full(len(suite), "", dtype=object); pp[same] = np.asarray(ds.paths, dtype=object)[src]
+        rows["path"] = list(rest.paths) + list(pp)
     combined = ImageDataset(torch.cat([rest.images, suite.images]), torch.cat([rest.labels, suite.labels]), ds.classes, ds.name)
     return combined, rows
 

@@ -19,8 +19,8 @@ from .models import make_model
 from .train import TrainConfig, fit, predict_logits
 
 # %% auto #0
-__all__ = ['DEFAULT_SCORE_CONFIG', 'heldout_consistency', 'likely_mislabeled', 'confused_class', 'unrecognised', 'learning_speed',
-           'load_cscores']
+__all__ = ['DEFAULT_SCORE_CONFIG', 'heldout_consistency', 'likely_mislabeled', 'confused_class', 'unrecognised', 'label_issues',
+           'learning_speed', 'load_cscores']
 
 # %% ../nbs/05_scores.ipynb #0dc71af9
 DEFAULT_SCORE_CONFIG = TrainConfig(epochs=4, batch_size=256, lr=0.05, record="none")  # a few epochs of a small model, larger batches: minutes on 2 cores
@@ -89,6 +89,20 @@ def unrecognised(probs,                 # (N, K) held-out class probabilities (h
     if P.ndim != 2 or P.shape[1] < 2: raise ValueError(f"probs must have shape (N, K) with K >= 2, got {P.shape}")
     if not 1 <= factor < P.shape[1]: raise ValueError(f"factor must lie in [1, K={P.shape[1]}), got {factor}")
     return P.max(1) < factor / P.shape[1]
+
+# %% ../nbs/05_scores.ipynb #700353a5
+def label_issues(probs,    # (N, K) held-out (out-of-sample) class probabilities
+                 labels,   # (N,) the given labels
+                 ) -> np.ndarray:
+    "`(N,)` bool: the examples confident learning counts as mislabeled (cleanlab's `num_label_issues`, off-diagonal rule)."
+    P, y = as_numpy(probs, np.float64), as_numpy(labels).astype(np.int64)
+    if P.ndim != 2 or len(P) != len(y): raise ValueError(f"probs must have shape ({len(y)}, K), one row per label, got {P.shape}")
+    K = P.shape[1]
+    t = np.array([P[y == k, k].mean() if (y == k).any() else np.inf for k in range(K)])   # per-class self-confidence
+    sure = P >= t - 1e-6
+    guess = np.where(sure.sum(1) > 1, P.argmax(1), sure.argmax(1))   # the confident class; the most probable of several
+    top = (P + 1e-6 * np.eye(K)[y]).argmax(1)                     # the models' top class, ties to the given label
+    return sure.any(1) & (guess != y) & (top != y)
 
 # %% ../nbs/05_scores.ipynb #5ed04876
 def learning_speed(ds: ImageDataset, *, epochs: int = 5,   # a short run
