@@ -28,10 +28,13 @@ from .store import TrajectoryStore
 __all__ = ['parse_indices', 'Explorer']
 
 # %% ../nbs/13_explore.ipynb #587f3167
-def _png_uri(img: np.ndarray) -> str:   # (C, H, W) uint8
+def _png_uri(img: np.ndarray,           # (C, H, W) uint8
+             max_side: int | None = None) -> str:  # shrink larger images to this many pixels on their longer side (a page of thumbnails stays small)
     "A data URI of `img` as PNG."
     a = img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)
-    buf = io.BytesIO(); Image.fromarray(np.ascontiguousarray(a)).save(buf, format="PNG")
+    im = Image.fromarray(np.ascontiguousarray(a))
+    if max_side is not None and max(im.size) > max_side: im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO(); im.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 def _fig_png(fig: Figure) -> bytes:

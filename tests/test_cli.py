@@ -1,7 +1,7 @@
 "The `mapd` command line."
 import json, subprocess
 
-from conftest import mapd_cmd
+from conftest import mapd_cmd, write_image_folder
 
 
 def test_audit_command_writes_results(tmp_path):
@@ -26,24 +26,9 @@ def test_version():
     assert r.stdout.startswith("mapd ")
 
 
-def _write_folder(root, corrupt=False):
-    "A small ImageFolder: train/ and test/ with three classes, one of them with a space in its name, PNGs of mixed sizes and modes."
-    from PIL import Image
-    import numpy as np
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 90), ("test", 12)):
-        for k, cls in enumerate(("coat", "t shirt", "bag")):
-            d = root/split/cls; d.mkdir(parents=True)
-            for i in range(n):
-                x = np.clip(rng.normal(60 + 70 * k, 25, (12 + i % 3, 12)), 0, 255).astype(np.uint8)
-                name = f"été {i}.png" if i == 0 else f"{i}.png"
-                Image.fromarray(x, "L").save(d/name) if i % 2 else Image.fromarray(np.stack([x] * 3, -1), "RGB").save(d/name)
-    if corrupt: (root/"train"/"bag"/"broken file.png").write_bytes(b"not a png at all")
-
-
 def test_audit_of_an_image_folder_keeps_paths(tmp_path):
     import pandas as pd
-    _write_folder(tmp_path/"data")
+    write_image_folder(tmp_path/"data")
     out = tmp_path/"a"
     r = subprocess.run(mapd_cmd() + ["audit", "--dataset", "imagefolder", "--data-root", str(tmp_path/"data"), "--image-size", "10",
                                      "--epochs", "2", "--score-runs", "1", "--score-epochs", "1", "--corrupt-std", "0.5",
@@ -56,12 +41,13 @@ def test_audit_of_an_image_folder_keeps_paths(tmp_path):
     assert table.path.str.startswith("train/").all()
     assert any(p.startswith("train/t shirt/") for p in table.path)          # the class folder with a space
     assert all((tmp_path/"data"/p).is_file() for p in table.path)            # every path names a real file
+    assert (out/"report.html").is_file() and "train/t shirt/" in (out/"report.html").read_text(encoding="utf-8")   # the audit's page names them too
     assert res["test_accuracy"] is not None and any(c.startswith("flag_") for c in table.columns)
     assert "categories:" in r.stderr
 
 
 def test_image_folder_with_a_corrupt_file_names_it(tmp_path):
-    _write_folder(tmp_path/"data", corrupt=True)
+    write_image_folder(tmp_path/"data", corrupt=True)
     r = subprocess.run(mapd_cmd() + ["audit", "--dataset", "imagefolder", "--data-root", str(tmp_path/"data"), "--out", str(tmp_path/"a"), "--quiet"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "train/bag/broken file.png" in r.stderr, r.stderr
@@ -81,3 +67,4 @@ def test_audit_of_an_npz_without_test_split(tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads((out/"results.json").read_text())
     assert res["test_accuracy"] is None and res["corrupt_std"] is None and res["n_train"] + res["n_probes"] == 240 - 5 * 20 + 6 * 20   # five categories (sketch OOD too) take their sources out
+
