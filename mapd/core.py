@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from tqdm.std import tqdm as text_tqdm
 
 # %% auto #0
 __all__ = ['resolve_device', 'seed_everything', 'progress', 'atomic_write', 'write_json', 'remove_temporaries',
@@ -42,8 +43,9 @@ def seed_everything(seed: int,  # seeds Python's, NumPy's and torch's global gen
 # %% ../nbs/00_core.ipynb #9108ecee
 def progress(iterable=None, *, quiet: bool = False,  # no bar at all when True
              **kwargs):
-    "A tqdm progress bar that `quiet=True` turns off."
-    return tqdm(iterable, disable=quiet, dynamic_ncols=True, **kwargs)
+    "A tqdm progress bar that `quiet=True` turns off: a widget in a notebook, text on stderr where the environment sets MAPD_PROGRESS=text."
+    bar = text_tqdm if os.environ.get("MAPD_PROGRESS") == "text" else tqdm
+    return bar(iterable, disable=quiet, dynamic_ncols=True, **kwargs)
 
 # %% ../nbs/00_core.ipynb #022b2014
 def _umask() -> int:

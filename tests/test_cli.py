@@ -68,3 +68,37 @@ def test_audit_of_an_npz_without_test_split(tmp_path):
     res = json.loads((out/"results.json").read_text())
     assert res["test_accuracy"] is None and res["corrupt_std"] is None and res["n_train"] + res["n_probes"] == 240 - 5 * 20 + 6 * 20   # five categories (sketch OOD too) take their sources out
 
+
+def test_report_help_lists_the_run_names(repo, tmp_path):
+    "`mapd report --help` names the runs --only takes, from another folder too (the plan of the checkout mapd is installed from)."
+    import yaml
+    names = [r["name"] for r in yaml.safe_load((repo/"nbs"/"experiments"/"report.yaml").read_text())["runs"]]
+    for cwd in (repo, tmp_path):
+        r = subprocess.run(mapd_cmd() + ["report", "--help"], capture_output=True, text=True, check=True, cwd=cwd)
+        h = " ".join(r.stdout.split())
+        assert "the default plan's runs: " + ", ".join(names) in h, h
+
+
+def test_report_shows_where_each_run_is(tmp_path):
+    "Each run says when it starts and ends, its own progress bars and prints reach the terminal, and its executed notebook keeps the bars' last lines as text."
+    import nbformat, yaml
+    d = tmp_path/"plan"; d.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = nbformat.v4.new_code_cell('out_dir = "."'); p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell('import json, pathlib, time\nfrom mapd.core import progress\n'
+                                             'for i in progress(range(4), desc="epochs of the run"): time.sleep(0.3)\n'
+                                             'print("hello from the run")\npathlib.Path(out_dir, "results.json").write_text(json.dumps({"v": 1}))')]
+    nbformat.write(nb, d/"nb.ipynb")
+    (d/"report.yaml").write_text(yaml.safe_dump(dict(runs=[dict(name="first", notebook="nb.ipynb"), dict(name="second", notebook="nb.ipynb")])))
+    (d/"tiny.yaml").write_text("{}\n")
+    r = subprocess.run(mapd_cmd() + ["report", "--plan", str(d/"report.yaml"), "--out", str(tmp_path/"out"), "--tiny", "--no-html"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for s in ("[1/2] first (nb.ipynb) started", "[1/2] first finished in", "[2/2] second (nb.ipynb) started", "epochs of the run: 100%", "4/4"):
+        assert s in r.stderr, (s, r.stderr)
+    assert "Executing" not in r.stderr and r.stdout.count("hello from the run") == 2, r.stdout
+    cell = next(c for c in nbformat.read(tmp_path/"out"/"first"/"first.ipynb", as_version=4).cells if "progress(" in c.source)
+    assert not [o for o in cell.outputs if o.output_type == "display_data"], cell.outputs   # no widget
+    bar = "".join(o.text for o in cell.outputs if o.get("name") == "stderr")   # stdout and stderr reach the notebook in either order
+    assert "\r" not in bar and bar.count("epochs of the run") == 1 and "4/4" in bar, repr(bar)
