@@ -21,6 +21,16 @@ from .train import join_world
 # %% auto #0
 __all__ = ['config_from_args', 'parser', 'main']
 
+# %% ../nbs/12_cli.ipynb #ed048036
+_PLAN = "nbs/experiments/report.yaml"   # the report's plan, from the repository root
+
+def _plan_runs(plan: str = _PLAN) -> list[str]:
+    "The run names of the report plan in the working folder, else in the checkout mapd is installed from ([] where neither has one): what --only takes."
+    for p in (Path(plan), Path(mapd.__file__).resolve().parents[1]/plan):
+        try: return [str(r["name"]) for r in yaml.safe_load(p.read_text(encoding="utf-8"))["runs"]]
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError): continue
+    return []
+
 # %% ../nbs/12_cli.ipynb #7f887eaa
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
@@ -55,15 +65,6 @@ def _add_config_flags(p: argparse.ArgumentParser):
         else:
             meta = kind.upper() if choices is None else "{" + ",".join(map(str, choices)) + (",none" if optional else "") + "}"
             g.add_argument(flag, type=_parse_as(kind, optional), choices=None if choices is None else choices + [None] * optional, metavar=meta, **kw)
-
-_PLAN = "nbs/experiments/report.yaml"   # the report's plan, from the repository root
-
-def _plan_runs(plan: str = _PLAN) -> list[str]:
-    "The run names of the report plan in the working folder, else in the checkout mapd is installed from ([] where neither has one): what --only takes."
-    for p in (Path(plan), Path(mapd.__file__).resolve().parents[1]/plan):
-        try: return [str(r["name"]) for r in yaml.safe_load(p.read_text(encoding="utf-8"))["runs"]]
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError): continue
-    return []
 
 def config_from_args(args: argparse.Namespace) -> AuditConfig:
     "The `AuditConfig` of parsed `mapd audit` arguments: the preset's values, with the flags given on top."

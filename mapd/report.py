@@ -328,7 +328,7 @@ def _tidy_streams(nb_path: Path):
         cell.outputs = outs
     with atomic_write(nb_path) as f: nbformat.write(nb, f)
 
-# %% ../nbs/11_report.ipynb #fe414c68
+# %% ../nbs/11_report.ipynb #4d3b7aa7
 _NOTE_RUNS = re.compile(r"- \[([^\]]*)\] ?")   # a note's head: the runs whose figures it quotes
 
 def _notes(text: str) -> list[tuple[list, str]]:
@@ -340,6 +340,7 @@ def _notes(text: str) -> list[tuple[list, str]]:
         out.append(([n.strip() for n in m.group(1).split(",") if n.strip()], "- " + b[m.end():].rstrip()) if m else ([], b.rstrip()))
     return out
 
+# %% ../nbs/11_report.ipynb #fe414c68
 def _lookup(d: dict, key: str):
     for part in key.split("."): d = d[part] if isinstance(d, dict) and part in d else None
     return d
