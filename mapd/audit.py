@@ -6,7 +6,7 @@ Docs: https://mapd-dev.github.io/mapd/audit.html.md"""
 
 # %% ../nbs/09_audit.ipynb #9bbe65bf
 from __future__ import annotations
-import json, math, shutil, time
+import json, math, os, shutil, time, warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
@@ -17,7 +17,7 @@ import torch
 from fastcore.basics import patch
 
 import mapd
-from .core import Presets, with_defaults, resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries
+from .core import Presets, with_defaults, resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries, located
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, label_issues, DEFAULT_SCORE_CONFIG
 from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES
@@ -27,6 +27,7 @@ from .store import TrajectoryStore
 from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS, FLAG_RULES, prevalence
 from .plots import image_grid
 from .explore import Explorer
+from .page import write_page
 
 # %% auto #0
 __all__ = ['AUDIT_RULES', 'AUDIT_PRESETS', 'PAPER_PROBES', 'AUDIT_FILES', 'AuditConfig', 'audit_config', 'run_audit', 'Audit']
@@ -136,14 +137,14 @@ PAPER_PROBES = dict(typical_pool=None, atypical_pool=None, exclude_mislabeled=No
                     flip_to="uniform", corrupt_std="paper")
 
 # %% ../nbs/09_audit.ipynb #b32b72f2
-def _load_data(config: AuditConfig, data=None):
+def _load_data(config: AuditConfig, data=None, quiet: bool = False):   # quiet: no bars while image files are read
     "The training set (with the configured noise) and the test set (None where the data has no test split), checked."
     if data is not None:
         train, test = data if isinstance(data, (tuple, list)) else (data, None)
         for name, d in (("train", train), ("test", test)):
             if d is not None and not isinstance(d, ImageDataset): raise TypeError(f"data must be (train, test) ImageDatasets (test may be None), but {name} is {type(d).__name__}")
     else:
-        opts = dict(size=config.image_size, channels=config.channels) if config.dataset == "imagefolder" else {}
+        opts = dict(size=config.image_size, channels=config.channels, quiet=quiet) if config.dataset == "imagefolder" else {}
         train = load_dataset(config.dataset, "train", root=config.data_root, **opts)
         if config.dataset == "imagefolder": opts.update(size=train.shape[1:], channels=train.shape[0], classes=train.classes)
         try: test = load_dataset(config.dataset, "test", root=config.data_root, **opts)
@@ -222,7 +223,7 @@ def _make_suite(config: AuditConfig, train, scores, corrupt_std=None,
 
 # every file and folder an audit writes: what is cleared when an unfinished audit of another configuration is replaced
 AUDIT_FILES = ("config.json", "fingerprints.json", "scores.npy", "heldout_probs.npy", "corrupt_std.json", "probes.csv", "trajectories", "history.csv", "metadata.parquet",
-               "probe_predictions.csv", "probe_separability.csv", "results.json")
+               "probe_predictions.csv", "probe_separability.csv", "results.json", "report.html")
 
 def _check_out(out_dir) -> Path:
     "The output folder, refused when it cannot be one."
@@ -234,9 +235,9 @@ def _check_out(out_dir) -> Path:
 def _claim(out: Path, cfg_dict: dict, fps: dict, say):
     "Make `out` this audit's: resume the same configuration on the same data, replace an unfinished other one, refuse anything else."
     if (out/"config.json").exists():
-        old = with_defaults(json.loads((out/"config.json").read_text()), AuditConfig)   # settings added since read as their defaults
-        if old != cfg_dict:
-            diff = {k: (old.get(k), v) for k, v in cfg_dict.items() if old.get(k) != v}
+        saved = json.loads((out/"config.json").read_text())
+        diff = _config_changes(with_defaults(saved, AuditConfig), cfg_dict, out, saved.get("paths_from_audit") or {})   # settings added since read as their defaults
+        if diff:
             if _has_finished_work(out):
                 raise FileExistsError(f"{out} holds an audit made with another configuration (stored, given): {diff}; "
                                       "choose another output folder, or delete this one to start over")
@@ -249,7 +250,7 @@ def _claim(out: Path, cfg_dict: dict, fps: dict, say):
                                          f"or delete {out} to start over")
     elif _has_finished_work(out):
         raise FileExistsError(f"{out} holds trajectories but no config.json: it is not an audit this version can resume; choose another output folder")
-    write_json(out/"config.json", cfg_dict)
+    write_json(out/"config.json", {**cfg_dict, "paths_from_audit": _paths_from(out, cfg_dict)})
     write_json(out/"fingerprints.json", fps)
 
 def _check_same_data(out: Path, fps: dict, advice: str):
@@ -399,6 +400,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     writes; the others wait for its table, and every process returns the `Audit`."""
     config = config or AuditConfig()
     if data is not None: config = replace(config, dataset="custom", data_root=None)
+    config = _absolute_paths(config)   # the data root and score file, found again from any working folder
     out, t_start = _check_out(out_dir), time.perf_counter()
     cfg_dict = json.loads(json.dumps(asdict(config)))
     rank, n_proc = world()
@@ -447,8 +449,54 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
             return results
         results = on_rank0(finish)   # the other processes wait (a process leaving a gloo group early can abort at exit)
     audit = Audit.load(out, data=data)
+    audit._sets = train, test   # the data is in memory: the page's images come from it rather than from reading the files again
     say(audit.summary())   # one screen: data, model, held-out probe accuracy, how many of each kind, the flags and their promise, warnings
+    if rank == 0: _write_page(audit, say)
     return audit
+
+# %% ../nbs/09_audit.ipynb #1027f83f
+_FILE_FIELDS = ("data_root", "scores")   # settings that can name a file or folder
+
+def _names_file(field: str, v) -> bool: return v is not None and (field == "data_root" or v not in ("heldout", "speed"))
+
+def _absolute_paths(config: AuditConfig) -> AuditConfig:
+    "`config` with the files it names made absolute (normalised, symbolic links kept)."
+    return replace(config, **{f: os.path.abspath(getattr(config, f)) for f in _FILE_FIELDS if _names_file(f, getattr(config, f))})
+
+def _paths_from(out: Path, cfg: dict) -> dict:
+    "Setting -> the path of the file it names, relative to the audit folder `out` (none where there is no such path: another drive)."
+    rel = {}
+    for f in _FILE_FIELDS:
+        if not _names_file(f, cfg.get(f)): continue
+        try: rel[f] = Path(os.path.relpath(cfg[f], os.path.abspath(out))).as_posix()
+        except ValueError: pass
+    return rel
+
+# %% ../nbs/09_audit.ipynb #e681bbac
+def _config_changes(old: dict, new: dict, out: Path, rel: dict) -> dict:
+    "Setting -> (stored, given) where this run's configuration differs from the one `out` stored; files named differ only where no fingerprints can tell and they lead elsewhere."
+    fps_kept, where = (out/"fingerprints.json").exists(), lambda p, base=".": (Path(base)/p).resolve()
+    diff = {}
+    for k, v in new.items():
+        o = old.get(k)
+        if o == v: continue
+        if k in _FILE_FIELDS and _names_file(k, o) and _names_file(k, v) and (
+                fps_kept or where(o) == where(v) or (k in rel and where(rel[k], out) == where(v))): continue
+        diff[k] = (o, v)
+    return diff
+
+def _located_config(out: Path, saved: dict, data_root=None) -> dict:
+    "An audit's stored configuration with its files where they are now: `data_root` as given, else `located`."
+    cfg = {k: v for k, v in saved.items() if k != "paths_from_audit"}
+    for f in _FILE_FIELDS:
+        if _names_file(f, cfg.get(f)): cfg[f] = located(out, saved, f)
+    if data_root is not None: cfg["data_root"] = os.path.abspath(data_root)
+    return cfg
+
+def _write_page(audit, say):
+    "Write the audit's report.html; a failure is a warning: the audit's results are complete without it."
+    try: say(f"page: {write_page(audit)}")
+    except Exception as e: warnings.warn(f"{audit.path/'report.html'} was not written ({type(e).__name__}: {e}); Audit.page() writes it", stacklevel=3)
 
 # %% ../nbs/09_audit.ipynb #d8b01a3d
 _FINISHED = ("config.json", "results.json", "metadata.parquet")   # what a finished audit folder holds for sure
@@ -462,14 +510,15 @@ class Audit:
 
     @classmethod
     def load(cls, out_dir: str | Path,  # a folder written by `run_audit` or `mapd audit`
-             *, data=None) -> Audit:    # the (train, test) given to run_audit(data=...), to rebuild the images of such an audit
+             *, data=None,              # the (train, test) given to run_audit(data=...), to rebuild the images of such an audit
+             data_root: str | Path | None = None) -> Audit:  # where the audited data is now, if it moved; else where config.json says (`located`)
         "Reopen the finished audit in `out_dir`."
         out = Path(out_dir)
         for fn in _FINISHED:
             if not (out/fn).exists(): raise FileNotFoundError(f"{out/fn} not found: {out} is not a finished audit (run_audit writes it)")
-        cfg_dict = json.loads((out/"config.json").read_text())
-        for k in ("atypical_pool", "exclude_mislabeled", "exclude_unrecognised", "exclude_doubted", "edit_pool"): cfg_dict.setdefault(k, None)
-        cfg_dict.setdefault("flags", "rate")   # audits made before FDR flags flagged at a false-flag rate   # audits made before these settings drew the paper's probes
+        cfg_dict = _located_config(out, json.loads((out/"config.json").read_text()), data_root)
+        for k in ("atypical_pool", "exclude_mislabeled", "exclude_unrecognised", "exclude_doubted", "edit_pool"): cfg_dict.setdefault(k, None)   # audits made before these settings drew the paper's probes
+        cfg_dict.setdefault("flags", "rate")   # audits made before FDR flags flagged at a false-flag rate
         return cls(out, AuditConfig(**cfg_dict), TrajectoryStore(out/"trajectories"), load_table(out/"metadata.parquet"),
                    json.loads((out/"results.json").read_text()), data)
 
@@ -478,12 +527,16 @@ class Audit:
 
 # %% ../nbs/09_audit.ipynb #66482032
 @patch
-def _data_sets(self: Audit) -> tuple[ImageDataset, ImageDataset | None]:
+def _data_sets(self: Audit, quiet: bool = False) -> tuple[ImageDataset, ImageDataset | None]:  # quiet: no bars while image files are read
     "The audited training set (with its injected noise) and test set, loaded once and checked against the audit's fingerprints."
     if self._sets is None:
         if self.config.dataset == "custom" and self._data is None:
             raise ValueError(f"{self.path} audited data passed to run_audit(data=...): pass the same data to Audit.load(..., data=...) to rebuild its images")
-        train, test = _load_data(self.config, self._data)
+        root = self.config.data_root
+        if self._data is None and root is not None and not Path(root).exists():
+            raise FileNotFoundError(f"{root}, the data the audit in {self.path} read, is not there (any more): "
+                                    f"pass where it is now, Audit.load({str(self.path)!r}, data_root=...)")
+        train, test = _load_data(self.config, self._data, quiet=quiet)
         _check_same_data(self.path, _fingerprints(self.config, train, test), "Its images cannot be rebuilt from this data: pass the data it was made from")
         self._sets = train, test
     return self._sets
@@ -594,3 +647,10 @@ def show(self: Audit, category: str,  # one of the audit's categories
 def explore(self: Audit, **kwargs):  # passed to `Explorer` (n_show, ncols, tile, ...)
     "The widget explorer of this audit, for a notebook: scrub the epochs, see each category's images and loss curves."
     return Explorer(self.path, dataset=kwargs.pop("dataset", self.train), **kwargs)
+
+# %% ../nbs/09_audit.ipynb #cd8c8d8d
+@patch
+def page(self: Audit, path: str | Path | None = None,  # where; report.html in the audit folder when None
+         **kwargs) -> Path:                             # passed to `mapd.page.write_page` (n: images per category)
+    "Write the audit's page (`mapd.page`): summary, warnings, each category's top images and loss curves; return its path."
+    return write_page(self, path, **kwargs)

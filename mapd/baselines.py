@@ -16,7 +16,7 @@ import torch
 from scipy import stats
 
 from .core import as_numpy, check_labels, check_same_length, check_trajectories, progress
-from .metadata import apply_flags, check_thresholds, detection_scores, knn_columns, probe_check, _log_kth
+from .metadata import apply_flags, check_thresholds, detection_scores, fdr_thresholds, knn_columns, probe_check, NATURAL, _flag_tests, _log_kth
 from .models import make_model
 from .scores import DEFAULT_SCORE_CONFIG
 from .store import TrajectoryStore
@@ -343,7 +343,8 @@ def recording_scores(store: TrajectoryStore) -> tuple[dict, dict]:
 MAPD_VOTE = "MAP-D vote p (the paper's equation 6)"   # the method name of MAP-D's vote, beside "MAP-D" (its flag score)
 
 def trajectory_scores(store: TrajectoryStore, categories=None,  # probe categories of MAP-D's k-NN; all the store holds when None
-                      k: int = 20, *, alpha: float = 0.05, seed: int = 0,  # MAP-D's flags: false-flag rate and the seed of their check, as `calibrated_table`
+                      k: int = 20, *, flags: str = "fdr", q: float = 0.1,  # MAP-D's flags, as `calibrated_table`: BH at q over the examples (trained rows and natural probes) ...
+                      alpha: float = 0.05, seed: int = 0,  # ... or, with flags="rate", a false-flag rate and the seed of its check
                       ) -> tuple[pd.DataFrame, dict, dict]:
     """MAP-D on every row of `store` beside `recording_scores`. The DataFrame holds, per category `c`: the vote `p_<c>`, the flag score
     `score_<c>` (`flag_scores`), `logr_<c>` (the log distance to the k-th nearest probe of `c`: `logr_a - logr_b` is the score of `b`
@@ -354,7 +355,11 @@ def trajectory_scores(store: TrajectoryStore, categories=None,  # probe categori
     X = store.trajectories("loss")
     P, cols = knn_columns(knn, X, radii)
     m = pd.DataFrame({**cols, **{f"logr_{c}": radii[(c,)] if (c,) in radii else _log_kth(knn, X, [c]) for c in classes}})
-    if (thresholds := check_thresholds(check, alpha=alpha, seed=seed)) is not None: m = apply_flags(m, thresholds)   # none without natural probes
+    rows = store.rows
+    examples = ((rows.role == "train") | (rows.category.isin(NATURAL) & (rows["index"] >= 0))).to_numpy()   # the rows a table has
+    if flags == "rate": thresholds = check_thresholds(check, alpha=alpha, seed=seed)
+    else: thresholds = fdr_thresholds(check["predictions"], m[examples], q=q)[0] if _flag_tests(check["predictions"], m) else None
+    if thresholds is not None: m = apply_flags(m, thresholds)   # none without natural probes
     single, flags = recording_scores(store)
     mapd_flag = m["flag_random_labels"].to_numpy(bool) if "flag_random_labels" in m else np.zeros(len(m), bool)
     return m, single, {"MAP-D": mapd_flag, MAPD_VOTE: np.asarray(classes)[P.argmax(1)] == "random_labels", **flags}

@@ -21,6 +21,16 @@ from .train import join_world
 # %% auto #0
 __all__ = ['config_from_args', 'parser', 'main']
 
+# %% ../nbs/12_cli.ipynb #ed048036
+_PLAN = "nbs/experiments/report.yaml"   # the report's plan, from the repository root
+
+def _plan_runs(plan: str = _PLAN) -> list[str]:
+    "The run names of the report plan in the working folder, else in the checkout mapd is installed from ([] where neither has one): what --only takes."
+    for p in (Path(plan), Path(mapd.__file__).resolve().parents[1]/plan):
+        try: return [str(r["name"]) for r in yaml.safe_load(p.read_text(encoding="utf-8"))["runs"]]
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError): continue
+    return []
+
 # %% ../nbs/12_cli.ipynb #7f887eaa
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
@@ -71,10 +81,12 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--preset", default="default", choices=list(AUDIT_PRESETS), help="named settings, e.g. the paper's CIFAR-10 setting (default: default)")
     _add_config_flags(a)
     r = sub.add_parser("report", help="run the experiment notebooks with papermill into outputs/")
-    r.add_argument("--plan", default="nbs/experiments/report.yaml", help="the report plan (default: nbs/experiments/report.yaml)")
+    r.add_argument("--plan", default=_PLAN, help=f"the report plan (default: {_PLAN})")
     r.add_argument("--out", default="outputs", help="report folder (default: outputs)")
     r.add_argument("--render-only", action="store_true", help="run nothing: re-render README.md from the plan and the results already there")
-    r.add_argument("--only", nargs="+", help="run only these runs of the plan")
+    names = _plan_runs()
+    r.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs of the plan"
+                   + (f"; the default plan's runs: {', '.join(names)}" if names else ""))
     r.add_argument("--tiny", action="store_true", help="tiny parameters from tiny.yaml beside the plan (for tests)")
     r.add_argument("--no-html", action="store_true", help="skip the HTML copies")
     r.add_argument("--allow-dirty", action="store_true", help="run from a checkout with uncommitted changes (the runs are marked <commit>-dirty)")

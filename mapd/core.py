@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from tqdm.std import tqdm as text_tqdm
 
 # %% auto #0
 __all__ = ['resolve_device', 'seed_everything', 'progress', 'atomic_write', 'write_json', 'remove_temporaries',
-           'FolderLockedError', 'folder_lock', 'fingerprint', 'as_numpy', 'check_labels', 'check_same_length',
-           'check_trajectories', 'check_fields', 'Presets', 'with_defaults', 'changed', 'run_fields']
+           'FolderLockedError', 'folder_lock', 'fingerprint', 'located', 'as_numpy', 'check_labels',
+           'check_same_length', 'check_trajectories', 'check_fields', 'Presets', 'with_defaults', 'changed',
+           'run_fields']
 
 # %% ../nbs/00_core.ipynb #d1d015df
 def resolve_device(device: str | torch.device | None = "auto",  # "auto", "cpu", "cuda", "cuda:1" or a torch.device
@@ -41,8 +43,9 @@ def seed_everything(seed: int,  # seeds Python's, NumPy's and torch's global gen
 # %% ../nbs/00_core.ipynb #9108ecee
 def progress(iterable=None, *, quiet: bool = False,  # no bar at all when True
              **kwargs):
-    "A tqdm progress bar that `quiet=True` turns off."
-    return tqdm(iterable, disable=quiet, dynamic_ncols=True, **kwargs)
+    "A tqdm progress bar that `quiet=True` turns off: a widget in a notebook, text on stderr where the environment sets MAPD_PROGRESS=text."
+    bar = text_tqdm if os.environ.get("MAPD_PROGRESS") == "text" else tqdm
+    return bar(iterable, disable=quiet, dynamic_ncols=True, **kwargs)
 
 # %% ../nbs/00_core.ipynb #022b2014
 def _umask() -> int:
@@ -117,6 +120,16 @@ def fingerprint(*arrays) -> str:
         h.update(f"{a.dtype.str}{a.shape};".encode())
         h.update(memoryview(a.reshape(-1).view(np.uint8)) if a.size else b"")
     return h.hexdigest()
+
+# %% ../nbs/00_core.ipynb #5da62de4
+def located(audit_dir: str | Path,  # the audit folder
+            cfg: dict,              # its config.json
+            field: str,             # a setting naming a file or folder: "data_root", "scores"
+           ) -> str | None:
+    "Where the file or folder that setting `field` of the audit in `audit_dir` names is now: through its path relative to the audit folder where that exists, else as stored."
+    rel = (cfg.get("paths_from_audit") or {}).get(field)
+    here = None if rel is None else os.path.abspath(Path(audit_dir)/rel)   # lexically, as the relative path was made
+    return here if here is not None and os.path.exists(here) else cfg.get(field)
 
 # %% ../nbs/00_core.ipynb #2839c75d
 def as_numpy(x, dtype=None) -> np.ndarray:

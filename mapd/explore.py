@@ -6,7 +6,7 @@ Docs: https://mapd-dev.github.io/mapd/explore.html.md"""
 
 # %% ../nbs/13_explore.ipynb #a2739e28
 from __future__ import annotations
-import base64, html, io, json, re
+import base64, html, io, json, re, shlex
 from collections import OrderedDict
 from pathlib import Path
 
@@ -19,19 +19,23 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 from fastcore.basics import patch
 
+from .core import located
 from .data import ImageDataset, load_dataset
 from .metadata import load_table, calibrated_table, ranked, NATURAL
 from .plots import category_color
 from .store import TrajectoryStore
 
 # %% auto #0
-__all__ = ['parse_indices', 'Explorer']
+__all__ = ['parse_indices', 'Explorer', 'open_explorer']
 
 # %% ../nbs/13_explore.ipynb #587f3167
-def _png_uri(img: np.ndarray) -> str:   # (C, H, W) uint8
+def _png_uri(img: np.ndarray,           # (C, H, W) uint8
+             max_side: int | None = None) -> str:  # shrink larger images to this many pixels on their longer side (a page of thumbnails stays small)
     "A data URI of `img` as PNG."
     a = img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)
-    buf = io.BytesIO(); Image.fromarray(np.ascontiguousarray(a)).save(buf, format="PNG")
+    im = Image.fromarray(np.ascontiguousarray(a))
+    if max_side is not None and max(im.size) > max_side: im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO(); im.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 def _fig_png(fig: Figure) -> bytes:
@@ -55,6 +59,7 @@ class Explorer:
     "Widgets to explore a MAP-D audit by epoch, category and class: image grid, loss curves, counts."
     def __init__(self, audit_dir: str | Path,             # folder written by `run_audit` / `mapd audit`
                  *, dataset: ImageDataset | None = None,  # the audited training split; loaded from config.json when None
+                 data_root: str | Path | None = None,     # where the audited data is now, if it moved; else where config.json says (`located`)
                  n_show: int = 20,                        # images in the grid at first
                  n_curves: int = 5,                       # curves drawn from the top of the grid when no indices are typed
                  ncols: int = 10,                         # images per grid row
@@ -63,9 +68,12 @@ class Explorer:
                  device="auto",                           # k-NN device
                  cache_size: int = 64):                   # epochs whose assignment is kept
         self.path = Path(audit_dir)
-        for fn in ("config.json", "metadata.parquet", "trajectories/meta.json"):
+        for fn in ("config.json", "metadata.parquet"):
             if not (self.path/fn).exists():
-                raise FileNotFoundError(f"{self.path/fn} not found: {self.path} is not an audit folder (make one with `mapd audit --out {self.path}`)")
+                raise FileNotFoundError(f"{self.path/fn} not found: {self.path} is not an audit folder (make one with `mapd audit --out {shlex.quote(str(self.path))}`)")
+        if not (self.path/"trajectories"/"meta.json").exists():
+            raise FileNotFoundError(f"{self.path/'trajectories'} not found: {self.path} holds an audit's table but not the loss trajectories the explorer "
+                                    f"reads (a clone of the repository does not keep them); `{_remake(self.path)}` records them")
         self.config = json.loads((self.path/"config.json").read_text())
         self.results = json.loads((self.path/"results.json").read_text()) if (self.path/"results.json").exists() else {}
         self.store, self.quantity, self.device = TrajectoryStore(self.path/"trajectories"), quantity, device
@@ -82,13 +90,14 @@ class Explorer:
                       for c in self.categories}
         scored = (rows.role == "train").to_numpy() | ((rows.role == "probe").to_numpy() & rows.category.isin(NATURAL).to_numpy() & (rows["index"] >= 0).to_numpy())
         self._train_rows = pd.Series(np.flatnonzero(scored), index=rows["index"].to_numpy()[scored])  # example index -> store row (natural probes are examples too)
-        self.dataset = dataset if dataset is not None else load_dataset(self.config["dataset"], "train", root=self.config.get("data_root"))
+        self.dataset = dataset if dataset is not None else _audited_images(self.path, self.config, data_root)
         self._pos = pd.Series(np.arange(len(self.dataset)), index=self.dataset.index.numpy())   # example index -> image position
         missing = np.setdiff1d(self.table["index"].to_numpy(), self._pos.index.to_numpy())
         if len(missing):
             raise ValueError(f"{len(missing)} examples of {self.path/'metadata.parquet'} (e.g. index {missing[0]}) are not in the "
                              f"{self.config.get('dataset')!r} training split loaded: pass dataset= the split the audit ran on")
         self.classes = list(self.dataset.classes)
+        self._paths = pd.Series(self.table.path.to_numpy(), index=self.table["index"].to_numpy()) if "path" in self.table else None   # example index -> file
         self._cache, self.cache_size, self._tiles = OrderedDict(), cache_size, {}
         self.n_curves, self.ncols, self.tile = int(n_curves), int(ncols), int(tile)  # ints: they go into the page's CSS
         self._shown, self._curves = [], []
@@ -148,6 +157,31 @@ class Explorer:
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
     def __repr__(self): return f"Explorer({str(self.path)!r}: {len(self.table)} examples, {self.n_epochs} epochs, {self.categories})"
 
+# %% ../nbs/13_explore.ipynb #254c5dfe
+def _remake(path: Path) -> str:
+    "The command that records the audit in `path` again: `mapd report --only NAME` for a run of a report, else `mapd audit --out PATH`."
+    try: runs = json.loads((path.parent/"manifest.json").read_text()).get("runs") or {}
+    except (OSError, ValueError, AttributeError): runs = {}
+    if path.name in runs:   # mapd report's --out defaults to outputs, from the repository root
+        return f"mapd report --only {path.name}" + ("" if path.parent.name == "outputs" else f" --out {shlex.quote(str(path.parent))}")
+    return f"mapd audit --out {shlex.quote(str(path))} (with the settings in its config.json)"
+
+def _audited_images(path: Path, config: dict, data_root=None) -> ImageDataset:
+    "The training split an audit read, as its config.json names it (`data_root`: where it is now, if it moved), read without progress bars."
+    if config.get("dataset") == "custom": raise ValueError(f"{path} audited data passed to run_audit(data=...): pass its training split, Explorer(..., dataset=...)")
+    root = str(data_root) if data_root is not None else located(path, config, "data_root")
+    if root is not None and not Path(root).exists():
+        raise FileNotFoundError(f"{root}, the data the audit in {path} read, is not there (any more): pass where it is now, "
+                                "Explorer(..., data_root=...) (the explorer notebook's data_root)")
+    opts = dict(size=config.get("image_size"), channels=config.get("channels"), quiet=True) if config.get("dataset") == "imagefolder" else {}
+    return load_dataset(config["dataset"], "train", root=root, **opts)
+
+def open_explorer(audit_dir: str | Path, **kwargs):  # passed to `Explorer`
+    "The `Explorer` of the audit in `audit_dir`; where it cannot open, a widget saying why and what to run."
+    try: return Explorer(audit_dir, **kwargs)
+    except (OSError, ValueError) as e:
+        return W.HTML(f'<div class="mapd-error" style="color:#b00;font-size:14px">The explorer cannot open {html.escape(str(audit_dir))}: {html.escape(str(e))}</div>')
+
 # %% ../nbs/13_explore.ipynb #420dbe01
 @patch
 def _build(self: Explorer, n_show: int):
@@ -191,15 +225,16 @@ def _grid_html(self: Explorer, top: pd.DataFrame, c: str, t: int, klass: int | N
     of = f" of class {html.escape(self.classes[klass])}" if klass is not None else ""
     if not len(top): return f"<i>no training example{of}</i>"
     caption = (f'<div style="font-size:12px;margin:6px 0">The {len(top)} training examples{of} most probable of <b>{_name(c)}</b> '
-               f'at epoch {t}: index, given label, probability; the border takes the colour of the category each is assigned at epoch {t}.</div>')
+               f'at epoch {t}: {"file" if self._paths is not None else "index"}, given label, probability; the border takes the colour of the category each is assigned at epoch {t}.</div>')
     cells = []
     for r, p in zip(top.itertuples(index=False), top[f"p_{c}"].to_numpy()):  # p_<c> apart: itertuples renames columns that are not identifiers
         lab, i = self.classes[r.label], int(r.index)
         if getattr(r, "is_noisy", False): lab = f"{lab} (true: {self.classes[r.true_label]})"
-        cells.append(f'<div class="mapd-tile" data-index="{i}" style="width:{self.tile + 26}px;text-align:center;font-size:10px;line-height:1.2">'
-                     f'<img src="{self._tile(i)}" title="{html.escape(str(r.category))}" style="width:{self.tile}px;height:{self.tile}px;'
+        name = html.escape(str(self._paths.get(i, f"#{i}")) if self._paths is not None else f"#{i}")   # the file, where the table names one
+        cells.append(f'<div class="mapd-tile" data-index="{i}" data-path="{name}" style="width:{self.tile + 26}px;text-align:center;font-size:10px;line-height:1.2;overflow-wrap:anywhere">'
+                     f'<img src="{self._tile(i)}" alt="{name}" title="{name} ({html.escape(str(r.category))})" style="width:{self.tile}px;height:{self.tile}px;'
                      f'image-rendering:pixelated;border:3px solid {_color(r.category)}"><br>'
-                     f'#{i}<br>{html.escape(lab)}<br>p={p:.2f}</div>')
+                     f'<span class="mapd-file">{name}</span><br>{html.escape(lab)}<br>p={p:.2f}</div>')
     return (caption + f'<div class="mapd-grid-tiles" style="display:grid;grid-template-columns:repeat({self.ncols},{self.tile + 30}px);gap:4px">'
             + "".join(cells) + "</div>")
 

@@ -252,13 +252,14 @@ def fdr_thresholds(predictions: pd.DataFrame,  # held-out probes: `category` and
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Per category, the threshold on `score_<c>` that BH sets at FDR `q` and its checks; and the q-values `q_<c>` of every row, with `q_any`."
     if not 0 < q < 1: raise ValueError(f"q must lie strictly between 0 and 1, got {q}")
-    cats, tests, out, qv, pv = predictions.category.to_numpy().astype(str), _flag_tests(predictions, table), [], {}, {}
+    cats, tests, out, qv, pv, pnull = predictions.category.to_numpy().astype(str), _flag_tests(predictions, table), [], {}, {}, {}
     if not tests: raise ValueError(f"flags need held-out probes of {' or '.join(NATURAL)} to calibrate on; the categories are {sorted(set(cats))}")
     for c, (null, own) in tests.items():
         m, col = np.isin(cats, null), f"score_{c}"
         s_null, s_own = predictions[col].to_numpy(np.float64)[m], predictions[col].to_numpy(np.float64)[own]
         x = table[col].to_numpy(np.float64)
         pv[c] = conformal_pvalues(s_null, x, _null_weights(cats[m], null_shares))
+        if c not in NATURAL: pnull[c] = conformal_pvalues(s_null, s_null, _null_weights(cats[m], null_shares))   # each null probe's own p-value (for `any`)
         qv[c] = bh_qvalues(pv[c])
         hit = qv[c] <= q
         tau = float(np.nextafter(x[hit].min(), -np.inf)) if hit.any() else math.inf   # flagged: score > tau, i.e. at least the lowest flagged score
@@ -267,7 +268,8 @@ def fdr_thresholds(predictions: pd.DataFrame,  # held-out probes: `category` and
                         recall=float(np.mean(s_own > tau)) if own.any() else math.nan,
                         auroc=float(roc_auc_score(np.r_[np.ones(own.sum()), np.zeros(m.sum())], np.r_[s_own, s_null])) if own.any() else math.nan))
     problems = [c for c in pv if c not in NATURAL]
-    if problems: qv["any"] = bh_qvalues(np.minimum(1.0, len(problems) * np.min([pv[c] for c in problems], axis=0)))
+    if problems:   # a row's smallest problem p-value, made a p-value again against the null probes' own smallest (a conformal max-statistic)
+        qv["any"] = bh_qvalues(conformal_pvalues(-np.min([pnull[c] for c in problems], axis=0), -np.min([pv[c] for c in problems], axis=0)))
     return pd.DataFrame(out).set_index("category"), pd.DataFrame({f"q_{c}": v.astype(np.float32) for c, v in qv.items()}, index=table.index)
 
 # %% ../nbs/08_metadata.ipynb #9fa99f4b
@@ -409,6 +411,7 @@ def metadata_table(store: TrajectoryStore,
     t["category"] = pd.Categorical(knn.classes_[proba.argmax(1)], categories=list(knn.classes_))
     t["confidence"] = proba.max(1).astype(np.float32)
     t["row"], t["scored_by"] = ids, pd.Categorical(how, categories=["trained", "natural probe, held out", "natural probe, left out"])
+    t["probe"] = np.where(rows.role.to_numpy()[ids] == "probe", rows.category.to_numpy()[ids], "")   # the natural probe a row was, if one
     if thresholds is not None:
         t = apply_flags(t, thresholds)
         t["knn_category"] = pd.Categorical(knn.classes_[proba.argmax(1)], categories=list(knn.classes_))
@@ -457,6 +460,14 @@ def check_thresholds(check: dict,   # from `probe_check`
     try: return flag_thresholds(S, pred.category, classes, alpha=alpha, seed=seed, statistic="score")
     except ValueError: return None
 
+def _calibration(predictions: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The probes BH calibrates on: the natural probes as rows of the table (the held-out ones, and the fitted ones scored without
+    themselves, twice as many as the held-out alone), and the held-out problem probes (for each flag's recall); the held-out
+    predictions alone where the table does not say which rows were natural probes."""
+    if "probe" not in table: return predictions
+    nat = table[table.probe.isin(NATURAL).to_numpy()].assign(category=lambda d: d.probe)
+    return pd.concat([nat, predictions[~predictions.category.isin(NATURAL).to_numpy()]], ignore_index=True)
+
 def flag_table(table: pd.DataFrame,   # a metadata table without flags (`metadata_table`)
                check: dict,           # the probe check of the same k-NN (`probe_check`)
                *, flags: str = "fdr",  # "fdr": BH at `q` over the table's rows (`fdr_thresholds`); "rate": false-flag rate `alpha` (`flag_thresholds`)
@@ -466,7 +477,7 @@ def flag_table(table: pd.DataFrame,   # a metadata table without flags (`metadat
     "`table` with `flag_<c>` columns, its category assigned by them (`apply_flags`), `knn_category`, and for flags='fdr' `q_<c>` and `flag_any`; and the thresholds (None: no natural probes, no flags)."
     if flags not in FLAG_RULES: raise ValueError(f"flags must be one of {FLAG_RULES}, got {flags!r}")
     if flags == "rate": thresholds, qs = check_thresholds(check, alpha=alpha, seed=seed), None
-    elif _flag_tests(check["predictions"], table): thresholds, qs = fdr_thresholds(check["predictions"], table, q=q, null_shares=null_shares)
+    elif _flag_tests(cal := _calibration(check["predictions"], table), table): thresholds, qs = fdr_thresholds(cal, table, q=q, null_shares=null_shares)
     else: thresholds, qs = None, None
     if thresholds is None: return table, None
     knn_category = table.category.copy()

@@ -6,13 +6,13 @@ Docs: https://mapd-dev.github.io/mapd/report.html.md"""
 
 # %% ../nbs/11_report.ipynb #4f6e9372
 from __future__ import annotations
-import datetime, json, platform, re, shutil, subprocess, sys, time
+import contextlib, datetime, json, os, platform, re, shutil, subprocess, sys, time
 from pathlib import Path
 
 import yaml
 
 import mapd
-from .core import atomic_write, write_json, progress, folder_lock, remove_temporaries
+from .core import atomic_write, write_json, folder_lock, remove_temporaries
 
 # %% auto #0
 __all__ = ['ReportError', 'load_plan', 'git_commit', 'run_report', 'render_readme']
@@ -71,6 +71,10 @@ def load_plan(path: str | Path) -> dict:
     for c in plan.get("claims") or []:
         if c.get("run") not in names: raise ValueError(f"{path}: claim {c.get('claim')!r} refers to run {c.get('run')!r}, which the plan does not have")
         if not isinstance(c.get("key"), str): raise ValueError(f"{path}: claim {c.get('claim')!r} lacks the field 'key'")
+    if not isinstance(plan.get("notes") or "", str): raise ValueError(f"{path}: `notes` must be text (a YAML block of Markdown bullets)")
+    for runs, _ in _notes(plan.get("notes") or ""):
+        unknown = [n for n in runs if n not in names]
+        if unknown: raise ValueError(f"{path}: a note starts [{', '.join(runs)}], naming {unknown}, which the plan does not have")
     for t in plan.get("tables") or []:
         if t.get("run") not in names: raise ValueError(f"{path}: table {t.get('title')!r} refers to run {t.get('run')!r}, which the plan does not have")
         if not isinstance(t.get("columns"), dict): raise ValueError(f"{path}: table {t.get('title')!r} needs `columns`, a mapping of column name to key")
@@ -137,21 +141,21 @@ def _execute(plan_path, plan, out, runs, tiny, tiny_params, html, quiet) -> dict
         write_json(out/"manifest.json", manifest); _write_readme(out, plan, manifest)
         return results
     staging = out/".staging"; staging.mkdir()
-    for r in progress(runs, quiet=quiet, desc="report", unit="notebook"):
+    for i, r in enumerate(runs, 1):
         nb = plan_path.parent/r["notebook"]
         dest = staging/r["name"]; dest.mkdir()
         params = {**(r.get("parameters") or {}), **tiny_params.get(r["notebook"], {}), "out_dir": str(dest)}
         done = {x["name"] for x in runs[:runs.index(r)]}
         params = {k: (str((staging if _ref(v) in done else out)/_ref(v)) if _ref(v) else v) for k, v in params.items()}
         t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(str(nb), str(dest/f"{r['name']}.ipynb"), parameters=params, kernel_name="python3",
-                                cwd=str(nb.parent), progress_bar=not quiet, log_output=False)
+        _say(quiet, f"[{i}/{len(runs)}] {r['name']} ({nb.name}) started")
+        try: _run_notebook(pm, nb, dest/f"{r['name']}.ipynb", params, quiet)
         except Exception as e:
             failed, msg = _set_aside_failed(out, dest), getattr(e, "evalue", None) or str(e)
             raise ReportError(f"{nb.name} (run {r['name']!r}) failed: {getattr(e, 'ename', type(e).__name__)}: {msg}\n"
                               f"its executed copy is in {failed}; the previous report in {out} is untouched") from e
         timings[r["name"]] = time.perf_counter() - t0
+        _say(quiet, f"[{i}/{len(runs)}] {r['name']} finished in {timings[r['name']]:.0f} s")
         if html: _html(dest/f"{r['name']}.ipynb")
         rj = dest/"results.json"
         if not rj.exists():
@@ -280,6 +284,62 @@ def _write_readme(out: Path, plan: dict, manifest: dict):
     results = {r["name"]: json.loads((out/r["name"]/"results.json").read_text()) for r in plan["runs"] if (out/r["name"]/"results.json").is_file()}
     with atomic_write(out/"README.md") as f: f.write(render_readme(plan, results, manifest))
 
+# %% ../nbs/11_report.ipynb #5122a55e
+def _say(quiet: bool, msg: str):
+    if not quiet: print(f"mapd report: {msg}", file=sys.stderr, flush=True)
+
+@contextlib.contextmanager
+def _environ(**values):
+    "Environment variables set inside the block (the kernels started there inherit them), restored after."
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+def _run_notebook(pm, nb: Path, dest: Path, params: dict, quiet: bool):
+    "Execute `nb` into `dest` with papermill, its output passed on to this process's stdout and stderr as it comes (not when `quiet`), then tidy its streams."
+    with _environ(MAPD_PROGRESS="text"):   # text bars in the kernel: they reach the terminal, and stay readable in the executed notebook
+        pm.execute_notebook(str(nb), str(dest), parameters=params, kernel_name="python3", cwd=str(nb.parent), progress_bar=False,
+                            log_output=False, stdout_file=None if quiet else sys.stdout, stderr_file=None if quiet else sys.stderr)
+    _tidy_streams(dest)
+
+# %% ../nbs/11_report.ipynb #dd961293
+_REDRAWN = re.compile(r"[^\n]*\r(?=[^\n])")   # a line's text before a carriage return that more text follows: drawn over
+_CLEARED = re.compile(r"[ \t]*\r(?=\n|$)")     # blanks and a carriage return ending a line: a bar that cleared itself
+
+def _streams_as_shown(text: str) -> str: return _CLEARED.sub("", _REDRAWN.sub("", text))
+
+def _tidy_streams(nb_path: Path):
+    "Merge each cell's consecutive outputs of one stream and keep what a terminal shows of them after the carriage returns."
+    import nbformat
+    try: nb = nbformat.read(nb_path, as_version=4)
+    except Exception: return   # not a notebook nbformat reads: left as papermill wrote it (tidying is for the reader, not for the results)
+    for cell in nb.cells:
+        if cell.cell_type != "code": continue
+        outs = []
+        for o in cell.outputs:
+            if o.output_type == "stream" and outs and outs[-1].output_type == "stream" and outs[-1].name == o.name: outs[-1].text += o.text
+            else: outs.append(o)
+        for o in outs:
+            if o.output_type == "stream": o.text = _streams_as_shown(o.text)
+        cell.outputs = outs
+    with atomic_write(nb_path) as f: nbformat.write(nb, f)
+
+# %% ../nbs/11_report.ipynb #4d3b7aa7
+_NOTE_RUNS = re.compile(r"- \[([^\]]*)\] ?")   # a note's head: the runs whose figures it quotes
+
+def _notes(text: str) -> list[tuple[list, str]]:
+    "The plan's notes, bullet by bullet: (the runs named at its head, [] where none, the bullet without them)."
+    out = []
+    for b in re.split(r"(?m)^(?=- )", text.strip()):
+        if not b.strip(): continue
+        m = _NOTE_RUNS.match(b)
+        out.append(([n.strip() for n in m.group(1).split(",") if n.strip()], "- " + b[m.end():].rstrip()) if m else ([], b.rstrip()))
+    return out
+
 # %% ../nbs/11_report.ipynb #fe414c68
 def _lookup(d: dict, key: str):
     for part in key.split("."): d = d[part] if isinstance(d, dict) and part in d else None
@@ -328,5 +388,9 @@ def render_readme(plan: dict, results: dict, manifest: dict) -> str:
         m = (manifest.get("runs") or {}).get(r["name"]) or {}
         L.append(f"| [{r['name']}]({r['name']}/{r['name']}.ipynb) ([html]({r['name']}/{r['name']}.html)) | {r['notebook']} | "
                  f"`{json.dumps(r.get('parameters') or {})}` | {m.get('seconds', '')} | {m.get('commit', '')[:12]} | {'**yes**' if r['name'] in tiny else ''} |")
-    if plan.get("notes"): L += ["", "## Notes", "", plan["notes"].strip()]
+    if plan.get("notes"):
+        notes = _notes(plan["notes"])
+        kept = [text for runs, text in notes if all(n in results for n in runs)]
+        left = sorted({n for runs, _ in notes for n in runs if n not in results})
+        L += ["", "## Notes", ""] + kept + ([""] * bool(kept) + [f"(Notes quoting runs that are not in this report ({', '.join(left)}) are left out.)"] if left else [])
     return "\n".join(L) + "\n"

@@ -121,6 +121,7 @@ def test_audit_under_torchrun_records_what_one_process_records(score_file, tmp_p
     assert two.stdout.count('"probe_accuracy_6"') == 1                                # rank 0 prints the results, once
     r = json.loads((tmp_path/"two"/"results.json").read_text())
     assert r["processes"] == 2 and r["n_probes"] > 0
+    assert (tmp_path/"two"/"report.html").read_text(encoding="utf-8").count('class="mapd-category"') == len(r["parameters"]["categories"])   # rank 0 writes the page
     assert (tmp_path/"one"/"probes.csv").read_text() == (tmp_path/"two"/"probes.csv").read_text()
     a, b = (TrajectoryStore(tmp_path/n/"trajectories") for n in ("one", "two"))
     assert b.completed == 6 and not np.isnan(b.trajectories("loss")).any()

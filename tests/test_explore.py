@@ -1,5 +1,5 @@
 "The explorer widget: its behaviour from Python on a small real audit, and the explorer notebook served by Voila in headless Chromium."
-import os, shutil, signal, socket, subprocess, sys, time
+import contextlib, os, signal, socket, subprocess, sys, time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -9,6 +9,8 @@ import pytest
 
 from mapd.explore import Explorer
 from mapd.metadata import load_table
+
+from conftest import WAIT, browser_deps
 
 
 @pytest.fixture(scope="module")
@@ -110,36 +112,21 @@ def test_bad_audit_folder(tmp_path, digits_audit):
 
 # --- in a browser --------------------------------------------------------------------------------------------------------
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-WAIT = 120   # seconds: a kernel start, `import torch` and the first k-NN on a loaded 2-core machine
-
-
-def _browser_deps(repo):
-    "Chromium and its driver, installed from Debian by scripts/browser_deps.sh when missing; skip only where apt cannot."
-    if CHROMIUM.exists() and CHROMEDRIVER.exists(): return
-    if shutil.which("apt-get") is None: pytest.skip("headless Chromium is missing and apt-get is not available to install it")
-    r = subprocess.run(["bash", str(repo/"scripts"/"browser_deps.sh")], capture_output=True, text=True, timeout=900)
-    if r.returncode == 2: pytest.skip(f"cannot install Chromium: {r.stderr.strip()}")
-    assert r.returncode == 0, f"scripts/browser_deps.sh failed:\n{r.stdout}\n{r.stderr}"
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def served_explorer(repo, digits_audit, tmp_path_factory):
-    "The explorer notebook with audit_dir injected by papermill (not executed), served by Voila on a free local port."
-    _browser_deps(repo)
+@contextlib.contextmanager
+def _voila(repo, audit_dir, d: Path, **params):
+    "The explorer notebook with audit_dir (and `params`) injected by papermill (not executed), served by Voila from `d` on a free local port."
+    browser_deps(repo)
     for mod in ("selenium", "voila"):
         try: __import__(mod)
         except ImportError: pytest.fail(f"{mod} is not installed: install the dev extras (pip install -e '.[dev]')")
     import papermill as pm
-    out, _, _ = digits_audit
-    d = tmp_path_factory.mktemp("voila")
     nb = d/"explorer.ipynb"
-    pm.execute_notebook(str(repo/"nbs"/"explore"/"explorer.ipynb"), str(nb), parameters=dict(audit_dir=str(out)), prepare_only=True, kernel_name="python3")
+    pm.execute_notebook(str(repo/"nbs"/"explore"/"explorer.ipynb"), str(nb), parameters=dict(audit_dir=str(audit_dir), **params), prepare_only=True, kernel_name="python3")
     port, log = _free_port(), open(d/"voila.log", "w")
     env = dict(os.environ, OMP_NUM_THREADS="1", JUPYTER_RUNTIME_DIR=str(d/"runtime"))
     proc = subprocess.Popen([sys.executable, "-m", "voila", str(nb), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
@@ -162,19 +149,9 @@ def served_explorer(repo, digits_audit, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1300",
-              f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        opts.add_argument(a)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
-    driver.set_page_load_timeout(WAIT); driver.set_script_timeout(30)
-    try: yield driver
-    finally: driver.quit()
+def served_explorer(repo, digits_audit, tmp_path_factory):
+    "The explorer of the digits audit, served by Voila."
+    with _voila(repo, digits_audit[0], tmp_path_factory.mktemp("voila")) as served: yield served
 
 
 def test_explorer_in_a_browser(served_explorer, browser, repo):
@@ -221,3 +198,32 @@ def test_explorer_in_a_browser(served_explorer, browser, repo):
     drv.execute_script("arguments[0].scrollIntoView()", drv.find_element(By.CSS_SELECTOR, ".mapd-epoch"))
     drv.save_screenshot(str(art/"explorer-random-labels.png"))
     assert "Traceback" not in drv.page_source and "Error" not in drv.find_element(By.CSS_SELECTOR, ".mapd-status").text
+
+
+@pytest.fixture(scope="module")
+def served_folder_explorer(repo, folder_audit, tmp_path_factory):
+    "The explorer of the image-folder audit (made with a relative data root), served by Voila from another folder."
+    with _voila(repo, folder_audit[1], tmp_path_factory.mktemp("voila-folder")) as served: yield served
+
+
+def test_image_folder_explorer_in_a_browser(served_folder_explorer, browser, folder_audit):
+    "Served from another folder than the audit ran in: the images load, the tiles name their files, and no closed widget leaves an error above it."
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from mapd.metadata import ranked
+    url, log = served_folder_explorer
+    drv, (_, out, audit) = browser, folder_audit
+    tiles = lambda: drv.execute_script("return Array.from(document.querySelectorAll('.mapd-grid .mapd-tile')).map(e => [e.dataset.index, e.innerText])")
+    drv.get(url)
+    try: WebDriverWait(drv, WAIT, poll_frequency=0.5).until(lambda d: len(tiles()) == 20)
+    except Exception as e: raise AssertionError(f"the explorer did not render 20 images within {WAIT} s; Voila's log:\n{log.read_text()[-3000:]}") from e
+    top = ranked(audit.table, audit.config.categories[0]).head(20)   # the first category at the last epoch: the audit's own table
+    shown = tiles()
+    assert [int(i) for i, _ in shown] == list(top["index"])
+    assert all(p in text for (_, text), p in zip(shown, top.path)), (shown[:3], list(top.path[:3]))
+    imgs = drv.find_elements(By.CSS_SELECTOR, ".mapd-grid img")
+    assert all(drv.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in imgs), "images did not load"
+    # a progress bar shown while the images are read is a widget closed before the page renders it: an "Error displaying widget:
+    # model not found" output above the explorer. The explorer's cell must have shown nothing but the explorer.
+    outputs = drv.execute_script("return Array.from(document.querySelector('.mapd-grid').closest('.jp-OutputArea').children).map(c => c.innerText)")
+    assert len(outputs) == 1 and "Error displaying widget" not in drv.find_element(By.TAG_NAME, "body").text, outputs
