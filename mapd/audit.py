@@ -20,17 +20,18 @@ import mapd
 from .core import Presets, with_defaults, resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries, located
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, label_issues, DEFAULT_SCORE_CONFIG
-from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES
+from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES, _ood_source
 from .models import MODELS, make_model
 from .train import TrainConfig, TRAIN_PRESETS, fit, world, on_rank0, process_device
 from .store import TrajectoryStore
-from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS, FLAG_RULES, prevalence
+from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS, FLAG_RULES, SCORED_BY, prevalence, flag_table, _calibration
 from .plots import image_grid
 from .explore import Explorer
 from .page import write_page
 
 # %% auto #0
-__all__ = ['AUDIT_RULES', 'AUDIT_PRESETS', 'PAPER_PROBES', 'AUDIT_FILES', 'AuditConfig', 'audit_config', 'run_audit', 'Audit']
+__all__ = ['AUDIT_RULES', 'AUDIT_PRESETS', 'PAPER_PROBES', 'AUDIT_FILES', 'AuditConfig', 'audit_config', 'run_audit', 'sized',
+           'Audit']
 
 # %% ../nbs/09_audit.ipynb #458809a4
 # what each setting may be: an interval, or the values allowed (checked by `AuditConfig`, offered as choices by `mapd audit`)
@@ -39,7 +40,7 @@ AUDIT_RULES = dict(dataset=(*DATASETS, "custom"), image_size=">=1", channels=(1,
                    score_model=tuple(MODELS), score_kind=("confidence", "accuracy"), score_ratios="(0,1)", score_runs=">=1", score_epochs=">=1",
                    categories=CATEGORIES, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", atypical_pool="(0,1]", edit_pool="(0,1]",
                    exclude_mislabeled="(0,1]", exclude_unrecognised=">=1", exclude_doubted=">0", flags=FLAG_RULES, q="(0,1)", alpha="(0,1)", ood=("auto", "sketch", "digits"),
-                   flip_to=("uniform", "confused", "mixed"), k=">=1", seed=">=0",
+                   flip_to=("auto", "uniform", "confused", "mixed"), cover=("auto", "all", "trained"), k=">=1", seed=">=0",
                    knn_input=("loss", "margin", "loss+margin"))
 
 @dataclass
@@ -65,23 +66,24 @@ class AuditConfig:
     score_kind: str = "confidence"   # held-out estimate from the label's probability ("confidence") or 0/1 hits ("accuracy", Jiang et al.)
     score_ratios: tuple = (0.25, 0.5, 0.75)  # subset ratios of the held-out estimate
     score_runs: int = 4              # models per ratio
-    score_epochs: int = 4            # epochs of each held-out model
+    score_epochs: int | None = None  # epochs of each held-out model; None: 4, or enough for 300 steps on small data (`sized`)
     categories: tuple = CATEGORIES   # probe categories
-    n_fit: int = 250                 # probes per category fitting the k-NN (the paper: 250)
-    n_heldout: int = 250             # probes per category held out (the paper: 250)
+    n_fit: int | None = None         # probes per category fitting the k-NN; None: the paper's 250 where the data has room, fewer below (`sized`)
+    n_heldout: int | None = None     # probes per category held out; None: as n_fit
     typical_pool: float | None = 0.8 # typical probe drawn at random from this most consistent share; None: the n most consistent (the paper)
     atypical_pool: float | None = 0.2  # atypical probe drawn at random from this least consistent share; None: the n least consistent (the paper)
     exclude_unrecognised: float | None = 2.0  # keep out of the natural probes examples on which held-out models give no class more than this / K (noise, foreign images); None: keep them
     exclude_doubted: float | None = 1.0  # keep out of the typical and atypical probes examples to which held-out models give their label less than this / K (below a uniform guess: flips the models see through without being sure of the true class); None: keep them
     exclude_mislabeled: float | None = 0.5  # keep out of the typical and atypical probes examples that held-out models give another class with at least this probability; None: keep them
     edit_pool: float | None = 0.8    # random-label, corrupted and sketch probes edit examples drawn from this most consistent share (minus the examples kept out of the natural probes); None: from all (the paper)
-    flip_to: str = "mixed"           # random_labels probe: "mixed" (half each of the two below), "uniform" other label (the paper), "confused" (the other class held-out models rate highest, as annotators err)
+    flip_to: str = "auto"            # random_labels probe: "mixed" (half each of the two below), "uniform" other label (the paper), "confused" (the other class held-out models rate highest, as annotators err); "auto": mixed where held-out probabilities exist (scores="heldout"), else uniform
     corrupt_std: str = "auto"        # noise of the corrupted probe: "auto" (chosen by a proxy run, see choose_corrupt_std), "paper" (0.1 CIFAR, 0.25 else) or a number
     flags: str = "fdr"               # "fdr": at most q of each flag's rows are expected false (Benjamini-Hochberg on conformal p-values against held-out natural probes); "rate": at most alpha of clean examples like those probes carry any problem flag
     q: float = 0.1                   # the false discovery rate of each flag_<category> (flags="fdr")
     alpha: float = 0.05              # the false-flag rate on held-out natural probes (flags="rate")
     ood: str = "auto"                # "auto", "sketch" or "digits"
-    k: int = 20                      # neighbours (the paper: 20)
+    k: int | None = None             # neighbours; None: the paper's 20, or half of n_fit where that is below 40
+    cover: str = "auto"              # "all": a second run, in which the examples the edited probes were made from train as themselves, gives every example a row (twice the training); "trained": trained rows and natural probes only; "auto": all up to 20,000 examples
     knn_input: str = "loss"          # trajectories the k-NN reads: "loss" (the paper), "margin", or "loss+margin" (both, each scaled on the fit probes)
     seed: int = 0
     device: str = "auto"
@@ -99,7 +101,7 @@ class AuditConfig:
         if self.device != "auto":
             try: torch.device(self.device)
             except RuntimeError: raise ValueError(f"AuditConfig: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}") from None
-        if self.n_fit < self.k:
+        if self.n_fit is not None and self.k is not None and self.n_fit < self.k:
             raise ValueError(f"AuditConfig: n_fit={self.n_fit} probes per category are fewer than k={self.k} neighbours: "
                              "each category needs at least k fit-split probes; raise n_fit or lower k")
         if self.corrupt_std not in ("auto", "paper"):
@@ -161,8 +163,8 @@ def _check_data(config: AuditConfig, train: ImageDataset, test: ImageDataset | N
     if test is not None and test.shape != train.shape: raise ValueError(f"train images have shape {train.shape} but test images {test.shape}: both splits must have one image size")
     present = int(len(torch.unique(train.labels)))
     if present < 2: raise ValueError(f"the training set holds {present} class: a classifier needs at least two")
-    takes = sum(c not in ("random_inputs", "ood") for c in config.categories)   # categories whose probes leave the training set
-    need = takes * (config.n_fit + config.n_heldout)
+    takes = _taking(config, train)   # categories whose probes leave the training set
+    need = takes * ((config.n_fit or 0) + (config.n_heldout or 0))
     if need >= len(train):
         raise ValueError(f"{takes} probe categories of n_fit + n_heldout = {config.n_fit + config.n_heldout} examples need {need} training examples, "
                          f"but the training set has {len(train)}: lower n_fit and n_heldout, or audit more data")
@@ -214,15 +216,17 @@ def _natural_exclusions(flags: dict) -> np.ndarray | None:
     return np.logical_or.reduce(masks) if masks else None
 
 def _make_suite(config: AuditConfig, train, scores, corrupt_std=None,
-                exclude=None, probs=None):   # (N,) bool: kept out of the natural probes (`_natural_exclusions`)
+                exclude=None, probs=None,   # (N,) bool: kept out of the natural probes (`_natural_exclusions`)
+                avoid=None):                # (N,) bool: no probe is made from these (the second run's: the first's edited sources)
     "The probe suite of `config`, and the set that is trained on with its row table."
     suite = make_probe_suite(train, scores, categories=config.categories, n_fit=config.n_fit, n_heldout=config.n_heldout,
                              ood=config.ood, typical_pool=config.typical_pool, atypical_pool=config.atypical_pool, edit_pool=config.edit_pool,
-                             exclude=exclude, corrupt_std=corrupt_std, flip_to=config.flip_to, probs=probs, seed=config.seed)
+                             exclude=exclude, corrupt_std=corrupt_std, probs=probs, avoid=avoid, seed=config.seed,
+                             flip_to=config.flip_to if config.flip_to != "auto" else "mixed" if probs is not None else "uniform")
     return (suite, *with_probes(train, suite))
 
 # every file and folder an audit writes: what is cleared when an unfinished audit of another configuration is replaced
-AUDIT_FILES = ("config.json", "fingerprints.json", "scores.npy", "heldout_probs.npy", "corrupt_std.json", "probes.csv", "trajectories", "history.csv", "metadata.parquet",
+AUDIT_FILES = ("config.json", "fingerprints.json", "scores.npy", "heldout_probs.npy", "corrupt_std.json", "probes.csv", "trajectories", "history.csv", "cover", "metadata.parquet",
                "probe_predictions.csv", "probe_separability.csv", "results.json", "report.html")
 
 def _check_out(out_dir) -> Path:
@@ -324,12 +328,35 @@ def _label_issue_share(probs, labels, *, n_boot: int = 200, level: float = 0.9, 
     lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
     return share, float(lo), float(hi)
 
+def _advice(config: AuditConfig, std) -> dict:
+    "Category -> a change that may separate it better in this run: settings at another value than the one in force."
+    E, corr = config.epochs, []
+    if std is not None: corr.append(f"a stronger corruption of the probe (--corrupt-std {min(2 * std, 2.0):g}; this run used {std:g})")
+    if config.model == "mlp": corr.append("a convolutional model (--model cnn), which memorises pixel noise less readily than an MLP")
+    return {"random_labels": f"training longer (--epochs {2 * E}; this run trained {E}), so that random labels stay unlearned longer than atypical examples",
+            "random_inputs": f"training longer (--epochs {2 * E}; this run trained {E})",
+            "atypical": f"consistency scores from more held-out models (--score-runs {2 * config.score_runs}; this run used {config.score_runs}) or published C-scores (--scores FILE.npz)",
+            "corrupted": " or ".join(corr) or "probes of other corruptions",
+            "ood": "an out-of-distribution source further from the data (--ood " + ("sketch" if config.ood in ("auto", "digits") else "digits") + ")"}
+
+def _covered_rows(config: AuditConfig, store: TrajectoryStore, sources, likely_mislabeled, device) -> tuple:
+    "The second run's table rows of `sources` (the examples the first run's edited probes were made from, trained as themselves here) and its probe check."
+    check = probe_check(store, config.categories, k=config.k, quantity=config.knn_input, device=device)
+    full = metadata_table(store, check["model"], quantity=config.knn_input, likely_mislabeled=likely_mislabeled)
+    t = full[full["index"].isin(sources).to_numpy() & (full.scored_by == "trained").to_numpy()].copy()
+    t["scored_by"], t["probe"] = pd.Categorical(["second run"] * len(t), categories=SCORED_BY), ""
+    return t, dict(check, predictions=_calibration(check["predictions"], full))   # BH calibrates these rows on the second run's natural probes
+
 def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_info: dict, device,
               likely_mislabeled: pd.Series | None = None,   # bool by example index: vetoes image-problem flags
-              labels_wrong: tuple | None = None) -> dict:   # (share, low, high) of wrong labels from the held-out models (`_label_issue_share`)
+              labels_wrong: tuple | None = None,   # (share, low, high) of wrong labels from the held-out models (`_label_issue_share`)
+              cover: tuple | None = None) -> dict:   # (the second run's store, the examples it covers): their rows join the table
     "The k-NN's checks on held-out probes, flags calibrated on them, the metadata table and its diagnostics (written to out)."
-    table, check6, thresholds = calibrated_table(store, config.categories, k=config.k, flags=config.flags, q=config.q, alpha=config.alpha, seed=config.seed,
-                                                 likely_mislabeled=likely_mislabeled, quantity=config.knn_input, device=device)
+    check6 = probe_check(store, config.categories, k=config.k, quantity=config.knn_input, device=device)
+    table = metadata_table(store, check6["model"], quantity=config.knn_input, likely_mislabeled=likely_mislabeled)
+    more = [_covered_rows(config, cover[0], cover[1], likely_mislabeled, device)] if cover is not None else []
+    table, thresholds = flag_table(table, check6, flags=config.flags, q=config.q, alpha=config.alpha, seed=config.seed, more=more)
+    table = table.sort_values("index", kind="stable").reset_index(drop=True)
     main = [c for c in MAIN_CATEGORIES if c in config.categories]
     check4 = probe_check(store, main, k=config.k, quantity=config.knn_input, device=device) if len(main) == 4 else None
     pred = check6["predictions"]
@@ -337,7 +364,7 @@ def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_i
                       fixed={"random_labels": labels_wrong} if labels_wrong is not None else None)
     save_table(table, out/"metadata.parquet")
     save_table(pred, out/"probe_predictions.csv")
-    pairs, warnings = probe_diagnostics(pred, thresholds)
+    pairs, warnings = probe_diagnostics(pred, thresholds, advice=_advice(config, std))
     save_table(pairs, out/"probe_separability.csv")
     flag_rates = {c: float(table[f"flag_{c}"].mean()) for c in thresholds.index} if thresholds is not None else {}
     for c in IMAGE_PROBLEMS:
@@ -347,7 +374,7 @@ def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_i
     if std_info and not std_info["reached"]:
         warnings.append(f"no noise std up to {std} is learned clearly more slowly than clean images by a short {config.score_model} run "
                         f"(largest accuracy drop {max(std_info['grid']['drop']):.1%}, {std_info['required_drop']:.0%} required): corrupted probes "
-                        "will resemble ordinary examples; a model that memorises noise less readily (--model cnn or resnet18) separates them better")
+                        "will resemble ordinary examples" + ("; a model that memorises noise less readily (--model cnn or resnet18) separates them better" if config.model == "mlp" else ""))
     if thresholds is None: warnings.append("no held-out typical or atypical probes to calibrate flags on: the table has no flag_ columns, and its category is the k-NN's argmax")
     return dict(
         probe_accuracy_6=check6["accuracy"], probe_accuracy_4=check4["accuracy"] if check4 else None,
@@ -366,11 +393,19 @@ def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_i
         corrupt_std=std, corrupt_std_choice=std_info or None,
         separability={f"{r.a}|{r.b}": r.auroc for r in pairs.itertuples()}, warnings=warnings, table=table)
 
-def _noise_results(train, suite, store: TrajectoryStore, table: pd.DataFrame) -> dict:
+def _row_trajectories(table: pd.DataFrame, store: TrajectoryStore, second: TrajectoryStore | None, quantity: str = "loss") -> np.ndarray:
+    "`(rows, E)` trajectories of the table's rows, each from the run that scored it (`row` indexes that run's store)."
+    two = (table.scored_by == "second run").to_numpy()
+    X = np.empty((len(table), store.n_epochs), np.float32)
+    X[~two] = store.trajectories(quantity, table.row.to_numpy()[~two])
+    if two.any(): X[two] = second.trajectories(quantity, table.row.to_numpy()[two])
+    return X
+
+def _noise_results(train, suite, store: TrajectoryStore, table: pd.DataFrame, second: TrajectoryStore | None = None) -> dict:
     "With injected noise: how well the table's ranking of random_labels (its flag score), its vote p(random_labels) and the mean loss find the flipped labels, and how many flips the probes took."
     rows = store.rows
     det, vote = detection_scores(table.is_noisy, table[ranking(table, "random_labels")]), detection_scores(table.is_noisy, table.p_random_labels)
-    base = detection_scores(table.is_noisy, store.trajectories("loss", table.row.to_numpy()).mean(1))   # the same rows, from the store
+    base = detection_scores(table.is_noisy, _row_trajectories(table, store, second).mean(1))   # the same rows, from the run that scored each
     res = dict(mislabel_auroc=det["auroc"], mislabel_average_precision=det["average_precision"],
                mislabel_auroc_vote=vote["auroc"], mislabel_auroc_mean_loss=base["auroc"], noisy_fraction=det["prevalence"])
     # the probes are made from the noisy data, as a user would: flipped examples have low consistency scores,
@@ -402,7 +437,6 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     if data is not None: config = replace(config, dataset="custom", data_root=None)
     config = _absolute_paths(config)   # the data root and score file, found again from any working folder
     out, t_start = _check_out(out_dir), time.perf_counter()
-    cfg_dict = json.loads(json.dumps(asdict(config)))
     rank, n_proc = world()
     device = process_device(config.device)   # one GPU per process under torchrun
     seed_everything(config.seed)
@@ -410,12 +444,16 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     say = (lambda *a: None) if quiet else print
 
     train, test = _load_data(config, data)   # checked before anything is written, so that bad input leaves no trace
+    unset = [f for f in ("n_fit", "n_heldout", "k", "score_epochs") if getattr(config, f) is None]
+    config = sized(config, train); _check_data(config, train, test)   # the sizes the data leaves room for, stored as chosen
+    sizes_chosen = {f: getattr(config, f) for f in unset}
+    cfg_dict = json.loads(json.dumps(asdict(config)))
     with ExitStack() as held:
         def claim():   # rank 0, for all: hold the folder, clear what a kill inside a write left, make the folder this audit's
             if config.batch_size % n_proc: raise ValueError(f"batch_size={config.batch_size} (the global batch) must divide by the {n_proc} processes")
             fps = _fingerprints(config, train, test)
             held.enter_context(folder_lock(out, "mapd audit"))
-            for d in (out, out/"trajectories"): remove_temporaries(d)
+            for d in (out, out/"trajectories", out/"cover", out/"cover"/"trajectories"): remove_temporaries(d)
             _claim(out, cfg_dict, fps, say)
         on_rank0(claim)
         say(f"data: {train}; test: {len(test) if test is not None else 'none'}; device: {device}" + (f", one of {n_proc} processes" if n_proc > 1 else ""))
@@ -430,19 +468,27 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         on_rank0(lambda: save_table(suite.table(), out/"probes.csv"))
         say(f"probes: {suite}; training on {len(combined)} rows" + (f"; corrupted probe noise std {std}" if std is not None else ""))
         store, history = _train(config, train, test, combined, rows, out, cfg_dict, device, quiet)
+        cover, t_cover = None, time.perf_counter()
+        if _covers(config, train):   # a second run in which the first's edited probes' sources train as themselves
+            sources = suite.source[~np.isin(suite.category, ("typical", "atypical")) & (suite.source >= 0)]
+            _, combined2, rows2 = _make_suite(config, train, scores, std, excluded, probs, avoid=np.isin(train.index.numpy(), sources))
+            say(f"second run: {len(sources):,} examples the edited probes were made from train as themselves (--cover {config.cover})")
+            cover = (_train(config, train, test, combined2, rows2, out/"cover", cfg_dict, device, quiet)[0], sources)
+        cover_seconds = time.perf_counter() - t_cover
         def finish() -> dict:   # rank 0, for all: the table from the store, and results.json
             results = _metadata(config, store, out, std, std_info, device,
                                 None if mis is None else pd.Series(mis, index=train.index.numpy()),
-                                _label_issue_share(probs, train.labels, seed=config.seed))
+                                _label_issue_share(probs, train.labels, seed=config.seed), cover)
             table = results.pop("table")
             results["warnings"] += hflags["warnings"]
             results.update(test_accuracy=float(history.test_acc.iloc[-1]) if "test_acc" in history else None,
                            train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
-                           n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()), n_rows=len(table), classes=list(train.classes))
+                           n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()), n_rows=len(table), classes=list(train.classes),
+                           sizes_chosen=sizes_chosen, covered_rows=int((table.scored_by == "second run").sum()), cover_seconds=cover_seconds if cover else None)
             results.update(natural_probe_excluded=int(excluded.sum()) if excluded is not None else None,
                            unrecognised_rows=int(unk.sum()) if unk is not None else None,
                            doubted_rows=int(hflags["doubted"].sum()) if hflags["doubted"] is not None else None)
-            if config.noise > 0: results.update(_noise_results(train, suite, store, table))
+            if config.noise > 0: results.update(_noise_results(train, suite, store, table, cover[0] if cover else None))
             results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd.__version__,
                            torch_version=torch.__version__, device=str(device), processes=n_proc)
             write_json(out/"results.json", results)
@@ -453,6 +499,40 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     say(audit.summary())   # one screen: data, model, held-out probe accuracy, how many of each kind, the flags and their promise, warnings
     if rank == 0: _write_page(audit, say)
     return audit
+
+# %% ../nbs/09_audit.ipynb #a609fca2
+_PROBE_SHARE = 0.25   # at most this share of the examples becomes probes, over all categories that take examples
+_MIN_SCORE_STEPS = 300   # optimiser steps each held-out model takes at least (score_epochs=None)
+
+def _taking(config: AuditConfig, train: ImageDataset) -> int:
+    "How many of the configured probe categories take training examples (the ood probe does when it sketches them)."
+    return sum(c in ("typical", "atypical", "random_labels", "corrupted") or (c == "ood" and _ood_source(train, config.ood) is None) for c in config.categories)
+
+_COVER_AUTO = 20_000   # cover="auto" runs the second run up to this many examples, where its cost is small and the sources are a large share
+
+def _covers(config: AuditConfig, train: ImageDataset) -> bool:
+    "Whether the audit runs a second run to score the examples its edited probes were made from (`cover`)."
+    edits = any(c in ("random_labels", "corrupted") or (c == "ood" and _ood_source(train, config.ood) is None) for c in config.categories)
+    return edits and (config.cover == "all" or config.cover == "auto" and len(train) <= _COVER_AUTO)
+
+def sized(config: AuditConfig, train: ImageDataset) -> AuditConfig:
+    "`config` with the sizes it leaves unset (None) chosen for `train`: probes per category, neighbours, the held-out models' epochs."
+    N, chosen = len(train), {}
+    if config.n_fit is None or config.n_heldout is None:
+        given = config.n_fit if config.n_fit is not None else config.n_heldout
+        if given is not None: chosen.update(n_fit=config.n_fit or given, n_heldout=config.n_heldout or given)
+        else:
+            n = min(500, int(_PROBE_SHARE * N / max(_taking(config, train), 1)))
+            chosen.update(n_fit=-(-n // 2), n_heldout=n // 2)
+    n_fit = chosen.get("n_fit", config.n_fit)
+    if config.k is None: chosen["k"] = 20 if n_fit >= 40 else max(3, n_fit // 2)
+    if config.score_epochs is None:
+        steps = math.ceil(max(config.score_ratios) * N / DEFAULT_SCORE_CONFIG.batch_size)   # per epoch, on the largest subset
+        chosen["score_epochs"] = int(min(200, max(4, math.ceil(_MIN_SCORE_STEPS / max(steps, 1)))))
+    if chosen.get("n_fit", 99) < 5:
+        raise ValueError(f"{N} training examples are too few to audit: {_taking(config, train)} probe categories take examples, and each "
+                         f"needs at least 10 (5 to fit the k-NN, 5 held out); audit at least {40 * _taking(config, train) * 2} examples")
+    return replace(config, **chosen)
 
 # %% ../nbs/09_audit.ipynb #1027f83f
 _FILE_FIELDS = ("data_root", "scores")   # settings that can name a file or folder
@@ -560,6 +640,13 @@ Audit.test = property(lambda self: self._data_sets()[1], doc="the test set, or N
 Audit.suite = property(lambda self: self._rebuild()[0], doc="the probe suite (rebuilt on first use)")
 Audit.combined = property(lambda self: self._rebuild()[1], doc="training examples and probes, in the store's row order: the set the model trained on (rebuilt on first use)")
 Audit.classes = property(lambda self: self.results.get("classes") or list(self.train.classes), doc="the class names, label by label")
+Audit.cover_store = property(lambda self: TrajectoryStore(self.path/"cover"/"trajectories") if (self.path/"cover"/"trajectories"/"meta.json").exists() else None,
+                             doc="the second run's trajectory store (cover): the rows that scored the edited probes' sources; None without one")
+
+@patch
+def trajectories(self: Audit, quantity: str = "loss") -> np.ndarray:
+    "`(rows, E)` the recorded `quantity` of every row of the table, in its order, each from the run that scored it."
+    return _row_trajectories(self.table, self.store, self.cover_store, quantity)
 
 # %% ../nbs/09_audit.ipynb #34bc7644
 class _Text(str):
@@ -580,6 +667,10 @@ def summary(self: Audit) -> str:
     if c.noise > 0: lines.append(f"label noise injected: {c.noise:.0%} {c.noise_kind}; AUROC for the flipped labels of the random_labels flag score "
                                  f"{r['mislabel_auroc']:.3f}" + (f", of its vote p {r['mislabel_auroc_vote']:.3f}" if "mislabel_auroc_vote" in r else "")
                                  + f" (mean loss: {r['mislabel_auroc_mean_loss']:.3f})")
+    lines.append(f"probes per category: {c.n_fit} fit the k-NN (k = {c.k}), {c.n_heldout} held out"
+                 + (f"; chosen for {r.get('n_rows', n):,} examples: " + ", ".join(f"{k} = {v}" for k, v in r["sizes_chosen"].items()) if r.get("sizes_chosen") else ""))
+    if r.get("covered_rows"): lines.append(f"every example has a row: {r['covered_rows']:,} that edited probes were made from are scored by a second run, "
+                                           f"in which they trained as themselves ({r.get('cover_seconds') or 0:.0f} s more)")
     lines.append(f"held-out probe accuracy: {_pct(r.get('probe_accuracy_4'))} on the 4 main categories, "
                  f"{_pct(r.get('probe_accuracy_6'))} on all {len(c.categories)} (chance: {1 / len(c.categories):.0%})")
     lines.append("categories: " + ", ".join(f"{k} {v:,} ({v / n:.1%})" for k, v in r["category_counts"].items()))

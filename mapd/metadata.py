@@ -20,10 +20,10 @@ from .knn import MAPD
 from .store import TrajectoryStore
 
 # %% auto #0
-__all__ = ['NATURAL', 'IMAGE_PROBLEMS', 'FLAG_RULES', 'knn_input', 'probe_check', 'flag_scores', 'knn_columns', 'flag_thresholds',
-           'apply_flags', 'conformal_pvalues', 'bh_qvalues', 'fdr_thresholds', 'prevalence', 'probe_diagnostics',
-           'metadata_table', 'ranking', 'ranked', 'save_table', 'load_table', 'detection_scores', 'check_thresholds',
-           'flag_table', 'calibrated_table']
+__all__ = ['NATURAL', 'SCORED_BY', 'IMAGE_PROBLEMS', 'FLAG_RULES', 'knn_input', 'probe_check', 'flag_scores', 'knn_columns',
+           'flag_thresholds', 'apply_flags', 'conformal_pvalues', 'bh_qvalues', 'fdr_thresholds', 'prevalence',
+           'probe_diagnostics', 'metadata_table', 'ranking', 'ranked', 'save_table', 'load_table', 'detection_scores',
+           'best_f1', 'check_thresholds', 'flag_table', 'calibrated_table']
 
 # %% ../nbs/08_metadata.ipynb #0cd14ad0
 def knn_input(store: TrajectoryStore,
@@ -68,6 +68,7 @@ def probe_check(store: TrajectoryStore,
 
 # %% ../nbs/08_metadata.ipynb #9056e7e5
 NATURAL = ("typical", "atypical")  # real, clean examples: the null of the flags
+SCORED_BY = ("trained", "natural probe, held out", "natural probe, left out", "second run")   # how a table row was scored (`metadata_table`, `mapd.audit`'s cover)
 IMAGE_PROBLEMS = ("random_inputs", "corrupted", "ood")  # categories of a broken or foreign image (a real data set seldom holds many)
 
 def _null_of(c: str, classes) -> list[str]:
@@ -186,8 +187,9 @@ def apply_flags(table: pd.DataFrame,       # a metadata table with p_<category> 
     col = {c: f"{thresholds.statistic[c] if 'statistic' in thresholds else 'p'}_{c}" for c in thresholds.index}
     # held-out models that confidently name another class have recognised the image: it is not noise nor from elsewhere
     known = t["likely_mislabeled"].to_numpy(bool) if "likely_mislabeled" in t else np.zeros(len(t), bool)
-    for c in thresholds.index:
-        raised = t[col[c]].to_numpy() > thresholds.threshold[c]
+    for c in thresholds.index:   # BH's flags are its q-values at most q (over several runs no one score threshold says it); else the threshold
+        fdr = "rule" in thresholds and thresholds.rule[c] == "fdr" and f"q_{c}" in t
+        raised = t[f"q_{c}"].to_numpy() <= thresholds.q[c] if fdr else t[col[c]].to_numpy() > thresholds.threshold[c]
         t[f"flag_{c}"] = raised & ~known if c in IMAGE_PROBLEMS else raised
     P = t[[f"p_{c}" for c in classes]].to_numpy()
     flagged = np.stack([t[f"flag_{c}"].to_numpy() if c in thresholds.index else np.zeros(len(t), bool) for c in classes], 1)
@@ -249,28 +251,36 @@ def fdr_thresholds(predictions: pd.DataFrame,  # held-out probes: `category` and
                    table: pd.DataFrame,        # the rows to flag, with the same `score_<c>` columns
                    *, q: float = 0.1,          # the false discovery rate promised among each flag's rows
                    null_shares: dict | None = None,  # natural category -> share of the rows its probe's pool stands for; equal weight per probe when None
+                   more: tuple = (),           # (predictions, table) of other runs whose rows are flagged together with these, each against its own probes
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Per category, the threshold on `score_<c>` that BH sets at FDR `q` and its checks; and the q-values `q_<c>` of every row, with `q_any`."
+    """Per category, the threshold on `score_<c>` that BH sets at FDR `q` and its checks; and the q-values `q_<c>` of every row, with
+    `q_any` (the rows of `table`, then those of each table in `more`: BH runs over all of them at once)."""
     if not 0 < q < 1: raise ValueError(f"q must lie strictly between 0 and 1, got {q}")
     cats, tests, out, qv, pv, pnull = predictions.category.to_numpy().astype(str), _flag_tests(predictions, table), [], {}, {}, {}
     if not tests: raise ValueError(f"flags need held-out probes of {' or '.join(NATURAL)} to calibrate on; the categories are {sorted(set(cats))}")
+    runs = [(predictions, table), *more]
     for c, (null, own) in tests.items():
         m, col = np.isin(cats, null), f"score_{c}"
         s_null, s_own = predictions[col].to_numpy(np.float64)[m], predictions[col].to_numpy(np.float64)[own]
         x = table[col].to_numpy(np.float64)
-        pv[c] = conformal_pvalues(s_null, x, _null_weights(cats[m], null_shares))
-        if c not in NATURAL: pnull[c] = conformal_pvalues(s_null, s_null, _null_weights(cats[m], null_shares))   # each null probe's own p-value (for `any`)
+        parts, nulls = [], []
+        for pr, tb in runs:   # each run's rows against its own null probes, made the same way
+            pc = pr.category.to_numpy().astype(str); mm = np.isin(pc, null); sn = pr[col].to_numpy(np.float64)[mm]
+            parts.append(conformal_pvalues(sn, tb[col].to_numpy(np.float64), _null_weights(pc[mm], null_shares)))
+            nulls.append(conformal_pvalues(sn, sn, _null_weights(pc[mm], null_shares)))   # each null probe's own p-value (for `any`)
+        pv[c] = np.concatenate(parts)
+        if c not in NATURAL: pnull[c] = np.concatenate(nulls)
         qv[c] = bh_qvalues(pv[c])
-        hit = qv[c] <= q
+        hit = qv[c][:len(x)] <= q
         tau = float(np.nextafter(x[hit].min(), -np.inf)) if hit.any() else math.inf   # flagged: score > tau, i.e. at least the lowest flagged score
         out.append(dict(category=c, statistic="score", rule="fdr", threshold=tau, q=q, null=" + ".join(null), n_null=int(m.sum()),
-                        n_flagged=int(hit.sum()), best_q=float(qv[c].min()) if len(x) else math.nan,
+                        n_flagged=int((qv[c] <= q).sum()), best_q=float(qv[c].min()) if len(qv[c]) else math.nan,
                         recall=float(np.mean(s_own > tau)) if own.any() else math.nan,
                         auroc=float(roc_auc_score(np.r_[np.ones(own.sum()), np.zeros(m.sum())], np.r_[s_own, s_null])) if own.any() else math.nan))
     problems = [c for c in pv if c not in NATURAL]
     if problems:   # a row's smallest problem p-value, made a p-value again against the null probes' own smallest (a conformal max-statistic)
         qv["any"] = bh_qvalues(conformal_pvalues(-np.min([pnull[c] for c in problems], axis=0), -np.min([pv[c] for c in problems], axis=0)))
-    return pd.DataFrame(out).set_index("category"), pd.DataFrame({f"q_{c}": v.astype(np.float32) for c, v in qv.items()}, index=table.index)
+    return pd.DataFrame(out).set_index("category"), pd.DataFrame({f"q_{c}": v.astype(np.float32) for c, v in qv.items()})
 
 # %% ../nbs/08_metadata.ipynb #9fa99f4b
 def _adjusted_count(rows: dict, null: dict, null_w: np.ndarray, probes: dict, tau: dict, fixed: dict) -> np.ndarray:
@@ -322,18 +332,19 @@ def prevalence(predictions: pd.DataFrame,  # held-out probes: `category` and `sc
     return out[["share", "low", "high", "rows", "rows_low", "rows_high", "threshold", "power"]]
 
 # %% ../nbs/08_metadata.ipynb #3cccbbe4
-_ADVICE = {
-    "corrupted": "raise the corruption (AuditConfig.corrupt_std, or corrupt_std='auto' to pick it with a proxy run) or use a model that does not memorise noise as fast (--model cnn or resnet18)",
-    "random_inputs": "train longer (--epochs) or with a larger model, so that memorised noise is learned later than real images",
-    "ood": "use an out-of-distribution source further from the data (--ood sketch or digits) or train longer",
-    "random_labels": "train longer or with weight decay, so that random labels stay unlearned longer than atypical examples",
-    "atypical": "draw consistency scores from more held-out models (--score-runs, --score-epochs) or load published C-scores (--scores FILE.npz)",
+_ADVICE = {   # what may separate a category better, where the caller (`mapd.audit`, which knows the settings in force) names nothing sharper
+    "corrupted": "a stronger corruption of the probe (--corrupt-std) or a model that memorises noise less readily",
+    "random_inputs": "training longer (--epochs), so that memorised noise is learned later than real images",
+    "ood": "an out-of-distribution source further from the data (--ood)",
+    "random_labels": "training longer (--epochs), so that random labels stay unlearned longer than atypical examples",
+    "atypical": "consistency scores from more held-out models (--score-runs) or published C-scores (--scores FILE.npz)",
 }
 
 def probe_diagnostics(predictions: pd.DataFrame,  # held-out probes: `category` and `p_<category>` columns (probe_check's predictions)
                       thresholds: pd.DataFrame | None = None,  # from `flag_thresholds`, for the recall check
                       *, min_auroc: float = 0.9,   # below this a category is not told from typical
                       min_recall: float = 0.5,     # flags catching fewer of the category's own held-out probes warn too
+                      advice: dict | None = None,  # category -> a change that may separate it, for this run (else `_ADVICE`)
                       ) -> tuple[pd.DataFrame, list[str]]:
     "Pairwise separability of the categories on held-out probes, and warnings for categories that cannot be told from typical."
     classes = [c[2:] for c in predictions.columns if c.startswith("p_")]
@@ -358,16 +369,18 @@ def probe_diagnostics(predictions: pd.DataFrame,  # held-out probes: `category` 
             auc, against = float(thresholds.auroc[c]), f"{thresholds.null[c]} (its flag's {thresholds.statistic[c] if 'statistic' in thresholds else 'p'})"
         rec = float(thresholds.recall.get(c, math.nan)) if thresholds is not None else math.nan
         why = []
-        if auc < min_auroc: why.append(f"held-out AUROC against {against} {auc:.2f} < {min_auroc}")
-        if rec < min_recall: why.append(f"its flag catches {rec:.0%} of its own held-out probes")
-        if auc < min_auroc: warnings.append(f"'{c}' cannot be told from typical with this model and data ({'; '.join(why)}): "
-                                            f"treat p_{c} and flag_{c} with caution; {_ADVICE.get(c, 'train longer, use a stronger model or more probes (n_fit)')}")
+        fdr = thresholds is not None and "rule" in thresholds and c in thresholds.index and thresholds.rule[c] == "fdr"
+        col = f"score_{c}" if f"score_{c}" in predictions else f"p_{c}"
+        if auc < min_auroc: why.append(f"held-out AUROC against {against} {auc:.3f}, below {min_auroc:.2f}")
+        if rec < min_recall: why.append(f"its flag catches {rec:.1%} of its own held-out probes")
+        hint = (advice or {}).get(c, _ADVICE.get(c, "training longer, a stronger model or more probes (--n-fit)"))
+        if auc < min_auroc: warnings.append(f"'{c}' is hard to tell from natural examples with this model and data ({'; '.join(why)}): "
+                                            f"rank by {col} with caution; what may separate it: {hint}")
         elif why:   # ranked well, flagged little: the natural probes the threshold is set on score as high as some of c's
-            col = f"score_{c}" if f"score_{c}" in predictions else f"p_{c}"
-            warnings.append(f"'{c}' is ranked well (held-out AUROC against {against} {auc:.2f}) but {why[0]}: some natural probes score "
-                            f"as high, so the threshold that keeps their false flags at the stated rate catches few (probes drawn from noisy "
-                            f"data may themselves hold the problem); rank by {col} rather than trusting flag_{c} for "
-                            f"recall, or raise alpha")
+            raise_ = (f"at q = {thresholds.q[c]:.0%} some natural probes score as high; rank by {col} to see the rest, or flag more with a larger q (--q)"
+                      if fdr else "some natural probes score as high, so the threshold that keeps their false flags at the stated rate catches few; "
+                      f"rank by {col} to see the rest, or raise alpha")
+            warnings.append(f"'{c}' is ranked well (held-out AUROC against {against} {auc:.3f}) but {why[0]}: {raise_}")
     return pairs, warnings
 
 # %% ../nbs/08_metadata.ipynb #6d2e9bb9
@@ -410,7 +423,7 @@ def metadata_table(store: TrajectoryStore,
     for col, v in cols.items(): t[col] = v
     t["category"] = pd.Categorical(knn.classes_[proba.argmax(1)], categories=list(knn.classes_))
     t["confidence"] = proba.max(1).astype(np.float32)
-    t["row"], t["scored_by"] = ids, pd.Categorical(how, categories=["trained", "natural probe, held out", "natural probe, left out"])
+    t["row"], t["scored_by"] = ids, pd.Categorical(how, categories=SCORED_BY)
     t["probe"] = np.where(rows.role.to_numpy()[ids] == "probe", rows.category.to_numpy()[ids], "")   # the natural probe a row was, if one
     if thresholds is not None:
         t = apply_flags(t, thresholds)
@@ -449,6 +462,21 @@ def detection_scores(truth,     # (N,) bool: the examples that really are, e.g.,
     if y.all() or not y.any(): raise ValueError(f"truth must hold both classes, but all {len(y)} entries are {bool(y[0]) if len(y) else None}")
     return dict(auroc=float(roc_auc_score(y, s)), average_precision=float(average_precision_score(y, s)), prevalence=float(y.mean()))
 
+# %% ../nbs/08_metadata.ipynb #0b323513
+def best_f1(truth,        # (N,) bool: the examples that really are, e.g., mislabeled
+            score,        # (N,) higher means more likely
+            *, min_precision: float = 0.0,  # only thresholds whose flagged set reaches this precision (1 - q: those meeting an FDR of q)
+            ) -> dict:
+    "The best F1 any threshold on `score` reaches (among those reaching `min_precision`), with its precision, recall and number of rows; F1 0 where none does."
+    y, s = as_numpy(truth).astype(bool), as_numpy(score, np.float64)
+    if not y.any(): raise ValueError("truth holds no positive example: there is nothing to find")
+    o = np.argsort(-s, kind="stable"); tp = np.cumsum(y[o]); n = np.arange(1, len(y) + 1)
+    last = np.r_[s[o][1:] != s[o][:-1], True]   # a threshold flags every row of a tie or none
+    P, R = tp / n, tp / y.sum(); f = np.where(last & (P >= min_precision), 2 * P * R / np.maximum(P + R, 1e-12), -1.0)
+    i = int(f.argmax())
+    if f[i] < 0: return dict(f1=0.0, precision=math.nan, recall=0.0, rows=0)
+    return dict(f1=float(f[i]), precision=float(P[i]), recall=float(R[i]), rows=int(n[i]))
+
 # %% ../nbs/08_metadata.ipynb #ec76b072
 FLAG_RULES = ("fdr", "rate")   # flags that control the false discovery rate among flagged rows (q), or the false-flag rate of clean ones (alpha)
 
@@ -464,7 +492,7 @@ def _calibration(predictions: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame
     """The probes BH calibrates on: the natural probes as rows of the table (the held-out ones, and the fitted ones scored without
     themselves, twice as many as the held-out alone), and the held-out problem probes (for each flag's recall); the held-out
     predictions alone where the table does not say which rows were natural probes."""
-    if "probe" not in table: return predictions
+    if "probe" not in table or not table.probe.isin(NATURAL).any(): return predictions
     nat = table[table.probe.isin(NATURAL).to_numpy()].assign(category=lambda d: d.probe)
     return pd.concat([nat, predictions[~predictions.category.isin(NATURAL).to_numpy()]], ignore_index=True)
 
@@ -473,19 +501,23 @@ def flag_table(table: pd.DataFrame,   # a metadata table without flags (`metadat
                *, flags: str = "fdr",  # "fdr": BH at `q` over the table's rows (`fdr_thresholds`); "rate": false-flag rate `alpha` (`flag_thresholds`)
                q: float = 0.1, alpha: float = 0.05, seed: int = 0,
                null_shares: dict | None = None,  # for "fdr": the pool share of each natural probe (see `fdr_thresholds`)
+               more: tuple = (),      # for "fdr": (table, check) of other runs (`mapd.audit`'s second run): their rows are flagged with these and appended
                ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     "`table` with `flag_<c>` columns, its category assigned by them (`apply_flags`), `knn_category`, and for flags='fdr' `q_<c>` and `flag_any`; and the thresholds (None: no natural probes, no flags)."
     if flags not in FLAG_RULES: raise ValueError(f"flags must be one of {FLAG_RULES}, got {flags!r}")
     if flags == "rate": thresholds, qs = check_thresholds(check, alpha=alpha, seed=seed), None
-    elif _flag_tests(cal := _calibration(check["predictions"], table), table): thresholds, qs = fdr_thresholds(cal, table, q=q, null_shares=null_shares)
+    elif _flag_tests(cal := _calibration(check["predictions"], table), table):
+        thresholds, qs = fdr_thresholds(cal, table, q=q, null_shares=null_shares, more=[(_calibration(c2["predictions"], t2), t2) for t2, c2 in more])
     else: thresholds, qs = None, None
     if thresholds is None: return table, None
-    knn_category = table.category.copy()
-    t = apply_flags(table, thresholds)
-    t["knn_category"] = knn_category.array   # the paper's rule (equation 7), categorical like `category`
+    if flags == "fdr" and more: table = pd.concat([table, *[t2 for t2, _ in more]], ignore_index=True)
+    t = table.copy()
     if qs is not None:
         for c in qs: t[c] = qs[c].to_numpy()
-        if "q_any" in qs: t["flag_any"] = qs.q_any.to_numpy() <= q
+    knn_category = t.category.copy()
+    t = apply_flags(t, thresholds)
+    t["knn_category"] = knn_category.array   # the paper's rule (equation 7), categorical like `category`
+    if qs is not None and "q_any" in qs: t["flag_any"] = qs.q_any.to_numpy() <= q
     return t, thresholds
 
 def calibrated_table(store: TrajectoryStore,

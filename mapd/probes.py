@@ -139,6 +139,7 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
                      ood="auto",                  # "auto", "sketch", "digits" or an ImageDataset of other images
                      flip_to: str = "uniform",    # random_labels probe: "uniform" other label (the paper), "confused" (the other class `probs` rates highest) or "mixed" (half each)
                      probs=None,                  # (N, K) out-of-sample class probabilities (e.g. `heldout_consistency(return_probs=True)`); needed by "confused" and "mixed"
+                     avoid=None,                  # (N,) bool: examples no probe is made from (those another run made its probes from)
                      seed: int = 0) -> ProbeSuite:
     "The paper's probe suite made from `ds`: `n_fit + n_heldout` examples in each of `categories`."
     unknown = [c for c in categories if c not in CATEGORIES]
@@ -152,6 +153,10 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
     if n_fit < 1: raise ValueError(f"n_fit must be at least 1, got {n_fit}")
     g, K, N = torch.Generator().manual_seed(seed), ds.n_classes, len(ds)
     taken = np.zeros(N, bool)
+    if avoid is not None:
+        avoid = as_numpy(avoid).astype(bool)
+        if avoid.shape != (N,): raise ValueError(f"avoid must have shape ({N},), one flag per example, got {avoid.shape}")
+        taken |= avoid   # as if already drawn: neither natural probes nor edited ones come from them
     src = _ood_source(ds, ood) if "ood" in categories else None
     need = sum(c not in ("random_inputs", "ood") or (c == "ood" and src is None) for c in categories) * n  # categories that use up training examples
     if need > N: raise ValueError(f"{len(categories)} categories of {n} probes need {need} training examples, but the data set has {N}")

@@ -555,7 +555,7 @@ def test_label_noise_bad_input():
     ds = make_synthetic(20)
     with pytest.raises(ValueError, match=r"fraction must lie in \[0, 1\], but is -0.1"):
         inject_label_noise(ds, -0.1)
-    with pytest.raises(ValueError, match="kind must be 'symmetric' or 'asymmetric', but is 'uniform'"):
+    with pytest.raises(ValueError, match="kind must be 'symmetric', 'asymmetric' or 'instance', but is 'uniform'"):
         inject_label_noise(ds, 0.1, "uniform")
     ds.name = "mystery"
     with pytest.raises(ValueError, match=r"no asymmetric pairs are known for data set 'mystery' \(known: fashion_mnist, cifar10, digits, synthetic\)"):

@@ -21,7 +21,7 @@ BAD_AUDIT = [
     (dict(score_ratios=()), "at least one ratio"), (dict(score_runs=0), "score_runs must be >=1"), (dict(channels=2), "channels must be one of"),
     (dict(corrupt_std="-1"), "corrupt_std must be"), (dict(corrupt_std="nan"), "corrupt_std must be"), (dict(record="none"), "record must be one of"),
     (dict(noise_kind="pairwise"), "noise_kind must be one of"), (dict(dataset="npz"), "needs data_root"), (dict(device="tpu"), "device must be"),
-    (dict(n_fit=5), "fewer than k=20"), (dict(seed=-1), "seed must be >=0"),
+    (dict(n_fit=5, k=20), "fewer than k=20"), (dict(seed=-1), "seed must be >=0"), (dict(cover="some"), "cover must be one of"), (dict(q=1), "q must be (0, 1)"),
 ]
 
 
@@ -51,7 +51,7 @@ CLI_BAD = [
     (["--batch-size", "0"], "batch_size must be >=1"), (["--scores", "nowhere.npz"], "no such file"), (["--ood", "cifar"], "argument --ood: invalid choice"),
     (["--categories", "typical", "noisy"], "argument --categories: invalid choice"), (["--dataset", "mnist"], "argument --dataset: invalid choice"),
     (["--k", "ten"], "argument --k"), (["--score-ratios", "0.5", "x"], "argument --score-ratios"), (["--el2n-at", "2"], "el2n_at must be (0, 1]"),
-    (["--dataset", "digits", "--n-fit", "400", "--n-heldout", "400"], "need 3200 training examples"),
+    (["--dataset", "digits", "--n-fit", "400", "--n-heldout", "400"], "need 4000 training examples"),
 ]
 
 
