@@ -214,7 +214,7 @@ def corrupt_each(images: torch.Tensor,   # (B, C, H, W) uint8
     names, sev = np.asarray(names, dtype=object), np.asarray(severities)
     if names.shape != (len(images),) or sev.shape != (len(images),):
         raise ValueError(f"names and severities must hold one value per image ({len(images)}), got shapes {names.shape} and {sev.shape}")
-    check_corruptions(list(dict.fromkeys(names.tolist())) or list(CORRUPTIONS)[:1])
+    if len(names): check_corruptions(list(dict.fromkeys(names.tolist())))
     out = images.clone()
     for name, s in sorted({(str(a), int(b)) for a, b in zip(names, sev)}):   # a fixed order of the groups: one generator, the same draws
         at = torch.as_tensor(np.flatnonzero((names == name) & (sev == s)))
