@@ -34,14 +34,16 @@ __all__ = ['AUDIT_RULES', 'AUDIT_PRESETS', 'PAPER_PROBES', 'AUDIT_FILES', 'Audit
            'Audit']
 
 # %% ../nbs/09_audit.ipynb #458809a4
+from .corruptions import CORRUPTIONS
+
 # what each setting may be: an interval, or the values allowed (checked by `AuditConfig`, offered as choices by `mapd audit`)
 AUDIT_RULES = dict(dataset=(*DATASETS, "custom"), image_size=">=1", channels=(1, 3), noise="[0,1)", noise_kind=("symmetric", "asymmetric", "instance"),
                    model=tuple(MODELS), epochs=">=1", batch_size=">=1", lr=">0", weight_decay=">=0", record=("eval", "online"), el2n_at="(0,1]",
                    score_model=tuple(MODELS), score_kind=("confidence", "accuracy"), score_ratios="(0,1)", score_runs=">=1", score_epochs=">=1",
                    categories=CATEGORIES, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", atypical_pool="(0,1]", edit_pool="(0,1]",
-                   exclude_mislabeled="(0,1]", exclude_unrecognised=">=1", exclude_doubted=">0", flags=FLAG_RULES, q="(0,1)", alpha="(0,1)", ood=("auto", "sketch", "digits"),
+                   exclude_mislabeled="(0,1]", exclude_unrecognised=">=1", exclude_doubted=">0", flags=FLAG_RULES, q="(0,1)", alpha="(0,1)", ood=("auto", "sketch", "digits", "shapes", "mixed"),
                    flip_to=("auto", "uniform", "confused", "mixed"), cover=("auto", "all", "trained"), k=">=1", seed=">=0",
-                   knn_input=("loss", "margin", "loss+margin"))
+                   knn_input=("loss", "margin", "loss+margin"), corrupt_with=tuple(CORRUPTIONS))
 
 @dataclass
 class AuditConfig:
@@ -78,10 +80,11 @@ class AuditConfig:
     edit_pool: float | None = 0.8    # random-label, corrupted and sketch probes edit examples drawn from this most consistent share (minus the examples kept out of the natural probes); None: from all (the paper)
     flip_to: str = "auto"            # random_labels probe: "mixed" (half each of the two below), "uniform" other label (the paper), "confused" (the other class held-out models rate highest, as annotators err); "auto": mixed where held-out probabilities exist (scores="heldout"), else uniform
     corrupt_std: str = "auto"        # noise of the corrupted probe: "auto" (chosen by a proxy run, see choose_corrupt_std), "paper" (0.1 CIFAR, 0.25 else) or a number
+    corrupt_with: tuple | None = None  # corrupted probe drawn from these corruptions of mapd.corruptions, one per probe at severity 2 to 5 (then corrupt_std is unused); None: Gaussian noise at corrupt_std
     flags: str = "fdr"               # "fdr": at most q of each flag's rows are expected false (Benjamini-Hochberg on conformal p-values against held-out natural probes); "rate": at most alpha of clean examples like those probes carry any problem flag
     q: float = 0.1                   # the false discovery rate of each flag_<category> (flags="fdr")
     alpha: float = 0.05              # the false-flag rate on held-out natural probes (flags="rate")
-    ood: str = "auto"                # "auto", "sketch" or "digits"
+    ood: str = "auto"                # "auto", "sketch", "digits", "shapes" (synthetic) or "mixed" (half sketches, half foreign images)
     k: int | None = None             # neighbours; None: the paper's 20, or half of n_fit where that is below 40
     cover: str = "auto"              # "all": a second run, in which the examples the edited probes were made from train as themselves, gives every example a row (twice the training); "trained": trained rows and natural probes only; "auto": all up to 20,000 examples
     knn_input: str = "loss"          # trajectories the k-NN reads: "loss" (the paper), "margin", or "loss+margin" (both, each scaled on the fit probes)
@@ -91,7 +94,9 @@ class AuditConfig:
     def __post_init__(self):
         self.score_ratios, self.categories = tuple(self.score_ratios), tuple(self.categories)
         self.corrupt_std = str(self.corrupt_std)
+        if self.corrupt_with is not None: self.corrupt_with = (self.corrupt_with,) if isinstance(self.corrupt_with, str) else tuple(self.corrupt_with)
         check_fields(self, **AUDIT_RULES)
+        if self.corrupt_with == (): raise ValueError("AuditConfig: corrupt_with must name at least one corruption, or be None for Gaussian noise")
         if len(set(self.categories)) != len(self.categories) or len(self.categories) < 2:
             raise ValueError(f"AuditConfig: categories must name at least two different probe categories, got {list(self.categories)}")
         if not self.score_ratios: raise ValueError("AuditConfig: score_ratios must hold at least one ratio")
@@ -221,7 +226,7 @@ def _make_suite(config: AuditConfig, train, scores, corrupt_std=None,
     "The probe suite of `config`, and the set that is trained on with its row table."
     suite = make_probe_suite(train, scores, categories=config.categories, n_fit=config.n_fit, n_heldout=config.n_heldout,
                              ood=config.ood, typical_pool=config.typical_pool, atypical_pool=config.atypical_pool, edit_pool=config.edit_pool,
-                             exclude=exclude, corrupt_std=corrupt_std, probs=probs, avoid=avoid, seed=config.seed,
+                             exclude=exclude, corrupt_std=corrupt_std, corruptions=config.corrupt_with, probs=probs, avoid=avoid, seed=config.seed,
                              flip_to=config.flip_to if config.flip_to != "auto" else "mixed" if probs is not None else "uniform")
     return (suite, *with_probes(train, suite))
 
@@ -500,7 +505,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     if rank == 0: _write_page(audit, say)
     return audit
 
-# %% ../nbs/09_audit.ipynb #a609fca2
+# %% ../nbs/09_audit.ipynb #12c3b9f8
 _PROBE_SHARE = 0.25   # at most this share of the examples becomes probes, over all categories that take examples
 _MIN_SCORE_STEPS = 300   # optimiser steps each held-out model takes at least (score_epochs=None)
 

@@ -61,7 +61,7 @@ def _add_config_flags(p: argparse.ArgumentParser):
         kw = dict(default=argparse.SUPPRESS, help=f"{docs.get(f.name) or ''} (default: {shown})".replace("%", "%%"))
         if kind == "tuple":
             if choices: kw["help"] = kw["help"].replace(" (default:", f"; one or more of {', '.join(choices)} (default:")
-            g.add_argument(flag, nargs="+", type=_parse_as(type(default[0]).__name__, False), choices=choices, metavar=f.name.upper(), **kw)
+            g.add_argument(flag, nargs="+", type=_parse_as(type(default[0]).__name__ if default else "str", False), choices=choices, metavar=f.name.upper(), **kw)
         else:
             meta = kind.upper() if choices is None else "{" + ",".join(map(str, choices)) + (",none" if optional else "") + "}"
             g.add_argument(flag, type=_parse_as(kind, optional), choices=None if choices is None else choices + [None] * optional, metavar=meta, **kw)

@@ -17,10 +17,12 @@ import torch.nn.functional as F
 from .core import as_numpy
 from .data import ASYMMETRIC_PAIRS, ImageDataset, load_digits
 from .baselines import cross_val_probs
-from .probes import corrupt, random_images
+from .corruptions import CORRUPTIONS, SEVERITIES, corrupt_with
+from .probes import corrupt, random_images, random_shapes, sketch
 
 # %% auto #0
-__all__ = ['PLANTED_CATEGORY', 'PLANT_KINDS', 'PLANT_DEFAULTS', 'zoom_crop', 'plant_problems', 'planted_summary']
+__all__ = ['PLANTED_CATEGORY', 'PLANT_KINDS', 'PLANT_DEFAULTS', 'EXTRA_PLANTED_CATEGORY', 'ALL_PLANTED_CATEGORY', 'zoom_crop',
+           'shift_crop', 'plant_problems', 'planted_summary']
 
 # %% ../nbs/01c_plant.ipynb #f87cf398
 PLANTED_CATEGORY = {  # kind -> the MAP-D category (mapd.probes.CATEGORIES) it should be found as
@@ -34,6 +36,14 @@ PLANTED_CATEGORY = {  # kind -> the MAP-D category (mapd.probes.CATEGORIES) it s
 }
 PLANT_KINDS = tuple(PLANTED_CATEGORY)
 PLANT_DEFAULTS = {k: 0.02 for k in PLANT_KINDS}  # share of all N examples per kind: 14% of the examples planted in all
+EXTRA_PLANTED_CATEGORY = {   # kinds planted only when `fractions` names them: one corruption or one OOD source each, to hold a family out of the probes
+    **{f"corrupted_{name}": "corrupted" for name in CORRUPTIONS},   # corruption `name` of mapd.corruptions at `corrupt_severity`
+    "ood_digits": "ood",        # image replaced by a digit of scikit-learn's test split
+    "ood_sketch": "ood",        # the image's pencil sketch (mapd.probes.sketch)
+    "ood_shapes": "ood",        # image replaced by synthetic shapes (mapd.probes.random_shapes)
+    "atypical_shift": "atypical",  # moved off-centre by a random share of its sides
+}
+ALL_PLANTED_CATEGORY = {**PLANTED_CATEGORY, **EXTRA_PLANTED_CATEGORY}
 
 # %% ../nbs/01c_plant.ipynb #d68f8f80
 def _check_zoom(zoom) -> tuple[float, float]:
@@ -59,9 +69,32 @@ def zoom_crop(images: torch.Tensor,                     # (B, C, H, W) uint8
         out[i] = F.interpolate(crop, size=(H, W), mode="bilinear", antialias=True, align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
     return out
 
+# %% ../nbs/01c_plant.ipynb #473ffd08
+def _check_shift(shift) -> tuple[float, float]:
+    try: lo, hi = (float(s) for s in shift)
+    except (TypeError, ValueError): raise ValueError(f"shift must be a pair (low, high) of shares in (0, 1), but is {shift!r}") from None
+    if not 0 < lo <= hi < 1: raise ValueError(f"shift must be a pair (low, high) with 0 < low <= high < 1, but is {shift!r}")
+    return lo, hi
+
+def shift_crop(images: torch.Tensor,                      # (B, C, H, W) uint8
+               shift: tuple[float, float] = (0.15, 0.3),  # range of the share of each side an image moves by, drawn uniformly per image and axis
+               generator: torch.Generator | None = None,
+              ) -> torch.Tensor:                          # (B, C, H, W) uint8
+    "Move each image by a random share of its sides in a random direction; fill what it uncovers with the mean of its border pixels."
+    lo, hi = _check_shift(shift)
+    B, C, H, W = images.shape
+    f = lo + (hi - lo) * torch.rand((B, 2), generator=generator)
+    sign = torch.randint(0, 2, (B, 2), generator=generator) * 2 - 1
+    dys, dxs = ((f[:, 0] * H).round().long() * sign[:, 0]).tolist(), ((f[:, 1] * W).round().long() * sign[:, 1]).tolist()
+    ring = torch.cat([images[..., 0, :], images[..., -1, :], images[..., 1:-1, 0], images[..., 1:-1, -1]], -1).float().mean(-1)  # (B, C)
+    out = ring.round().to(torch.uint8)[..., None, None].expand(B, C, H, W).clone()
+    for b, (dy, dx) in enumerate(zip(dys, dxs)):   # shifts differ: one image at a time
+        out[b, :, max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = images[b, :, max(-dy, 0):H - max(dy, 0), max(-dx, 0):W - max(dx, 0)]
+    return out
+
 # %% ../nbs/01c_plant.ipynb #f5158d60
 _FLIPS = ("flip_symmetric", "flip_asymmetric", "flip_instance")
-_IMAGE_KINDS = ("random_inputs", "ood", "corrupted", "atypical")
+_IMAGE_KINDS = ("random_inputs", "ood", "corrupted", "atypical", *EXTRA_PLANTED_CATEGORY)   # every opt-in kind changes the image
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)  # ITU-R BT.601 weights, as PIL's convert("L")
 
 def _to_shape(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -76,22 +109,25 @@ def _to_shape(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor
         x = F.interpolate(x.float(), size=(H, W), mode="bilinear", antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8)
     return x.contiguous()
 
-def _check_plant(ds, fractions, corrupt_std, zoom, ood_source, probs, asymmetric_pairs):
-    "Validate the inputs of `plant_problems`; return the counts per kind, the asymmetric pairs, the OOD source and the probabilities."
+def _check_plant(ds, fractions, corrupt_std, zoom, ood_source, probs, asymmetric_pairs, corrupt_severity=3, shift=(0.15, 0.3)):
+    "Validate the inputs of `plant_problems`; return the counts per kind, the asymmetric pairs, the OOD sources (of `ood` and `ood_digits`) and the probabilities."
     if not isinstance(ds, ImageDataset): raise TypeError(f"ds must be an ImageDataset, but is {type(ds).__name__}")
     fractions = PLANT_DEFAULTS if fractions is None else fractions
     if not isinstance(fractions, Mapping): raise TypeError(f"fractions must be a dict kind -> share, like PLANT_DEFAULTS, but is {type(fractions).__name__}")
-    unknown = [k for k in fractions if k not in PLANTED_CATEGORY]
-    if unknown: raise ValueError(f"unknown kinds {unknown}; known: {', '.join(PLANT_KINDS)}")
+    unknown = [k for k in fractions if k not in ALL_PLANTED_CATEGORY]
+    if unknown: raise ValueError(f"unknown kinds {unknown}; known: {', '.join(ALL_PLANTED_CATEGORY)}")
     bad = {k: f for k, f in fractions.items() if not (isinstance(f, numbers.Real) and 0 <= f <= 1)}  # NaN fails too
     if bad: raise ValueError(f"fractions must lie in [0, 1], but {bad}")
     total = sum(float(f) for f in fractions.values())
     if total > 1 + 1e-9: raise ValueError(f"fractions sum to {total:g}, above 1: each example gets one kind at most")
     N, K, y = len(ds), ds.n_classes, ds.labels
-    counts = {k: round(float(fractions.get(k, 0)) * N) for k in PLANT_KINDS}
+    counts = {k: round(float(fractions.get(k, 0)) * N) for k in ALL_PLANTED_CATEGORY}
     if sum(counts.values()) > N: raise ValueError(f"the fractions round to {sum(counts.values())} examples, more than the {N} there are")
     if not (isinstance(corrupt_std, numbers.Real) and 0 < corrupt_std < math.inf): raise ValueError(f"corrupt_std must be positive, but is {corrupt_std}")
-    _check_zoom(zoom)
+    _check_zoom(zoom); _check_shift(shift)
+    if isinstance(corrupt_severity, bool) or corrupt_severity not in SEVERITIES: raise ValueError(f"corrupt_severity must be an integer in 1..5, but is {corrupt_severity!r}")
+    if any(counts[f"corrupted_{c}"] for c in CORRUPTIONS) and (ds.shape[0] not in (1, 3) or min(ds.shape[1:]) < 8):
+        raise ValueError(f"corrupted_<name> kinds need 1 or 3 channels and sides of 8 pixels or more, but the data set's images are {ds.shape} (C, H, W)")
     if K < 2 and any(counts[k] for k in _FLIPS): raise ValueError(f"label flips need at least 2 classes, but {ds.name or 'the data set'} has {K}")
     pairs = None
     if counts["flip_asymmetric"]:
@@ -123,25 +159,34 @@ def _check_plant(ds, fractions, corrupt_std, zoom, ood_source, probs, asymmetric
         if counts["ood"] > len(source):
             raise ValueError(f"ood needs {counts['ood']} images, but {source.name or 'ood_source'} ({'digits test split' if ood_source is None else 'ood_source'}) "
                              f"holds only {len(source)}: lower fractions['ood'] or pass a larger ood_source")
-    return counts, pairs, source, probs
+    digits = None
+    if counts["ood_digits"]:
+        if ds.name == "digits": raise ValueError("ood_digits: the data set is the digits themselves; plant ood_shapes or ood_sketch instead")
+        C, H, W = ds.shape
+        digits = source if counts["ood"] and ood_source is None else load_digits("test", size=H if H == W else None)   # one split, drawn from once
+        n = counts["ood_digits"] + (counts["ood"] if digits is source else 0)
+        if n > len(digits): raise ValueError(f"ood_digits{' and ood' if digits is source else ''} need {n} digits, but the digits' test split holds only {len(digits)}")
+    return counts, pairs, {"ood": source, "ood_digits": digits}, probs
 
 def plant_problems(ds: ImageDataset,                         # N examples, K classes
                    fractions: dict[str, float] | None = None, # kind -> share of all N examples that gets it; PLANT_DEFAULTS when None, kinds left out get none
                    *, corrupt_std: float = 0.5,              # corrupted: std of the Gaussian noise, on the [0, 1] scale
                    zoom: tuple[float, float] = (0.35, 0.6),  # atypical: range of the share of each side the crop keeps
+                   corrupt_severity: int = 3,                # corrupted_<name>: severity (1..5) of the named corruption
+                   shift: tuple[float, float] = (0.15, 0.3), # atypical_shift: range of the share of each side an image moves by
                    ood_source: ImageDataset | None = None,   # ood: where the images come from; scikit-learn digits' test split when None
                    probs=None,                               # flip_instance: (N, K) held-out predicted probabilities; 3-fold cross_val_probs when None
                    asymmetric_pairs: dict | None = None,     # flip_asymmetric: {source class: target class}; ASYMMETRIC_PAIRS[ds.name] when None
                    seed: int = 0,                            # fixes which example gets which kind and everything drawn for it
                   ) -> tuple[ImageDataset, pd.DataFrame]:    # the planted data set; one row per example: index, planted, category, label, original_label
     "Plant problems of the kinds in `fractions` into disjoint random examples of `ds`; return the new data set and the ground truth."
-    counts, pairs, source, probs = _check_plant(ds, fractions, corrupt_std, zoom, ood_source, probs, asymmetric_pairs)
+    counts, pairs, sources, probs = _check_plant(ds, fractions, corrupt_std, zoom, ood_source, probs, asymmetric_pairs, corrupt_severity, shift)
     N, K, y0 = len(ds), ds.n_classes, ds.labels
     if counts["flip_instance"] and probs is None:
         probs = cross_val_probs(ds, folds=3, seed=seed, quiet=True)
     g = torch.Generator().manual_seed(seed)
     perm, free, chosen = torch.randperm(N, generator=g), torch.ones(N, dtype=torch.bool), {}
-    for k in sorted(PLANT_KINDS, key=lambda k: k != "flip_asymmetric"):  # the kind limited to some classes first, so the others cannot use them up
+    for k in sorted(ALL_PLANTED_CATEGORY, key=lambda k: k != "flip_asymmetric"):  # the kind limited to some classes first, so the others cannot use them up
         if not counts[k]: continue
         pool = perm[free[perm]]
         if k == "flip_asymmetric": pool = pool[torch.isin(y0[pool], torch.tensor(sorted(pairs)))]
@@ -149,7 +194,12 @@ def plant_problems(ds: ImageDataset,                         # N examples, K cla
         free[chosen[k]] = False
     y = y0.clone()
     images = ds.images.clone() if any(k in chosen for k in _IMAGE_KINDS) else ds.images  # one copy, written where images change
-    for k, i in sorted(chosen.items(), key=lambda kv: PLANT_KINDS.index(kv[0])):  # in a fixed order: the same seed draws the same values
+    order, drawn = list(ALL_PLANTED_CATEGORY), {}
+    def foreign(src, m):   # m images of src without replacement, also between the kinds that share src
+        perm, at = drawn.setdefault(id(src), [torch.randperm(len(src), generator=g), 0])
+        drawn[id(src)][1] += m
+        return _to_shape(src.images[perm[at:at + m]], ds.shape)
+    for k, i in sorted(chosen.items(), key=lambda kv: order.index(kv[0])):  # in a fixed order: the same seed draws the same values
         if k == "flip_symmetric": y[i] = (y0[i] + torch.randint(1, K, (len(i),), generator=g)) % K  # a uniform shift never lands on 0
         elif k == "flip_asymmetric":
             to = torch.arange(K)
@@ -160,12 +210,16 @@ def plant_problems(ds: ImageDataset,                         # N examples, K cla
             p[np.arange(len(i)), y0[i].numpy()] = -np.inf  # the most confused class other than the given one
             y[i] = torch.from_numpy(p.argmax(1))
         elif k == "random_inputs": images[i] = random_images(len(i), ds.shape, g)
-        elif k == "ood": images[i] = _to_shape(source.images[torch.randperm(len(source), generator=g)[:len(i)]], ds.shape)
+        elif k in ("ood", "ood_digits"): images[i] = foreign(sources[k], len(i))
         elif k == "corrupted": images[i] = corrupt(ds.images[i], corrupt_std, g)
         elif k == "atypical": images[i] = zoom_crop(ds.images[i], zoom, g)
+        elif k == "ood_sketch": images[i] = sketch(ds.images[i])
+        elif k == "ood_shapes": images[i] = random_shapes(len(i), ds.shape, g)
+        elif k == "atypical_shift": images[i] = shift_crop(ds.images[i], shift, g)
+        else: images[i] = corrupt_with(ds.images[i], k.removeprefix("corrupted_"), corrupt_severity, g)   # corrupted_<name>
     planted = np.full(N, "", dtype=object)
     for k, i in chosen.items(): planted[i.numpy()] = k
-    truth = pd.DataFrame(dict(index=ds.index.numpy().copy(), planted=planted, category=[PLANTED_CATEGORY.get(k, "") for k in planted],
+    truth = pd.DataFrame(dict(index=ds.index.numpy().copy(), planted=planted, category=[ALL_PLANTED_CATEGORY.get(k, "") for k in planted],
                               label=y.numpy().copy(), original_label=y0.numpy().copy()))
     true = ds.true_labels if ds.true_labels is not None else y0
     return dataclasses.replace(ds, images=images, labels=y, true_labels=true.clone()), truth
@@ -176,6 +230,6 @@ def planted_summary(truth: pd.DataFrame,  # a table from `plant_problems`
     "How many examples got each kind, and the category each should be found as."
     if "planted" not in truth: raise ValueError(f"truth must be a table from plant_problems, with a 'planted' column, but has columns {list(truth.columns)}")
     n = truth["planted"].value_counts()
-    kinds = [k for k in PLANT_KINDS if k in n.index]
-    return pd.DataFrame(dict(category=[PLANTED_CATEGORY[k] for k in kinds], count=[int(n[k]) for k in kinds],
+    kinds = [k for k in ALL_PLANTED_CATEGORY if k in n.index]
+    return pd.DataFrame(dict(category=[ALL_PLANTED_CATEGORY[k] for k in kinds], count=[int(n[k]) for k in kinds],
                              fraction=[n[k] / max(len(truth), 1) for k in kinds]), index=pd.Index(kinds, name="planted"))

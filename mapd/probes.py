@@ -14,15 +14,16 @@ import torch
 import torch.nn.functional as F
 
 from .core import as_numpy, check_labels, check_same_length
+from .corruptions import SEVERITIES, check_corruptions, corrupt_each
 from .data import ImageDataset, load_digits
 from .models import make_model
 from .train import fit
 from .scores import DEFAULT_SCORE_CONFIG, confused_class
 
 # %% auto #0
-__all__ = ['CATEGORIES', 'MAIN_CATEGORIES', 'INDEX_CATEGORIES', 'ProbeSuite', 'corrupt', 'random_images', 'sketch',
-           'make_probe_suite', 'choose_corrupt_std', 'probe_from_indices', 'probe_from_transform', 'with_probes',
-           'index_probes']
+__all__ = ['CATEGORIES', 'MAIN_CATEGORIES', 'OOD_SOURCES', 'INDEX_CATEGORIES', 'ProbeSuite', 'corrupt', 'random_images', 'sketch',
+           'random_shapes', 'make_probe_suite', 'choose_corrupt_std', 'probe_from_indices', 'probe_from_transform',
+           'with_probes', 'index_probes']
 
 # %% ../nbs/06_probes.ipynb #03d26f74
 CATEGORIES = ("typical", "atypical", "random_labels", "random_inputs", "corrupted", "ood")
@@ -36,12 +37,14 @@ class ProbeSuite:
     category: np.ndarray    # (P,) str
     split: np.ndarray       # (P,) "fit" or "heldout"
     source: np.ndarray      # (P,) int64 index of the training example a probe was made from; -1 when made from nothing
+    made: np.ndarray | None = None  # (P,) str: how a probe was made where its category holds several ways ("jpeg:3", "sketch"); "" elsewhere
 
     def __post_init__(self):
         self.category, self.split, self.source = (np.asarray(self.category, dtype=object), np.asarray(self.split, dtype=object),
                                                   np.asarray(self.source, dtype=np.int64))
         self.labels = torch.as_tensor(self.labels).long()
-        check_same_length(images=self.images, labels=self.labels, category=self.category, split=self.split, source=self.source)
+        self.made = np.full(len(self.labels), "", dtype=object) if self.made is None else np.asarray(self.made, dtype=object)
+        check_same_length(images=self.images, labels=self.labels, category=self.category, split=self.split, source=self.source, made=self.made)
         bad = set(self.split) - {"fit", "heldout"}
         if bad: raise ValueError(f"split must be 'fit' or 'heldout', found {sorted(bad)}")
 
@@ -52,18 +55,20 @@ class ProbeSuite:
     def subset(self, mask) -> ProbeSuite:
         "The probes where `mask` (bool array or positions) holds."
         m = as_numpy(mask)
-        return ProbeSuite(self.images[torch.as_tensor(m)], self.labels[torch.as_tensor(m)], self.category[m], self.split[m], self.source[m])
+        return ProbeSuite(self.images[torch.as_tensor(m)], self.labels[torch.as_tensor(m)], self.category[m], self.split[m], self.source[m], self.made[m])
 
     def __add__(self, other: ProbeSuite) -> ProbeSuite:
         clash = set(self.categories) & set(other.categories)
         if clash: raise ValueError(f"both suites hold the categories {sorted(clash)}")
         return ProbeSuite(torch.cat([self.images, other.images]), torch.cat([self.labels, other.labels]),
                           np.concatenate([self.category, other.category]), np.concatenate([self.split, other.split]),
-                          np.concatenate([self.source, other.source]))
+                          np.concatenate([self.source, other.source]), np.concatenate([self.made, other.made]))
 
     def table(self) -> pd.DataFrame:
-        "One row per probe: category, split, source example and label."
-        return pd.DataFrame(dict(category=self.category, split=self.split, source=self.source, label=self.labels.numpy()))
+        "One row per probe: category, split, source example and label; and how it was made, where some probe says."
+        t = pd.DataFrame(dict(category=self.category, split=self.split, source=self.source, label=self.labels.numpy()))
+        if (self.made != "").any(): t["made"] = self.made
+        return t
 
     def summary(self) -> pd.DataFrame:
         "Number of probes per category and split."
@@ -104,6 +109,29 @@ def sketch(images: torch.Tensor,   # (B, C, H, W) uint8, C = 1 or 3
     out = torch.where(den > 0, grey * 256 / den.clamp_min(1), torch.zeros_like(grey))  # cv2.divide(gray, 255 - blur, scale=256); x/0 is 0 there
     return out.clamp(0, 255).round().to(torch.uint8).expand(-1, images.shape[1], -1, -1).contiguous()
 
+# %% ../nbs/06_probes.ipynb #f83d0fa3
+def random_shapes(n: int,                  # how many images
+                  shape: tuple,            # (C, H, W), C = 1 or 3
+                  generator: torch.Generator | None = None) -> torch.Tensor:   # (n, C, H, W) uint8
+    "Synthetic images: on a flat background, one to three disks, rectangles, rings, stripes or checkerboards of random place, size and colour."
+    C, H, W = shape
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, H), torch.linspace(0, 1, W), indexing="ij")   # (H, W), one grid for all images
+    r = lambda *s: torch.rand(s, generator=generator)
+    out = r(n, C, 1, 1).expand(n, C, H, W).clone()                  # the background's colour
+    for j in range(3):
+        kind, present = torch.randint(0, 5, (n,), generator=generator), (r(n) < 0.5) | (j == 0)   # the first shape always, the others half the time
+        cy, cx, size, aspect, freq, angle = r(n), r(n), 0.15 + 0.3 * r(n), 0.5 + r(n), 3 + 5 * r(n), np.pi * r(n)
+        v = lambda t: t.view(n, 1, 1)
+        dy, dx = ys - v(cy), xs - v(cx)                               # (n, H, W) offsets from each shape's centre
+        d = (dy**2 + dx**2).sqrt()
+        box = (dy.abs() < v(size * aspect)) & (dx.abs() < v(size / aspect))
+        along = (dx * v(angle.cos()) + dy * v(angle.sin())) * v(freq)
+        masks = torch.stack([d < v(size), box, (d < v(size)) & (d > v(0.6 * size)), box & (along.frac() < 0.5),
+                             box & ((dy * v(freq)).floor() + (dx * v(freq)).floor()).remainder(2).eq(0)], 1)   # (n, 5, H, W): every kind
+        m = masks[torch.arange(n), kind] & v(present)
+        out = torch.where(m[:, None], r(n, C, 1, 1), out)              # the shape's colour where it lies
+    return (out * 255).round().to(torch.uint8)
+
 # %% ../nbs/06_probes.ipynb #7b23c7bd
 def _split_labels(n_fit: int, n_heldout: int, g: torch.Generator) -> np.ndarray:
     s = np.array(["fit"] * n_fit + ["heldout"] * n_heldout, dtype=object)
@@ -113,30 +141,40 @@ def _other_labels(y: torch.Tensor, K: int, g: torch.Generator) -> torch.Tensor:
     "Uniform random labels that are never `y`."
     return (y + torch.randint(1, K, y.shape, generator=g)) % K
 
-def _ood_source(ds: ImageDataset, ood) -> ImageDataset | None:
+OOD_SOURCES = ("auto", "sketch", "digits", "shapes", "mixed")
+
+def _ood_source(ds: ImageDataset, ood) -> ImageDataset | str | None:
+    "Where the foreign ood images come from: an ImageDataset, 'shapes' (made on the fly) or None (sketches of training examples)."
     if isinstance(ood, ImageDataset):
         if ood.shape != ds.shape: raise ValueError(f"ood images have shape {ood.shape} but the data set's are {ds.shape}")
         return ood
     if ood == "auto": ood = "digits" if ds.shape[0] == 1 and ds.name != "digits" else "sketch"
     if ood == "sketch": return None
+    if ood == "shapes": return "shapes"
+    if ood == "mixed":   # the foreign half: the digits where "auto" would take them and they fit, synthetic shapes otherwise
+        fits = ds.shape[0] == 1 and ds.shape[1] == ds.shape[2] and ds.name != "digits"
+        return _ood_source(ds, "digits" if fits else "shapes")
     if ood == "digits":
         if ds.shape[1] != ds.shape[2]: raise ValueError(f"ood='digits' needs square images, the data set's are {ds.shape}")
         images = load_digits("train", size=ds.shape[1]).images  # 1,347 digits; the test split is left for planting (mapd.plant)
         if ds.shape[0] == 3: images = images.expand(-1, 3, -1, -1).contiguous()
         return ImageDataset(images, torch.zeros(len(images), dtype=torch.long), ["digit"], "digits")
-    raise ValueError(f"ood must be 'auto', 'sketch', 'digits' or an ImageDataset, got {ood!r}")
+    raise ValueError(f"ood must be one of {', '.join(map(repr, OOD_SOURCES))} or an ImageDataset, got {ood!r}")
 
+# %% ../nbs/06_probes.ipynb #d7cd603c
 def make_probe_suite(ds: ImageDataset,            # the training set the probes are made from
                      scores=None,                 # (N,) consistency scores; needed for typical and atypical
                      *, categories=CATEGORIES,    # which categories to make
                      n_fit: int = 250,            # probes per category that the k-NN is fitted on
                      n_heldout: int = 250,        # probes per category held out to validate the assignment
                      corrupt_std: float | None = None,  # noise of the corrupted probe; 0.1 for CIFAR, 0.25 otherwise when None (the paper's code)
+                     corruptions=None,            # corrupted probe: names in mapd.corruptions.CORRUPTIONS, one per probe at a random severity; None: Gaussian noise at corrupt_std
+                     severities=(2, 3, 4, 5),     # with corruptions: the severities (1..5) each probe's is drawn from
                      typical_pool: float | None = None,  # draw the typical probe at random from this share of the most consistent examples; None: the n most consistent
                      atypical_pool: float | None = None, # draw the atypical probe at random from this share of the least consistent examples; None: the n least consistent
                      exclude=None,                # (N,) bool: examples never drawn into the typical or atypical probe (e.g. `mapd.scores.likely_mislabeled`)
                      edit_pool: float | None = None,  # draw the examples that random_labels, corrupted and sketch probes edit from this most consistent share, minus `exclude`; None: from all
-                     ood="auto",                  # "auto", "sketch", "digits" or an ImageDataset of other images
+                     ood="auto",                  # "auto", "sketch", "digits", "shapes", "mixed" (half sketches, half foreign) or an ImageDataset of other images
                      flip_to: str = "uniform",    # random_labels probe: "uniform" other label (the paper), "confused" (the other class `probs` rates highest) or "mixed" (half each)
                      probs=None,                  # (N, K) out-of-sample class probabilities (e.g. `heldout_consistency(return_probs=True)`); needed by "confused" and "mixed"
                      avoid=None,                  # (N,) bool: examples no probe is made from (those another run made its probes from)
@@ -151,6 +189,11 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
         probs = as_numpy(probs, np.float64)
         if probs.shape != (len(ds), ds.n_classes): raise ValueError(f"probs must have shape ({len(ds)}, {ds.n_classes}), got {probs.shape}")
     if n_fit < 1: raise ValueError(f"n_fit must be at least 1, got {n_fit}")
+    if corruptions is not None:
+        corruptions = check_corruptions(corruptions)
+        severities = tuple(severities) if not isinstance(severities, (int, np.integer)) else (severities,)
+        bad = [s for s in severities if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s not in SEVERITIES]
+        if bad or not severities: raise ValueError(f"severities must be integers in 1..5, got {list(severities)}")
     g, K, N = torch.Generator().manual_seed(seed), ds.n_classes, len(ds)
     taken = np.zeros(N, bool)
     if avoid is not None:
@@ -158,9 +201,10 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
         if avoid.shape != (N,): raise ValueError(f"avoid must have shape ({N},), one flag per example, got {avoid.shape}")
         taken |= avoid   # as if already drawn: neither natural probes nor edited ones come from them
     src = _ood_source(ds, ood) if "ood" in categories else None
-    need = sum(c not in ("random_inputs", "ood") or (c == "ood" and src is None) for c in categories) * n  # categories that use up training examples
+    n_sketch = n if src is None else n - n // 2 if isinstance(ood, str) and ood == "mixed" else 0   # ood probes sketched from training examples
+    need = sum(c not in ("random_inputs", "ood") for c in categories) * n + ("ood" in categories) * n_sketch  # training examples used up
     if need > N: raise ValueError(f"{len(categories)} categories of {n} probes need {need} training examples, but the data set has {N}")
-    edits = edit_pool is not None and any(c in ("random_labels", "corrupted") or (c == "ood" and src is None) for c in categories)
+    edits = edit_pool is not None and any(c in ("random_labels", "corrupted") or (c == "ood" and n_sketch) for c in categories)
     if "typical" in categories or "atypical" in categories or edits:
         if scores is None: raise ValueError("typical and atypical probes, and edit_pool, need consistency scores: pass scores= (see mapd.scores)")
         scores = as_numpy(scores, np.float64)
@@ -176,12 +220,12 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
             order = order[~exclude[order]]
     editable = np.isin(np.arange(N), order[:max(n, round(edit_pool * N))]) if edits else np.ones(N, bool)
     parts = []
-    def add(cat, images, labels, source):
-        parts.append(ProbeSuite(images, labels, np.full(len(labels), cat, dtype=object), _split_labels(n_fit, n_heldout, g), source))
-    def sample():
+    def add(cat, images, labels, source, made=None):
+        parts.append(ProbeSuite(images, labels, np.full(len(labels), cat, dtype=object), _split_labels(n_fit, n_heldout, g), source, made))
+    def sample(m=n):
         free = np.flatnonzero(~taken & editable)
-        if len(free) < n: raise ValueError(f"a probe made by editing examples needs {n} of them, but only {len(free)} are left in edit_pool={edit_pool}")
-        pick = free[torch.randperm(len(free), generator=g)[:n].numpy()]
+        if len(free) < m: raise ValueError(f"a probe made by editing examples needs {m} of them, but only {len(free)} are left in edit_pool={edit_pool}")
+        pick = free[torch.randperm(len(free), generator=g)[:m].numpy()]
         taken[pick] = True
         return pick
     for cat in categories:
@@ -207,16 +251,26 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
             add(cat, random_images(n, ds.shape, g), torch.randint(0, K, (n,), generator=g), np.full(n, -1))
         elif cat == "corrupted":
             pick = sample()
-            std = corrupt_std if corrupt_std is not None else (0.1 if ds.name.startswith("cifar") else 0.25)
-            add(cat, corrupt(ds.images[pick], std, g), ds.labels[pick], ds.index[pick].numpy())
+            if corruptions is None:
+                std = corrupt_std if corrupt_std is not None else (0.1 if ds.name.startswith("cifar") else 0.25)
+                add(cat, corrupt(ds.images[pick], std, g), ds.labels[pick], ds.index[pick].numpy())
+            else:   # as even shares of the corruptions as n allows, in random order, each at a random severity
+                names = np.asarray(corruptions, dtype=object)[torch.randperm(n, generator=g).numpy() % len(corruptions)]
+                sev = np.asarray(severities)[torch.randint(0, len(severities), (n,), generator=g).numpy()]
+                add(cat, corrupt_each(ds.images[pick], names, sev, g), ds.labels[pick], ds.index[pick].numpy(), [f"{a}:{s}" for a, s in zip(names, sev)])
         elif cat == "ood":
-            if src is None:
-                pick = sample()
-                add(cat, sketch(ds.images[pick]), ds.labels[pick], ds.index[pick].numpy())
-            else:
-                if len(src) < n: raise ValueError(f"the ood source has {len(src)} images but {n} are needed")
-                pick = torch.randperm(len(src), generator=g)[:n]
-                add(cat, src.images[pick], torch.randint(0, K, (n,), generator=g), np.full(n, -1))
+            images, labels, source, made = [], [], [], []
+            if n_sketch:
+                pick = sample(n_sketch)
+                images.append(sketch(ds.images[pick])); labels.append(ds.labels[pick]); source.append(ds.index[pick].numpy()); made += ["sketch"] * n_sketch
+            if m := n - n_sketch:
+                if isinstance(src, str): images.append(random_shapes(m, ds.shape, g))
+                else:
+                    if len(src) < m: raise ValueError(f"the ood source has {len(src)} images but {m} are needed")
+                    images.append(src.images[torch.randperm(len(src), generator=g)[:m]])
+                labels.append(torch.randint(0, K, (m,), generator=g)); source.append(np.full(m, -1)); made += [src if isinstance(src, str) else src.name or "foreign"] * m
+            says = isinstance(ood, str) and ood in ("mixed", "shapes")   # the ways the table names; the others make the probe one way
+            add(cat, torch.cat(images), torch.cat(labels), np.concatenate(source), made if says else None)
     suite = parts[0]
     for p in parts[1:]: suite = suite + p
     return suite
