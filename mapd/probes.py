@@ -218,12 +218,15 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
             exclude = as_numpy(exclude).astype(bool)
             if exclude.shape != (N,): raise ValueError(f"exclude must have shape ({N},), one flag per example, got {exclude.shape}")
             order = order[~exclude[order]]
-    editable = np.isin(np.arange(N), order[:max(n, round(edit_pool * N))]) if edits else np.ones(N, bool)
+    # the most consistent edit_pool share of all examples, minus those excluded
+    editable = np.isin(np.arange(N), shuffle[np.argsort(-scores[shuffle], kind='stable')][:round(edit_pool * N)]) & np.isin(np.arange(N), order) if edits else np.ones(N, bool)
     parts = []
     def add(cat, images, labels, source, made=None):
         parts.append(ProbeSuite(images, labels, np.full(len(labels), cat, dtype=object), _split_labels(n_fit, n_heldout, g), source, made))
     def sample(m=n):
         free = np.flatnonzero(~taken & editable)
+        if len(free) < m and edits:   # the share is used up (small data, many excluded): the next most consistent examples not excluded
+            free = order[~taken[order]][:m]
         if len(free) < m: raise ValueError(f"a probe made by editing examples needs {m} of them, but only {len(free)} are left in edit_pool={edit_pool}")
         pick = free[torch.randperm(len(free), generator=g)[:m].numpy()]
         taken[pick] = True
