@@ -505,7 +505,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     if rank == 0: _write_page(audit, say)
     return audit
 
-# %% ../nbs/09_audit.ipynb #edc476fa
+# %% ../nbs/09_audit.ipynb #5a97d557
 _PROBE_SHARE = 0.25   # at most this share of the examples becomes probes, over all categories that take examples
 _MIN_SCORE_STEPS = 300   # optimiser steps each held-out model takes at least (score_epochs=None)
 

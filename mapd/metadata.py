@@ -462,7 +462,7 @@ def detection_scores(truth,     # (N,) bool: the examples that really are, e.g.,
     if y.all() or not y.any(): raise ValueError(f"truth must hold both classes, but all {len(y)} entries are {bool(y[0]) if len(y) else None}")
     return dict(auroc=float(roc_auc_score(y, s)), average_precision=float(average_precision_score(y, s)), prevalence=float(y.mean()))
 
-# %% ../nbs/08_metadata.ipynb #49fdcee9
+# %% ../nbs/08_metadata.ipynb #f15c9bf2
 def best_f1(truth,        # (N,) bool: the examples that really are, e.g., mislabeled
             score,        # (N,) higher means more likely
             *, min_precision: float = 0.0,  # only thresholds whose flagged set reaches this precision (1 - q: those meeting an FDR of q)
