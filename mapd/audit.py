@@ -246,11 +246,13 @@ def _claim(out: Path, cfg_dict: dict, fps: dict, say):
     if (out/"config.json").exists():
         saved = json.loads((out/"config.json").read_text())
         diff = _config_changes(with_defaults(saved, AuditConfig), cfg_dict, out, saved.get("paths_from_audit") or {})   # settings added since read as their defaults
-        if diff:
+        old_fps = json.loads((out/"fingerprints.json").read_text()) if (out/"fingerprints.json").exists() else {}
+        other_data = [k for k in fps if k in old_fps and old_fps[k] != fps[k]]
+        if diff or (other_data and not _has_finished_work(out)):   # an unfinished audit of other settings or data is replaced
             if _has_finished_work(out):
                 raise FileExistsError(f"{out} holds an audit made with another configuration (stored, given): {diff}; "
                                       "choose another output folder, or delete this one to start over")
-            say(f"{out} holds an audit of another configuration that never finished an epoch {diff}: replacing it")
+            say(f"{out} holds an audit of another configuration or data that never finished an epoch {diff or other_data}: replacing it")
             for name in AUDIT_FILES:
                 p = out/name
                 if p.is_dir(): shutil.rmtree(p)
@@ -344,24 +346,13 @@ def _advice(config: AuditConfig, std) -> dict:
             "corrupted": " or ".join(corr) or "probes of other corruptions",
             "ood": "an out-of-distribution source further from the data (--ood " + ("sketch" if config.ood in ("auto", "digits") else "digits") + ")"}
 
-def _covered_rows(config: AuditConfig, store: TrajectoryStore, sources, likely_mislabeled, device) -> tuple:
-    "The second run's table rows of `sources` (the examples the first run's edited probes were made from, trained as themselves here) and its probe check."
-    check = probe_check(store, config.categories, k=config.k, quantity=config.knn_input, device=device)
-    full = metadata_table(store, check["model"], quantity=config.knn_input, likely_mislabeled=likely_mislabeled)
-    t = full[full["index"].isin(sources).to_numpy() & (full.scored_by == "trained").to_numpy()].copy()
-    t["scored_by"], t["probe"] = pd.Categorical(["second run"] * len(t), categories=SCORED_BY), ""
-    return t, dict(check, predictions=_calibration(check["predictions"], full))   # BH calibrates these rows on the second run's natural probes
-
 def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_info: dict, device,
               likely_mislabeled: pd.Series | None = None,   # bool by example index: vetoes image-problem flags
               labels_wrong: tuple | None = None,   # (share, low, high) of wrong labels from the held-out models (`_label_issue_share`)
               cover: tuple | None = None) -> dict:   # (the second run's store, the examples it covers): their rows join the table
     "The k-NN's checks on held-out probes, flags calibrated on them, the metadata table and its diagnostics (written to out)."
-    check6 = probe_check(store, config.categories, k=config.k, quantity=config.knn_input, device=device)
-    table = metadata_table(store, check6["model"], quantity=config.knn_input, likely_mislabeled=likely_mislabeled)
-    more = [_covered_rows(config, cover[0], cover[1], likely_mislabeled, device)] if cover is not None else []
-    table, thresholds = flag_table(table, check6, flags=config.flags, q=config.q, alpha=config.alpha, seed=config.seed, more=more)
-    table = table.sort_values("index", kind="stable").reset_index(drop=True)
+    table, check6, thresholds = calibrated_table(store, config.categories, k=config.k, flags=config.flags, q=config.q, alpha=config.alpha, seed=config.seed,
+                                                 likely_mislabeled=likely_mislabeled, quantity=config.knn_input, cover=cover, device=device)
     main = [c for c in MAIN_CATEGORIES if c in config.categories]
     check4 = probe_check(store, main, k=config.k, quantity=config.knn_input, device=device) if len(main) == 4 else None
     pred = check6["predictions"]

@@ -21,7 +21,7 @@ from fastcore.basics import patch
 
 from .core import located
 from .data import ImageDataset, load_dataset
-from .metadata import load_table, calibrated_table, ranked, NATURAL
+from .metadata import load_table, calibrated_table, ranked, edited_sources, NATURAL
 from .plots import category_color
 from .store import TrajectoryStore
 
@@ -90,6 +90,11 @@ class Explorer:
                       for c in self.categories}
         scored = (rows.role == "train").to_numpy() | ((rows.role == "probe").to_numpy() & rows.category.isin(NATURAL).to_numpy() & (rows["index"] >= 0).to_numpy())
         self._train_rows = pd.Series(np.flatnonzero(scored), index=rows["index"].to_numpy()[scored])  # example index -> store row (natural probes are examples too)
+        cdir = self.path/"cover"/"trajectories"   # a second run scored the edited probes' sources (mapd.audit's cover)
+        self.cover = (TrajectoryStore(cdir), edited_sources(self.store)) if (cdir/"meta.json").exists() else None
+        if self.cover:
+            r2 = self.cover[0].rows; t2 = (r2.role == "train").to_numpy() & r2["index"].isin(self.cover[1]).to_numpy()
+            self._cover_rows = pd.Series(np.flatnonzero(t2), index=r2["index"].to_numpy()[t2])
         self.dataset = dataset if dataset is not None else _audited_images(self.path, self.config, data_root)
         self._pos = pd.Series(np.arange(len(self.dataset)), index=self.dataset.index.numpy())   # example index -> image position
         missing = np.setdiff1d(self.table["index"].to_numpy(), self._pos.index.to_numpy())
@@ -116,7 +121,7 @@ class Explorer:
         if t in self._cache: self._cache.move_to_end(t); return self._cache[t]
         # flags as run_audit sets them, from the held-out probes at the same epoch (none without natural probes: the k-NN's argmax)
         self._cache[t] = tab = calibrated_table(self.store, self.categories, k=self.k, epochs=t, quantity=self.quantity, device=self.device,
-                                                flags=self.config.get("flags", "rate"), q=float(self.config.get("q", 0.1)),
+                                                flags=self.config.get("flags", "rate"), q=float(self.config.get("q", 0.1)), cover=self.cover,
                                                 alpha=float(self.config.get("alpha", 0.05)), seed=int(self.config.get("seed", 0)))[0]
         while len(self._cache) > self.cache_size: self._cache.popitem(last=False)
         return tab
@@ -136,6 +141,7 @@ class Explorer:
 
     def trajectory(self, index: int) -> np.ndarray:
         "The `(E,)` trajectory of the training example with this index."
+        if self.cover and index in self._cover_rows.index: return self.cover[0].trajectories(self.quantity, [int(self._cover_rows[index])])[0]
         if index not in self._train_rows.index: raise KeyError(f"no training example has index {index}")
         return self.store.trajectories(self.quantity, [int(self._train_rows[index])])[0]
 
@@ -280,7 +286,7 @@ def render(self: Explorer):
         note, typed = "", []
         try: typed = parse_indices(self.indices_text.value)
         except ValueError as e: note = str(e)
-        unknown = [i for i in typed if i not in self._train_rows.index]
+        unknown = [i for i in typed if i not in self._train_rows.index and not (self.cover and i in self._cover_rows.index)]
         if unknown: note = f"no training example has index {unknown} (probes left the training set)"
         self._curves = [i for i in typed if i not in unknown] or self._shown[:self.n_curves]
         self.grid.value = self._grid_html(top, c, t, klass)

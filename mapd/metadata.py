@@ -23,7 +23,7 @@ from .store import TrajectoryStore
 __all__ = ['NATURAL', 'SCORED_BY', 'IMAGE_PROBLEMS', 'FLAG_RULES', 'knn_input', 'probe_check', 'flag_scores', 'knn_columns',
            'flag_thresholds', 'apply_flags', 'conformal_pvalues', 'bh_qvalues', 'fdr_thresholds', 'prevalence',
            'probe_diagnostics', 'metadata_table', 'ranking', 'ranked', 'save_table', 'load_table', 'detection_scores',
-           'best_f1', 'check_thresholds', 'flag_table', 'calibrated_table']
+           'best_f1', 'check_thresholds', 'flag_table', 'edited_sources', 'calibrated_table']
 
 # %% ../nbs/08_metadata.ipynb #0cd14ad0
 def knn_input(store: TrajectoryStore,
@@ -520,6 +520,19 @@ def flag_table(table: pd.DataFrame,   # a metadata table without flags (`metadat
     if qs is not None and "q_any" in qs: t["flag_any"] = qs.q_any.to_numpy() <= q
     return t, thresholds
 
+def _covered(store: TrajectoryStore, sources, categories=None, **kw) -> tuple[pd.DataFrame, dict]:
+    "A second run's table rows of the examples `sources` (trained as themselves there), and its probe check with the run's natural probes to calibrate on."
+    check = probe_check(store, categories, k=kw["k"], epochs=kw["epochs"], quantity=kw["quantity"], device=kw["device"])
+    full = metadata_table(store, check["model"], epochs=kw["epochs"], quantity=kw["quantity"], likely_mislabeled=kw["likely_mislabeled"])
+    t = full[full["index"].isin(np.asarray(sources)).to_numpy() & (full.scored_by == "trained").to_numpy()].copy()
+    t["scored_by"], t["probe"] = pd.Categorical(["second run"] * len(t), categories=SCORED_BY), ""
+    return t, dict(check, predictions=_calibration(check["predictions"], full))
+
+def edited_sources(store: TrajectoryStore) -> np.ndarray:
+    "The example indices a store's edited probes (random labels, corrupted, sketched) were made from: the rows a second run scores."
+    rows = store.rows
+    return rows["index"].to_numpy()[((rows.role == "probe") & ~rows.category.isin(NATURAL) & (rows["index"] >= 0)).to_numpy()]
+
 def calibrated_table(store: TrajectoryStore,
                      categories=None,   # probe categories of the k-NN; all the store holds when None
                      *, k: int = 20, flags: str = "fdr", q: float = 0.1,   # the flags' rule and the FDR it promises (`flag_table`)
@@ -528,9 +541,12 @@ def calibrated_table(store: TrajectoryStore,
                      likely_mislabeled: pd.Series | None = None,  # bool by example index: vetoes image-problem flags (see metadata_table)
                      quantity: str = "loss",   # what the k-NN reads (`knn_input`)
                      epochs: int | None = None,  # cut trajectories at this many epochs
+                     cover: tuple | None = None,  # (a second run's store, the example indices it scores): those rows join the table, flagged with the rest
                      device="auto") -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
     "The metadata table with flags on its scores (`flag_table`), the held-out probe check (`probe_check`) and the thresholds (None without natural probes)."
     check = probe_check(store, categories, k=k, epochs=epochs, quantity=quantity, device=device)
     table = metadata_table(store, check["model"], epochs=epochs, quantity=quantity, likely_mislabeled=likely_mislabeled)
-    table, thresholds = flag_table(table, check, flags=flags, q=q, alpha=alpha, seed=seed, null_shares=null_shares)
+    more = [_covered(cover[0], cover[1], categories, k=k, epochs=epochs, quantity=quantity, likely_mislabeled=likely_mislabeled, device=device)] if cover else []
+    table, thresholds = flag_table(table, check, flags=flags, q=q, alpha=alpha, seed=seed, null_shares=null_shares, more=more)
+    if more: table = table.sort_values("index", kind="stable").reset_index(drop=True)
     return table, check, thresholds

@@ -2,13 +2,13 @@
 
     python scripts/compare_results.py OLD NEW
 
-Keys that hold timings (`seconds`, `train_seconds`, `score_seconds`) are skipped, NaN equals NaN, and keys present in only
+Keys that hold timings (`seconds`, `train_seconds`, `score_seconds`, `cover_seconds`) are skipped, NaN equals NaN, and keys present in only
 one side are listed apart (a regeneration may add results). Exits 1 if a shared value differs.
 """
 import json, math, sys
 from pathlib import Path
 
-SKIP = {"seconds", "train_seconds", "score_seconds"}
+SKIP = {"seconds", "train_seconds", "score_seconds", "cover_seconds"}
 
 def walk(a, b, path, out):
     if isinstance(a, dict) and isinstance(b, dict):

@@ -37,7 +37,7 @@ def test_audit_of_an_image_folder_keeps_paths(tmp_path):
     assert r.returncode == 0, r.stderr
     table = pd.read_parquet(out/"metadata.parquet")
     res = json.loads((out/"results.json").read_text())
-    assert len(table) == res["n_train"] and table.path.notna().all()
+    assert len(table) == res["n_rows"] == 270 and table.path.notna().all() and table.path.is_unique   # every image of the folder a row
     assert table.path.str.startswith("train/").all()
     assert any(p.startswith("train/t shirt/") for p in table.path)          # the class folder with a space
     assert all((tmp_path/"data"/p).is_file() for p in table.path)            # every path names a real file

@@ -22,18 +22,18 @@ CATEGORIES = ["typical", IMG, "<script>x"]  # categories named by whoever wrote 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
     "A small audit whose folder, data set name, classes, categories and file paths hold HTML."
-    ds = make_synthetic(240, n_classes=4)
+    ds = make_synthetic(330, n_classes=4)   # 240 trained as they are, 90 the probes are made from
     ds = replace(ds, classes=CLASSES, paths=np.array([f"{SCRIPT}/{IMG}{i}.png" for i in range(len(ds))], dtype=object))
     d = tmp_path_factory.mktemp("audit") / IMG / "audit"  # a folder name may hold < > = and spaces
     E, rng = 5, np.random.default_rng(0)
     t = np.arange(E)
-    n, per = len(ds), 30
+    n, per = 240, 30
     rows = pd.DataFrame(dict(role=["train"] * n + ["probe"] * per * 3, category=[""] * n + [c for c in CATEGORIES for _ in range(per)],
                              split=[""] * n + (["fit"] * (per // 2) + ["heldout"] * (per // 2)) * 3,
-                             index=list(range(n)) + list(range(per * 3)), label=list(ds.labels.numpy()) + [0] * per * 3))
+                             index=range(n + per * 3), label=list(ds.labels.numpy()[:n]) + [0] * per * 3))
     rows["true_label"] = rows.label
     rows.loc[:19, "true_label"] = (rows.label[:20] + 1) % 4  # some noisy labels, so that tiles show "(true: ...)"
-    rows["path"] = list(ds.paths) + [""] * per * 3
+    rows["path"] = list(ds.paths[:n]) + [""] * per * 3
     st = TrajectoryStore.create(d / "trajectories", rows, E)
     speed = np.r_[np.arange(n) % 3, np.repeat([0, 1, 2], per)]
     L = 2.3 * np.exp(-t[None] / (1 + 2 * speed[:, None])) + rng.normal(0, 0.05, (len(rows), E))

@@ -120,8 +120,8 @@ def test_lightning_store_feeds_mapd_and_the_baselines(data, tmp_path):
     st = TrajectoryStore(tmp_path/"s")
     assert st.completed == 8 and (st.rows.role == "probe").sum() == 2 * P
     t = metadata_table(st, k=5, device="cpu")
-    assert len(t) == N and {"p_typical", "p_mislabeled"} <= set(t.columns) and t.is_noisy.sum() == 16
-    _close(t.p_typical + t.p_mislabeled, np.ones(N))
+    assert len(t) == N + P and {"p_typical", "p_mislabeled"} <= set(t.columns) and t.is_noisy.sum() == 16   # the trained rows and the typical probes (examples too)
+    _close(t.p_typical + t.p_mislabeled, np.ones(N + P))
     assert t.p_mislabeled[t.is_noisy].mean() > t.p_mislabeled[~t.is_noisy].mean() + 0.5
     m = mean_loss_scores(st)
     assert len(m) == N and m.score[m.is_noisy].mean() > m.score[~m.is_noisy].mean()
@@ -252,7 +252,7 @@ def test_hf_bert_store_feeds_mapd_and_evaluate_still_works(data, tmp_path):
     st = TrajectoryStore(tmp_path/"s")
     assert st.completed == 6 and np.isfinite(st.trajectories("loss")).all()
     t = metadata_table(st, k=5, device="cpu")
-    assert len(t) == N and t.p_mislabeled[t.is_noisy].mean() > t.p_mislabeled[~t.is_noisy].mean() + 0.3
+    assert len(t) == N + P and t.p_mislabeled[t.is_noisy].mean() > t.p_mislabeled[~t.is_noisy].mean() + 0.3
     m = mean_loss_scores(st)
     assert m.score[m.is_noisy].mean() > m.score[~m.is_noisy].mean()
     assert "eval_loss" in tr.evaluate(Tokens())                          # the row ids are still taken out of the inputs after training

@@ -12,7 +12,7 @@ from mapd.store import TrajectoryStore
 ARGS = ["audit", "--dataset", "digits", "--model", "mlp", "--epochs", "5", "--batch-size", "32", "--scores", "speed", "--score-epochs", "1",
         "--n-fit", "40", "--n-heldout", "40", "--k", "10", "--device", "cpu", "--quiet"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}   # one thread count everywhere: bitwise-equal CPU results
-TIMES = ("seconds", "train_seconds", "score_seconds")
+TIMES = ("seconds", "train_seconds", "score_seconds", "cover_seconds")
 
 # A real process killed by a real SIGKILL at a chosen point: the driver wraps one library function so that the process kills
 # itself there, then runs the `mapd` command as a user would. Nothing of the library is changed for the test.

@@ -40,7 +40,7 @@ def test_every_run_writes_notebook_html_figures_and_results(repo, tiny_report):
         assert col == (f"p_{c}" if c == "typical" else f"score_{c}") and g[col].is_monotonic_decreasing
     import pandas as pd
     comp = pd.read_csv(out/"compare"/"comparison.csv")
-    assert set(comp.problem) == {"mislabeled", "atypical", "corrupted", "ood"} and set(comp.noise) == {"symmetric", "asymmetric"}
+    assert set(comp.problem) == {"mislabeled", "atypical", "corrupted", "ood"} and set(comp.noise) == {"symmetric", "asymmetric", "instance"}
     assert {"MAP-D", "cleanlab", "mean loss", "forgetting"} <= set(comp.method) and comp.auroc.between(0, 1).all()
     assert (out/"compare"/"fig_comparison_auroc.png").stat().st_size > 5000
     assert results["compare"]["audits"] == {"symmetric": "audit_noise20", "asymmetric": "audit_asym20", "clean": "audit"}
@@ -148,10 +148,11 @@ def test_parameters_cells_hold_literals_and_the_contract(repo):
 
 
 def test_planted_run_scores_every_kind_and_the_report_shows_its_table(tiny_report):
-    from mapd.plant import PLANTED_CATEGORY
+    from mapd.plant import PLANTED_CATEGORY, ALL_PLANTED_CATEGORY
     out, results = tiny_report
     r = results["planted"]
-    assert set(r["mapd_auroc"]) == set(PLANTED_CATEGORY)
+    assert set(r["mapd_auroc"]) == set(PLANTED_CATEGORY) | set(r["heldout_kinds"]) and set(r["heldout_kinds"]) <= set(ALL_PLANTED_CATEGORY)   # in-family and held-out kinds
+    assert set(r["flag_fdr"]) >= {"random_labels", "any"} and all(0 <= v <= 1 for v in r["flag_fdr"].values())
     assert all(0 <= v <= 1 for v in r["mapd_auroc"].values())
     assert set(r["best_single_method"].values()) <= {"mean loss", "forgetting", "cartography (1 - confidence)", "AUM (-area under margin)",
                                                      "EL2N", "beta mixture (Arazo)", "cleanlab", "Datalab outlier"}
