@@ -43,7 +43,7 @@ def test_every_run_writes_notebook_html_figures_and_results(repo, tiny_report):
     assert set(comp.problem) == {"mislabeled", "atypical", "corrupted", "ood"} and set(comp.noise) == {"symmetric", "asymmetric", "instance"}
     assert {"MAP-D", "cleanlab", "mean loss", "forgetting"} <= set(comp.method) and comp.auroc.between(0, 1).all()
     assert (out/"compare"/"fig_comparison_auroc.png").stat().st_size > 5000
-    assert results["compare"]["audits"] == {"symmetric": "audit_noise20", "asymmetric": "audit_asym20", "clean": "audit"}
+    assert results["compare"]["audits"] == {"symmetric": "audit_noise20", "asymmetric": "audit_asym20", "instance": "audit_inst20", "clean": "audit"}
     for fig in ("fig3_probe_dynamics.png", "fig3_loss_spread.png"):
         assert (out/"probe_dynamics"/fig).stat().st_size > 5000, fig
     # the dynamics notebook read the audit run of the same report rather than training again
