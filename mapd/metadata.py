@@ -187,10 +187,16 @@ def apply_flags(table: pd.DataFrame,       # a metadata table with p_<category> 
     col = {c: f"{thresholds.statistic[c] if 'statistic' in thresholds else 'p'}_{c}" for c in thresholds.index}
     # held-out models that confidently name another class have recognised the image: it is not noise nor from elsewhere
     known = t["likely_mislabeled"].to_numpy(bool) if "likely_mislabeled" in t else np.zeros(len(t), bool)
+    # ... and a row whose trajectory lies nearer the random-label probes than the image problem's is called a flip, not a broken image:
+    # the out-of-distribution and random-input probes carry random labels too, so a flipped label alone raises their scores
+    flip = t["score_random_labels"].to_numpy(np.float64) if "score_random_labels" in t else None
     for c in thresholds.index:   # BH's flags are its q-values at most q (over several runs no one score threshold says it); else the threshold
         fdr = "rule" in thresholds and thresholds.rule[c] == "fdr" and f"q_{c}" in t
         raised = t[f"q_{c}"].to_numpy() <= thresholds.q[c] if fdr else t[col[c]].to_numpy() > thresholds.threshold[c]
-        t[f"flag_{c}"] = raised & ~known if c in IMAGE_PROBLEMS else raised
+        if c in IMAGE_PROBLEMS:
+            raised = raised & ~known
+            if flip is not None and f"score_{c}" in t: raised &= t[f"score_{c}"].to_numpy(np.float64) > flip
+        t[f"flag_{c}"] = raised
     P = t[[f"p_{c}" for c in classes]].to_numpy()
     flagged = np.stack([t[f"flag_{c}"].to_numpy() if c in thresholds.index else np.zeros(len(t), bool) for c in classes], 1)
     natural = np.isin(classes, NATURAL)
