@@ -304,7 +304,7 @@ def _run_notebook(pm, nb: Path, dest: Path, params: dict, quiet: bool):
     with _environ(MAPD_PROGRESS="text"):   # text bars in the kernel: they reach the terminal, and stay readable in the executed notebook
         pm.execute_notebook(str(nb), str(dest), parameters=params, kernel_name="python3", cwd=str(nb.parent), progress_bar=False,
                             log_output=False, stdout_file=None if quiet else sys.stdout, stderr_file=None if quiet else sys.stderr)
-    _tidy_streams(dest)
+    _tidy_streams(dest); _compact_images(dest)
 
 # %% ../nbs/11_report.ipynb #dd961293
 _REDRAWN = re.compile(r"[^\n]*\r(?=[^\n])")   # a line's text before a carriage return that more text follows: drawn over
@@ -327,6 +327,27 @@ def _tidy_streams(nb_path: Path):
             if o.output_type == "stream": o.text = _streams_as_shown(o.text)
         cell.outputs = outs
     with atomic_write(nb_path) as f: nbformat.write(nb, f)
+
+# %% ../nbs/11_report.ipynb #4d218590
+_JPEG_ABOVE = 60_000   # bytes of base64 PNG above which an inline figure is kept as JPEG
+
+def _compact_images(nb_path: Path, quality: int = 80, max_width: int = 1200):
+    "Re-encode each inline PNG output larger than `_JPEG_ABOVE` as JPEG, at most `max_width` pixels wide (the figures' own PNG files are untouched)."
+    import base64, io, nbformat
+    from PIL import Image
+    try: nb = nbformat.read(nb_path, as_version=4)
+    except Exception: return
+    changed = False
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            png = o.get("data", {}).get("image/png")
+            if not png or len(png) <= _JPEG_ABOVE: continue
+            im = Image.open(io.BytesIO(base64.b64decode(png))).convert("RGB")
+            if im.width > max_width: im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
+            buf = io.BytesIO(); im.save(buf, "JPEG", quality=quality, optimize=True)
+            o["data"]["image/jpeg"] = base64.b64encode(buf.getvalue()).decode(); del o["data"]["image/png"]; changed = True
+    if changed:
+        with atomic_write(nb_path) as f: nbformat.write(nb, f)
 
 # %% ../nbs/11_report.ipynb #4d3b7aa7
 _NOTE_RUNS = re.compile(r"- \[([^\]]*)\] ?")   # a note's head: the runs whose figures it quotes
