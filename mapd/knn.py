@@ -22,8 +22,13 @@ def cuml_available() -> bool:
     "True when RAPIDS cuML is installed and a CUDA GPU is visible."
     return importlib.util.find_spec("cuml") is not None and torch.cuda.is_available()
 
+def _center(G: torch.Tensor) -> torch.Tensor:
+    """The mean of the rows of `G`, taken in float64: distances do not change when queries and probes are both moved by it, and the float32 product
+    `|x|² - 2 x·g + |g|²` cancels far less when they lie around 0 (trajectories far from the origin or nearly equal would otherwise tie or swap)."""
+    return G.double().mean(0).float() if len(G) else G.new_zeros(G.shape[1:])
+
 def _nearest(x: torch.Tensor, G: torch.Tensor, g2: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    "Squared distances and indices of the `k` rows of `G` nearest each row of `x`, nearest first (`g2`: squared norms of G); the GPU's path."
+    "Squared distances and indices of the `k` rows of `G` nearest each row of `x`, nearest first (`g2`: squared norms of G; both centred); the GPU's path."
     d2 = torch.addmm(g2[None], x, G.T, alpha=-2)  # |g|^2 - 2 x.g in one fused product; |x|^2 does not change the ranking
     d, j = d2.topk(k, dim=1, largest=False)       # sorted, nearest first
     return (d + (x * x).sum(1, keepdim=True)).clamp_min_(0), j  # ... so it is added to the k winners only
@@ -42,6 +47,7 @@ class _CPUSearch:
     "The probes laid out for the k-NN on the CPU: `[x, |x|², 1] @ W` is the squared distance to each probe, padded with infinitely far probes to a whole number of groups."
     def __init__(self, G: torch.Tensor, k: int, levels: tuple[int, ...] | None = None):
         G = G.float().cpu()
+        self.mu = _center(G); G = G - self.mu                 # queries are moved by the same `mu` in `__call__`
         (M, E), self.k, self.M = G.shape, k, len(G)
         self.levels = _levels(M, k) if levels is None else tuple(levels)
         w = [-(-M // math.prod(self.levels))]                 # groups at the top level ...
@@ -59,7 +65,7 @@ class _CPUSearch:
         "Squared distances and indices of the `k` probes nearest each row of `x` (nearest first when `sorted`); `buffers`: from `buffers(len(x))`."
         k, (n, E) = self.k, x.shape
         a, d = buffers or self.buffers(n)
-        a[:, :E] = x; torch.sum(a[:, :E] ** 2, 1, out=a[:, E])
+        torch.sub(x, self.mu, out=a[:, :E]); torch.sum(a[:, :E] ** 2, 1, out=a[:, E])
         d = torch.mm(a, self.W, out=d).view(torch.int32)  # |x|² - 2 x·g + |g|² in one product, ranked by its bits: the same order for
         if not self.levels:                                # distances >= 0, and topk on int32 is faster (rounding may leave a distance
             v, j = d.topk(k, 1, largest=False, sorted=sorted)  # of ~0 just below 0: those rank first, among themselves in reverse)
@@ -105,7 +111,9 @@ def knn_fractions(x: torch.Tensor,      # (N, E) queries
     "`(N, n_classes)` fraction of each query's k nearest references in each category, left on the device: the online k-NN of a training step."
     if len(G) < k: raise ValueError(f"k={k} neighbours asked for, but only {len(G)} references were given")
     if x.device.type == "cpu": _, j = _CPUSearch(G, k)(x.float(), sorted=False)
-    else: _, j = _nearest(x.float(), G.float(), (G.float() ** 2).sum(1), k)
+    else:
+        mu = _center(G.float()); Gc = G.float() - mu
+        _, j = _nearest(x.float() - mu, Gc, (Gc * Gc).sum(1), k)
     return torch.zeros(len(x), n_classes, device=x.device).scatter_add_(1, codes[j], torch.ones(j.shape, device=x.device)) / k
 
 class MAPD:
@@ -115,7 +123,8 @@ class MAPD:
                  device="auto",                    # torch backend's device
                  max_block: int = 2**25,           # largest distance block, in elements, computed at once (on the CPU: by each thread)
                  quiet: bool = True):              # progress bar over query chunks
-        self.k, self.backend, self.device, self.max_block, self.quiet = k, backend, device, max_block, quiet
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1: raise ValueError(f"k must be a whole number of neighbours, at least 1; got {k!r}")
+        self.k, self.backend, self.device, self.max_block, self.quiet = int(k), backend, device, max_block, quiet
 
     def _backend(self) -> str:
         if self.backend == "auto": return "cuml" if cuml_available() else "torch"
@@ -173,14 +182,22 @@ class MAPD:
                 elif mode == "neighbors": D[i:e], J[i:e] = v.clamp_min_(0).sqrt_(), j
                 else: R[i:e] = v.amax(1).clamp_min_(0).sqrt_()
             _in_chunks(N, chunk, work, torch.get_num_threads(), self.quiet)
-        else:
-            G = G.to(dev); g2 = (G * G).sum(1); y = self._y.to(dev)
+        else:   # every result stays on the device until the last chunk: one copy to the host, no sync per chunk
+            G = G.to(dev); mu = _center(G); G = G - mu; g2 = (G * G).sum(1); y = self._y.to(dev)
             chunk = max(1, min(8192, self.max_block // len(G)))
+            ones = torch.ones(min(chunk, N), k, device=dev)
+            if mode == "proba": Pd = torch.zeros(N, C, device=dev)
+            elif mode == "neighbors": Dd, Jd = torch.empty(N, k, device=dev), torch.empty(N, k, dtype=torch.long, device=dev)
+            else: Rd = torch.empty(N, device=dev)
             for i in progress(range(0, N, chunk), quiet=self.quiet, desc="k-NN", unit="chunk"):
-                d, j = _nearest(X[i:i + chunk].to(dev), G, g2, k)
-                if mode == "proba": P[i:i + len(j)] = torch.zeros(len(j), C, device=dev).scatter_add_(1, y[j], torch.ones(j.shape, device=dev)).cpu()
-                elif mode == "neighbors": D[i:i + len(j)], J[i:i + len(j)] = d.sqrt_().cpu(), j.cpu()
-                else: R[i:i + len(j)] = d[:, -1].sqrt_().cpu()
+                d, j = _nearest(X[i:i + chunk].to(dev, non_blocking=True) - mu, G, g2, k)
+                n = len(j)
+                if mode == "proba": Pd[i:i + n].scatter_add_(1, y[j], ones[:n])
+                elif mode == "neighbors": Dd[i:i + n], Jd[i:i + n] = d.sqrt_(), j
+                else: Rd[i:i + n] = d[:, -1].sqrt_()
+            if mode == "proba": P = Pd.cpu()
+            elif mode == "neighbors": D, J = Dd.cpu(), Jd.cpu()
+            else: R = Rd.cpu()
         return P.div_(k).numpy() if mode == "proba" else (D.numpy(), J.numpy()) if mode == "neighbors" else R.numpy()
 
     def kneighbors(self, X) -> tuple[np.ndarray, np.ndarray]:

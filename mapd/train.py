@@ -22,15 +22,15 @@ from .core import resolve_device, progress, check_labels, check_fields, atomic_w
 from .store import TrajectoryStore, QUANTITIES, as_stored
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'TRAIN_PRESETS', 'TrainConfig', 'train_config', 'lr_at', 'EpochPlan', 'start_epoch', 'Normalize',
-           'draw_augmentation', 'augment', 'world', 'process_device', 'join_world', 'on_rank0', 'per_example_stats',
-           'Recorder', 'predict_logits', 'accuracy', 'FitResult', 'soft_cross_entropy', 'Batch', 'Hook', 'Loop',
-           'Record', 'LossFn', 'Checkpoint', 'DataParallel', 'fit']
+__all__ = ['OPTIMIZERS', 'TRAIN_PRESETS', 'TrainConfig', 'device_setting', 'make_optimizer', 'train_config', 'lr_at', 'EpochPlan',
+           'start_epoch', 'Normalize', 'draw_augmentation', 'augment', 'world', 'process_device', 'join_world',
+           'on_rank0', 'per_example_stats', 'Recorder', 'predict_logits', 'accuracy', 'FitResult', 'soft_cross_entropy',
+           'Batch', 'Hook', 'Loop', 'Record', 'LossFn', 'Checkpoint', 'DataParallel', 'fit']
 
 # %% ../nbs/04_train.ipynb #ca314958
-OPTIMIZERS = {
-    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay),
-    "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),
+OPTIMIZERS = {   # (parameters, config, **implementation) -> optimiser; `make_optimizer` picks the implementation
+    "sgd": lambda params, c, **kw: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, **kw),
+    "adamw": lambda params, c, **kw: torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay, **kw),
 }
 
 @dataclass
@@ -52,15 +52,32 @@ class TrainConfig:
     optimizer: str = "sgd"         # "sgd" with momentum (appendix A) or "adamw" (prioritized training's Clothing1M protocol; momentum unused)
     seed: int = 0                  # seeds the shuffling and the augmentation of every epoch
     keep_probs: tuple = ()         # epochs (1-based, epochs done) after which every row's full probabilities are kept (EL2N)
+    channels_last: bool | str = "auto"    # the model and each batch in channels_last memory format; "auto": on CUDA only
+    compile: bool = False                 # torch.compile the model (dynamic batch size); opt-in: compiling costs minutes
+    cudnn_benchmark: bool | str = "auto"  # cuDNN's autotuner while training; "auto": on CUDA only
 
     def __post_init__(self):
         check_fields(self, epochs=">=1", batch_size=">=1", lr=">0", momentum="[0,1)", weight_decay=">=0", schedule=("cosine", "step", "constant"),
                      milestones=">=1", gamma=">0", pad=">=0", record=("eval", "online", "none"), eval_batch_size=">=1", amp=(True, False, "auto"),
-                     optimizer=tuple(OPTIMIZERS), seed=">=0")
+                     optimizer=tuple(OPTIMIZERS), seed=">=0",
+                     channels_last=(True, False, "auto"), compile=(True, False), cudnn_benchmark=(True, False, "auto"))
         self.milestones = tuple(int(m) for m in self.milestones)
         self.keep_probs = tuple(sorted(int(e) for e in self.keep_probs))
         bad = [e for e in self.keep_probs if not 1 <= e <= self.epochs]
         if bad: raise ValueError(f"keep_probs must name epochs in [1, {self.epochs}] (epochs done), got {bad}")
+
+# %% ../nbs/04_train.ipynb #fd2598c0
+def device_setting(value: bool | str, device) -> bool:
+    "A `True`/`False`/`\"auto\"` setting for `device`: `\"auto\"` is on for CUDA only."
+    return torch.device(device).type == "cuda" if value == "auto" else bool(value)
+
+def make_optimizer(params, config: TrainConfig, device) -> torch.optim.Optimizer:
+    "The optimiser `config.optimizer` over `params`: torch's fused kernel on CUDA where there is one, else torch's default implementation."
+    params, build = list(params), OPTIMIZERS[config.optimizer]
+    if torch.device(device).type == "cuda":
+        try: return build(params, config, fused=True)
+        except (RuntimeError, TypeError, ValueError): pass   # an older torch, or parameters the fused kernel does not take
+    return build(params, config)
 
 # %% ../nbs/04_train.ipynb #a49a7d1c
 TRAIN_PRESETS = Presets("training", {
@@ -290,11 +307,11 @@ def _as_xy(data):
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor,  # (N, C, H, W) uint8
                    *, normalize, device="auto", batch_size: int = 1024) -> torch.Tensor:
-    "Logits `(N, K)` of `model` in eval mode, on the host."
+    "Logits `(N, K)` of `model` in eval mode, on the host: kept on the device until the last batch, then copied once."
     dev = resolve_device(device); was = model.training; model.eval()
-    out = [model(normalize(images[i:i + batch_size].to(dev))).float().cpu() for i in range(0, len(images), batch_size)]
+    out = [model(normalize(images[i:i + batch_size].to(dev, non_blocking=True))).float() for i in range(0, len(images), batch_size)]
     model.train(was)
-    return torch.cat(out)
+    return torch.cat(out).cpu() if out else torch.empty(0, 0)
 
 def accuracy(model: nn.Module, data, *, normalize, device="auto", batch_size: int = 1024) -> float:
     "Top-1 accuracy of `model` on `data` (an `ImageDataset` or `(images, labels)`)."
@@ -363,8 +380,11 @@ class Loop:
         self.test = None if test is None else _as_xy(test)
         self.device = X.device
         self.amp = self.device.type == "cuda" if config.amp == "auto" else bool(config.amp)
-        self.opt = OPTIMIZERS[config.optimizer](self.model.parameters(), config)
+        self.channels_last = device_setting(config.channels_last, self.device)
+        if self.channels_last: self.model.to(memory_format=torch.channels_last)   # 4-d weights only; other layers are unchanged
+        self.opt = make_optimizer(self.model.parameters(), config, self.device)
         self.trained = self.model   # what training steps run through: the model, or its DistributedDataParallel wrapper (`DataParallel`)
+        self.infer = self.model     # what the evaluation pass runs: the model, compiled when `config.compile`
         self.start, self.history, self.step, self.epoch, self.plan = 0, [], 0, None, None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -384,6 +404,7 @@ class Loop:
     def _batch(self, rows: torch.Tensor) -> Batch:
         x = self.normalize(self.X[rows])
         if self.config.augment: x = augment(x, self.plan.offsets[rows], self.plan.flips[rows], self.config.pad)
+        if self.channels_last: x = x.contiguous(memory_format=torch.channels_last)
         return Batch(rows, x, self.Y[rows])
 
     def _train_step(self, batch: Batch):
@@ -402,6 +423,15 @@ class Loop:
     def run(self) -> "Loop":
         "Train from `self.start` to `config.epochs` (or `max_steps`); the per-epoch rows are in `self.history`."
         self._call("before_fit")
+        if self.config.compile:   # after `before_fit`, so that a data-parallel wrapper is compiled with the model
+            self.trained, self.infer = torch.compile(self.trained, dynamic=True), torch.compile(self.model, dynamic=True)
+        before = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = device_setting(self.config.cudnn_benchmark, self.device)
+        try: self._epochs()
+        finally: torch.backends.cudnn.benchmark = before   # a global switch: left as it was found
+        return self
+
+    def _epochs(self):
         cfg, N = self.config, len(self.X)
         bar = progress(range(self.start, cfg.epochs), quiet=self.quiet, desc=self.desc, unit=self.unit, initial=self.start, total=cfg.epochs)
         for epoch in bar:
@@ -433,7 +463,6 @@ class Loop:
             self.history.append(row)
             self._call("after_log")
             bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("train_loss", "train_acc", "test_acc")})
-        return self
 
 # %% ../nbs/04_train.ipynb #d3962bd3
 class Record(Hook):
@@ -447,7 +476,7 @@ class Record(Hook):
         else: self.recorder.record(batch.rows[keep], batch.logits[keep], batch.y[keep])
     def after_epoch(self, loop, row):
         if self.mode == "eval":
-            self.recorder.evaluate(loop.model, loop.X, loop.Y, normalize=loop.normalize, batch_size=loop.config.eval_batch_size, amp=loop.amp)
+            self.recorder.evaluate(loop.infer, loop.X, loop.Y, normalize=loop.normalize, batch_size=loop.config.eval_batch_size, amp=loop.amp)
         cols = self.recorder.end_epoch(loop.Y, loop.epoch, complete=self.complete)
         row["train_acc"] = float(cols["correct"].mean())
 
@@ -512,6 +541,7 @@ def fit(model: nn.Module,              # any classifier taking float (B, C, H, W
     "Train `model` on `train` with `config`, recording every row's loss, margin and correctness each epoch."
     config = config or TrainConfig()
     images, labels = _as_xy(train)
+    if len(images) == 0: raise ValueError("fit was given no training examples (0 rows): pass at least one image and its label")
     K = n_classes or (len(train.classes) if hasattr(train, "classes") else int(labels.max()) + 1)
     check_labels(labels, K, "train labels")
     dev = process_device(device)   # one GPU per process under torchrun

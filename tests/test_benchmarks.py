@@ -94,3 +94,24 @@ def test_environment_yml_shape():
     editable = [p for p in pip[0] if p.split("#")[0].strip().startswith("-e .")]
     assert editable, f"the pip section must install this checkout (-e .), but is {pip[0]}"
     assert (REPO/"pyproject.toml").exists()  # `-e .` resolves relative to environment.yml's folder
+
+
+def test_gpu_check_script_smoke(tmp_path):
+    "scripts/gpu_check.sh, the one command a GPU machine runs, end to end on the CPU at its smallest: every step passes and leaves its file."
+    out = tmp_path/"gpu"
+    r = subprocess.run(["bash", str(REPO/"scripts"/"gpu_check.sh"), "--device", "cpu", "--small", "--out", str(out)],
+                       capture_output=True, text=True, timeout=400, cwd=REPO)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    summary = json.loads((out/"summary.json").read_text())
+    assert set(summary["steps"]) == {"nbdev_gpu", "gpu_train", "gpu_knn", "audit", "planted"}
+    assert all(s["exit"] == 0 for s in summary["steps"].values())
+    assert summary["env"]["device"] == "cpu" and summary["gpu_knn"]["checks"]["equal_to_sklearn"]
+    assert 0 <= summary["audit"]["probe_accuracy_4"] <= 1 and (out/"planted"/"results.json").exists()
+
+
+def test_gpu_check_script_refuses_a_missing_gpu(tmp_path):
+    "Asked for CUDA where there is none, the script says so and stops with exit code 2 before any step."
+    if torch.cuda.is_available(): pytest.skip("a GPU is here")
+    r = subprocess.run(["bash", str(REPO/"scripts"/"gpu_check.sh"), "--out", str(tmp_path/"g")], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert r.returncode == 2 and "no CUDA device" in r.stdout
+    assert not (tmp_path/"g"/"steps.tsv").read_text()

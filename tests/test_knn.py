@@ -103,7 +103,8 @@ def test_grouped_filter_finds_what_one_topk_finds(M, E, k):
     for levels in [None, (), (2,), (3,), (3, 3), (4, 4), (5, 3), (8, 8)]:
         if levels and -(-M // math.prod(levels)) < k: continue  # fewer groups than k
         s = _CPUSearch(G, k, levels)
-        a = torch.cat([X, (X * X).sum(1, keepdim=True), torch.ones(len(X), 1)], 1)
+        Xc = X - s.mu   # the search moves queries by the probes' mean, as it moved the probes
+        a = torch.cat([Xc, (Xc * Xc).sum(1, keepdim=True), torch.ones(len(X), 1)], 1)
         ref_v, ref_j = (a @ s.W).topk(k, 1, largest=False)  # the same product, one plain topk over all (padded) probes
         v, j = s(X)
         assert (j < M).all()
