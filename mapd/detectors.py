@@ -126,7 +126,7 @@ def _check_xy(images, labels, model_out: int | None = None):
     if model_out is not None: check_labels(y, model_out, "labels")
     return y
 
-# %% ../nbs/08c_detectors.ipynb #78a3d270
+# %% ../nbs/08c_detectors.ipynb #b789f2ee
 def vog_scores(models,  # the model at a few checkpoints (a list, or snapshot_fit's {epoch: model})
                images,  # (N, C, H, W) uint8
                labels,  # (N,) given labels
@@ -148,12 +148,12 @@ def vog_scores(models,  # the model at a few checkpoints (a list, or snapshot_fi
             x.requires_grad_(True)
             z = m(x).float()
             p = (z if of == "logit" else z.softmax(1)).gather(1, t[:, None]).sum()
-            gs.append(torch.autograd.grad(p, x)[0].flatten(1).double().cpu())
+            gs.append(torch.autograd.grad(p, x)[0].flatten(1).float())   # float32 on the device: (N, pixels) twice is the memory VoG needs
         g = torch.cat(gs)
         if mean is None: mean, m2 = g, torch.zeros_like(g)
         else:
             d = g - mean; mean = mean + d / n; m2 = m2 + d * (g - mean)
-    vog = (m2 / len(models)).sqrt().mean(1).numpy()   # population std over checkpoints, mean over pixels
+    vog = (m2 / len(models)).clamp(min=0).sqrt().mean(1).double().cpu().numpy()   # population std over checkpoints, mean over pixels; one host copy
     score = vog.copy()
     if class_normalize:
         for k in np.unique(y):

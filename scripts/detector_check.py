@@ -4,11 +4,11 @@
 
 One audit of an `--n`-image Fashion-MNIST subset with `--noise` of its labels flipped (`--kind`), then what compare.ipynb computes on it:
 `trajectory_scores` (MAP-D and the recording's single-axis scores), `mapd.detectors.recording_detectors` (Data-IQ, Jia et al.'s detector),
-cleanlab and Datalab (cross-validation), AUM with threshold samples (one run) and `mapd.detectors.model_detectors` (VoG, GraNd, Conf-Agree,
+cleanlab and Datalab (cross-validation), AUM with threshold samples (two runs, as Pleiss et al.) and `mapd.detectors.model_detectors` (VoG, GraNd, Conf-Agree,
 prototypicality, ALLSH from one extra training). The problems are those of the comparison (`mapd.baselines.truth_sets`): the flipped
 training rows against the clean ones, and each held-out probe category against the clean training rows. About 5 minutes on 2 CPU cores.
 """
-import argparse, time
+import argparse, tempfile, time
 from dataclasses import replace
 
 import numpy as np
@@ -34,15 +34,16 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=5000); ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--noise", type=float, default=0.2); ap.add_argument("--kind", default="symmetric")
     ap.add_argument("--seed", type=int, default=0); ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", default="/tmp/detector_check")
+    ap.add_argument("--out", default=None, help="the audit's folder; a new temporary one when not given (a finished audit there is loaded, not rerun)")
     a = ap.parse_args(argv)
+    t_start = time.perf_counter()
     torch.set_num_threads(2)
     fm = load_fashion_mnist("train")
     train = fm.subset(torch.randperm(len(fm), generator=torch.Generator().manual_seed(a.seed))[:a.n])
     test = load_fashion_mnist("test").subset(torch.arange(1000))
     cfg = AuditConfig(noise=a.noise, noise_kind=a.kind, epochs=a.epochs, n_fit=100, n_heldout=100, k=10, score_runs=2, score_epochs=2,
                       cover="trained", seed=a.seed, device=a.device)
-    audit, audit_s = timed(run_audit, cfg, a.out, data=(train, test), quiet=True)
+    audit, audit_s = timed(run_audit, cfg, a.out or tempfile.mkdtemp(prefix="detector_check_"), data=(train, test), quiet=True)
     st, tc = audit.store, cfg.train_config()
     (p, single, _), knn_s = timed(trajectory_scores, st, cfg.categories, audit.config.k, q=cfg.q)
     cost = [dict(method="MAP-D", seconds=knn_s, extra_passes=f"none beyond the audit's probe scores (its k-NN timed; the whole audit took {audit_s:.0f} s)")]
@@ -56,9 +57,9 @@ def main(argv=None):
     single["cleanlab"], single["Datalab outlier"] = cl.score.to_numpy(np.float64), dl.score.to_numpy(np.float64)
     cost += [dict(method="cleanlab", seconds=cv_s + cl_s, extra_passes="3-fold cross-validation, 3 epochs a fold (6 epochs of training)"),
              dict(method="Datalab outlier", seconds=dl_s, extra_passes="none beyond cleanlab's cross-validation")]
-    th, th_s = timed(aum_threshold_scores, audit.combined, model=cfg.model, config=tc, runs=1, seed=a.seed, device=a.device, quiet=True)
+    th, th_s = timed(aum_threshold_scores, audit.combined, model=cfg.model, config=tc, runs=2, seed=a.seed, device=a.device, quiet=True)
     single["AUM, threshold-sample runs"] = th.score.to_numpy(np.float64)
-    cost.append(dict(method="AUM, threshold-sample runs", seconds=th_s, extra_passes=f"1 training with K+1 classes, {tc.epochs} epochs"))
+    cost.append(dict(method="AUM, threshold-sample runs", seconds=th_s, extra_passes=f"2 trainings with K+1 classes, {tc.epochs} epochs each"))
     md, md_cost = model_detectors(cfg.model, audit.combined, tc, mc_passes=10, device=a.device, seed=a.seed, quiet=True)
     single.update(md); cost += md_cost.drop(columns="hcat").to_dict("records")
 
@@ -79,6 +80,7 @@ def main(argv=None):
           f"{len(st.rows)} rows recorded, {int((st.rows.label != st.rows.true_label)[st.rows.role == 'train'].sum())} flipped")
     print(f"{sum(1 for m in out.index if not m.startswith(('MAP-D', '(')))} detectors beside MAP-D")
     print(out.round(3).to_string())
+    print(f"total {time.perf_counter() - t_start:.0f} s")
 
 
 if __name__ == "__main__":
