@@ -305,7 +305,7 @@ def recording_detectors(store: TrajectoryStore, *, seed: int = 0) -> tuple[dict,
         cost.append(dict(method=name, hcat=RECORDING_DETECTORS[name][1], seconds=time.perf_counter() - t0, extra_passes=RECORDING_DETECTORS[name][2]))
     return scores, pd.DataFrame(cost)
 
-# %% ../nbs/08c_detectors.ipynb #3850d88a
+# %% ../nbs/08c_detectors.ipynb #649e398c
 def model_detectors(model_name: str,  # architecture (mapd.models) of the extra training
                     train,            # ImageDataset or (images, labels): the rows to score, in order (an audit's `combined`)
                     config: TrainConfig | None = None,  # the training's settings (the audit's train_config()); TrainConfig() when None
@@ -313,7 +313,7 @@ def model_detectors(model_name: str,  # architecture (mapd.models) of the extra 
                     grand_epoch: int | None = None,  # GraNd's epoch; a tenth of the run (at least 1) when None
                     mc_passes: int = 10, n_classes: int | None = None, device="auto", seed: int = 0, quiet: bool = False) -> tuple[dict, pd.DataFrame]:
     """VoG, GraNd, Conf-Agree, prototypicality and ALLSH from one extra training that keeps a few checkpoints; (N,) scores and each one's
-    seconds and extra passes (the training's seconds are shared by all five and listed as their own row)."""
+    seconds and extra passes (the training's seconds are shared by all five and listed as their own row). A one-epoch run has no VoG."""
     from mapd.models import make_model
     from mapd.train import _as_xy
     images, labels = _as_xy(train)
@@ -329,8 +329,8 @@ def model_detectors(model_name: str,  # architecture (mapd.models) of the extra 
     cost = [dict(method="(extra training for the model-based detectors)", hcat="", seconds=time.perf_counter() - t0,
                  extra_passes=f"{E} epochs of training, {len(snaps)} checkpoints kept")]
     final, kw, N = snaps[E], dict(normalize=res.normalize, device=device), len(labels)
-    calls = {"VoG": (lambda: vog_scores([snaps[e] for e in vog_at], images, labels, **kw), "VoG", f"{len(vog_at)} backward to the input ({len(vog_at)} x {N})"),
-             f"GraNd (epoch {g_at})": (lambda: grand_scores(snaps[g_at], images, labels, **kw), "GraNd", f"1 per-example backward ({N})"),
+    calls = {"VoG": (lambda: vog_scores([snaps[e] for e in vog_at], images, labels, **kw), "VoG", f"{len(vog_at)} backward to the input ({len(vog_at)} x {N})")} if len(vog_at) > 1 else {}
+    calls |= {f"GraNd (epoch {g_at})": (lambda: grand_scores(snaps[g_at], images, labels, **kw), "GraNd", f"1 per-example backward ({N})"),
              "Conf-Agree (MC dropout)": (lambda: conf_agree_scores(final, images, labels, passes=mc_passes, seed=seed, **kw), "Conf-Agree", f"{mc_passes} forward ({mc_passes} x {N})"),
              "prototypicality": (lambda: prototypicality_scores(final, images, labels, **kw), "Prototypicality", f"1 forward ({N})"),
              "ALLSH (augmentation KL)": (lambda: allsh_scores(final, images, seed=seed, **kw), "ALLSH", f"2 forward (2 x {N})")}

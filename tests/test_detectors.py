@@ -150,6 +150,8 @@ def test_recording_detectors_on_an_audit_store(digits_audit):
     assert (cost.seconds >= 0).all() and (cost.extra_passes.str.startswith("none")).all()
     d = store_detector_scores(st)
     assert len(d) == len(st.rows)
+    q = dataiq_scores(st)   # a store: its training rows, with their index and labels as the baselines' tables
+    assert len(q) == train.sum() and {"index", "label", "is_noisy"} <= set(q.columns) and auroc(q.is_noisy, q.score) > 0.7
 
 
 def test_model_detectors_cost_table(run):
