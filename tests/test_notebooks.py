@@ -42,6 +42,9 @@ def test_every_run_writes_notebook_html_figures_and_results(repo, tiny_report):
     comp = pd.read_csv(out/"compare"/"comparison.csv")
     assert set(comp.problem) == {"mislabeled", "atypical", "corrupted", "ood"} and set(comp.noise) == {"symmetric", "asymmetric", "instance"}
     assert {"MAP-D", "cleanlab", "mean loss", "forgetting"} <= set(comp.method) and comp.auroc.between(0, 1).all()
+    cost = pd.read_csv(out/"compare"/"cost.csv")   # every detector of mapd.detectors too, timed in the same run
+    assert {"MAP-D", "Data-IQ", "VoG", "Conf-Agree (MC dropout)", "prototypicality", "ALLSH (augmentation KL)"} <= set(cost.method) <= set(comp.method) | {"(extra training for the model-based detectors)"}
+    assert len(set(comp.method) - {"MAP-D", "MAP-D vote p (the paper's equation 6)"}) >= 13 and (cost.filter(like="seconds_") >= 0).all().all()
     assert (out/"compare"/"fig_comparison_auroc.png").stat().st_size > 5000
     assert results["compare"]["audits"] == {"symmetric": "audit_noise20", "asymmetric": "audit_asym20", "instance": "audit_inst20", "clean": "audit"}
     for fig in ("fig3_probe_dynamics.png", "fig3_loss_spread.png"):
@@ -155,7 +158,10 @@ def test_planted_run_scores_every_kind_and_the_report_shows_its_table(tiny_repor
     assert set(r["flag_fdr"]) >= {"random_labels", "any"} and all(0 <= v <= 1 for v in r["flag_fdr"].values())
     assert all(0 <= v <= 1 for v in r["mapd_auroc"].values())
     assert set(r["best_single_method"].values()) <= {"mean loss", "forgetting", "cartography (1 - confidence)", "AUM (-area under margin)",
-                                                     "EL2N", "beta mixture (Arazo)", "cleanlab", "Datalab outlier"}
+                                                     "EL2N", "beta mixture (Arazo)", "cleanlab", "Datalab outlier", "Data-IQ",
+                                                     "Detector (LSTM on random-label probes)", "VoG", "Conf-Agree (MC dropout)", "prototypicality",
+                                                     "ALLSH (augmentation KL)"} | {m for m in r["cost_seconds"] if m.startswith("GraNd")}   # mapd.detectors'
+    assert {"MAP-D", "Data-IQ", "VoG", "prototypicality"} <= set(r["cost_seconds"]) and all(v >= 0 for v in r["cost_seconds"].values())
     readme = (out/"README.md").read_text()
     assert "### How far to trust it" in readme and "### What the clean audit finds" in readme
     assert f"| flip_symmetric | {r['mapd_auroc']['flip_symmetric']:.3f} |" in readme
