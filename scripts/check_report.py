@@ -104,7 +104,7 @@ def rebuild(c: dict, f: Files):
             return float(mva[mva.method == m].auroc_mislabeled_vs_atypical.iloc[0])
         if key == "best_own_rule_f1.symmetric":
             fl = f.csv("compare/flags.csv")
-            raise NotRebuildable("not rebuilt yet: compare/flags.csv is committed, its own-rule rows not yet parsed here")
+            return float(fl[(fl.noise == "symmetric") & ~fl.method.str.startswith("MAP-D")].f1.max())
     if run == "planted":
         if key == "mapd_auroc_flips_median": return _median_of_kinds(f, FLIPS, "MAP-D")
         if key == "mapd_vote_auroc_flips_median": return _median_of_kinds(f, FLIPS, "MAP-D vote p (the paper's equation 6)")
@@ -112,14 +112,23 @@ def rebuild(c: dict, f: Files):
         if key == "best_single_auroc_flips_median":
             r = f.csv("planted/recovery_per_seed.csv"); r = r[~r.method.str.startswith("MAP-D")]
             return float(np.median([r[r.kind == k].groupby("method").auroc.median().max() for k in FLIPS]))
-        if key == "kind_accuracy_flagged":
-            raise NotRebuildable("not rebuilt yet: planted/kinds_per_seed.csv holds it per kind; the pooling over kinds is not re-derived here")
     if run == "prioritized" and key in ("mapd_unbalanced_speedup", "mapd_balanced_given_probes_speedup", "rho_loss_speedup"):
         from mapd.prioritized import speedup
         cur = f.csv("prioritized/curves.csv")
         mean = cur.groupby(["method", "step"], sort=False).test_acc.mean().reset_index()
         m = {"mapd_unbalanced_speedup": "mapd", "mapd_balanced_given_probes_speedup": "mapd_balanced_given_probes", "rho_loss_speedup": "rho_loss"}[key]
         return float(speedup(mean).set_index("method").speedup[m])
+    if run in ("audit", "audit_noise20") and key == "probe_accuracy_6":
+        p = f.csv(f"{run}/probe_predictions.csv")
+        return float((p.predicted == p.category).mean())
+    if run in ("audit", "audit_noise20") and key == "probe_accuracy_4":
+        raise NotRebuildable(f"needs {run}/trajectories (git-ignored): the four-category k-NN is refitted on the probes' "
+                             "trajectories; the six-category predictions in probe_predictions.csv do not give it")
+    if run == "audit" and key == "test_accuracy": return float(f.csv("audit/history.csv").test_acc.iloc[-1])
+    if run == "probe_dynamics":
+        area = f.csv("probe_dynamics/probe_dynamics.csv").groupby("category").first_learned.sum()   # area under the first-learned curve
+        return {"typical_fastest": area.idxmax() == "typical", "random_labels_slowest": area.idxmin() == "random_labels",
+                "typical_before_corrupted": area["typical"] > area["corrupted"], "atypical_before_corrupted": area["atypical"] > area["corrupted"]}[key]
     if run in ("audit_noise20", "audit_asym20", "audit_inst20") and key.startswith("mislabel_auroc"):
         f.path(f"{run}/metadata.parquet")
     if run == "audit" and key == "image_problem_flag_rate":
@@ -137,6 +146,7 @@ def _agrees(c: dict, rebuilt, value) -> bool:
     if isinstance(rebuilt, tuple):
         _, v = rebuilt
         return any(_shown(float(s(v)), c) == _shown(value, c) for s in (np.mean, np.median)) if v else value is None
+    if isinstance(rebuilt, (bool, np.bool_)): return bool(rebuilt) == value
     if value is None: return bool(np.isnan(float(rebuilt)))   # n/a: never reached, in both
     return _shown(float(rebuilt), c) == _shown(value, c)
 
