@@ -426,7 +426,8 @@ def _spread(claim: dict, out) -> str:
     "'median m, range lo to hi (n seeds: ...)' of a claim with `per_seed` (a seed without a value, e.g. a flag never raised: 'none'); '' without one or its file."
     spec = claim.get("per_seed")
     if not spec or out is None or not (Path(out)/claim["run"]/spec["file"]).is_file(): return ""
-    v = per_seed(out, claim["run"], spec)
+    try: v = per_seed(out, claim["run"], spec)
+    except (KeyError, ValueError, IndexError) as e: return f"n/a ({spec['file']}: {type(e).__name__} {e})"   # a run that wrote other rows (tiny): said, not fatal
     if not v: return ""
     import numpy as np
     f = (lambda x: f"{100 * x:+.1f}") if claim.get("unit") == "points" else (lambda x: claim.get("format", "{}").format(x))
@@ -442,11 +443,11 @@ def _csv_columns(out, tb: dict) -> dict:
     import pandas as pd
     f = None if out is None else Path(out)/tb["run"]/tb["csv"]
     if f is None or not f.is_file(): return {}
-    g = pd.read_csv(f).groupby(tb["index"], sort=False)
-    cols = {}
+    df, cols = pd.read_csv(f), {}
     for name, spec in tb["columns"].items():
         stat, col = spec.split(":", 1) if ":" in spec else ("median", spec)
-        cols[name] = {str(k): (None if pd.isna(v) else float(v)) for k, v in getattr(g[col], stat)().items()}
+        if col not in df.columns or tb["index"] not in df.columns: cols[name] = {}; continue   # not written by this run: a blank column
+        cols[name] = {str(k): (None if pd.isna(v) else float(v)) for k, v in getattr(df.groupby(tb["index"], sort=False)[col], stat)().items()}
     return cols
 
 def _shown(v, claim: dict) -> str:

@@ -132,3 +132,14 @@ def test_check_report_fails_on_a_number_that_does_not_rebuild(tmp_path):
     readme.write_text(readme.read_text().replace("| 0.995 |", "| 0.999 |", 1))   # a README row typed by hand
     r = _check(out)
     assert r.returncode == 1 and "the README's row differs" in r.stdout, r.stdout
+
+
+def test_a_per_seed_file_without_the_rows_says_so_instead_of_failing(tmp_path):
+    "A tiny run writes fewer rows or columns: the README still renders, the spread says n/a."
+    (tmp_path/"a").mkdir(); (tmp_path/"a"/"s.csv").write_text("seed,acc\n0,0.5\n")
+    plan = dict(runs=[dict(name="a", notebook="x.ipynb")],
+                claims=[dict(claim="c", run="a", key="v", verdict="partly", per_seed=dict(file="s.csv", where=dict(level=0.9), value="acc"))],
+                tables=[dict(title="t", run="a", csv="s.csv", index="seed", columns={"m": "median:acc", "x": "median:missing"})])
+    md = render_readme(plan, {"a": {"v": 0.5}}, MANIFEST, out=tmp_path)
+    assert "| 0.5 | n/a (s.csv: KeyError 'level') | **partly** |" in md
+    assert "| seed | m | x |" in md and "| 0 | 0.5 |  |" in md
