@@ -399,7 +399,8 @@ def _tiny_runs(plan: dict, results: dict, manifest: dict) -> list:
 
 def per_seed(out: Path, run: str, spec: dict) -> dict:
     """A claim's value per seed, from a CSV of its run (`spec`: `file`, `value` its column, `where` the rows' values, a string
-    starting with '^' a regular expression; `minus` what `where` becomes for the rows subtracted, paired by seed; `stat`
+    starting with '^' a regular expression; `minus` what `where` becomes for the rows subtracted, paired by seed, or
+    `minus_value` the column subtracted (a wide file, one column per method); `stat`
     `mean_accuracy` for a curve's mean accuracy, `speedup` for prioritized training's speed-up of `method` to `target`)."""
     import pandas as pd
     df = pd.read_csv(Path(out)/run/spec["file"])
@@ -408,8 +409,8 @@ def per_seed(out: Path, run: str, spec: dict) -> dict:
         for k, v in where.items():
             keep &= df[k].astype(str).str.fullmatch(v[1:]) if isinstance(v, str) and v.startswith("^") else df[k] == v
         return df[keep]
-    def values(where):
-        d, col = rows(where), spec.get("value", "test_acc")
+    def values(where, col=spec.get("value", "test_acc")):
+        d = rows(where)
         if spec.get("stat") in ("mean_accuracy", "speedup"):
             from mapd.prioritized import speedup, mean_accuracy
             if spec["stat"] == "mean_accuracy": return {int(s): mean_accuracy(g.rename(columns={col: "test_acc"})) for s, g in d.groupby("seed")}
@@ -418,8 +419,9 @@ def per_seed(out: Path, run: str, spec: dict) -> dict:
         if d.seed.duplicated().any(): raise ValueError(f"{run}/{spec['file']}: {where} matches several rows of one seed")
         return {int(s): float(x) for s, x in zip(d.seed, d[col])}
     a = values(spec.get("where") or {})
-    if "minus" not in spec: return a
-    b = values({**(spec.get("where") or {}), **spec["minus"]})
+    if "minus_value" in spec: b = values(spec.get("where") or {}, spec["minus_value"])
+    elif "minus" in spec: b = values({**(spec.get("where") or {}), **spec["minus"]})
+    else: return a
     return {s: a[s] - b[s] for s in a if s in b}
 
 def _spread(claim: dict, out) -> str:
@@ -432,10 +434,10 @@ def _spread(claim: dict, out) -> str:
     import numpy as np
     f = (lambda x: f"{100 * x:+.1f}") if claim.get("unit") == "points" else (lambda x: claim.get("format", "{}").format(x))
     every = [v[s] for s in sorted(v)]
-    xs = [x for x in every if not np.isnan(x)]
+    xs, gone = [x for x in every if not np.isnan(x)], "never" if spec.get("stat") == "speedup" else "none"   # never reached; no value
     if not xs: return f"no value on any of {len(every)} seeds"
     return (f"median {f(float(np.median(xs)))}, range {f(min(xs))} to {f(max(xs))} "
-            f"({len(every)} seeds: {', '.join('none' if np.isnan(x) else f(x) for x in every)})")
+            f"({len(every)} seeds: {', '.join(gone if np.isnan(x) else f(x) for x in every)})")
 
 def _csv_columns(out, tb: dict) -> dict:
     """A table's columns from a per-seed CSV of its run (`csv`): each column `stat:column` (stat median, min, max or mean)
