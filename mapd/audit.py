@@ -19,6 +19,7 @@ from fastcore.basics import patch
 import mapd
 from .core import Presets, with_defaults, resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries, located
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
+from .sources import as_image_data
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, label_issues, DEFAULT_SCORE_CONFIG
 from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES, _ood_source
 from .models import MODELS, make_model
@@ -424,7 +425,7 @@ def _check_same_rows(combined: ImageDataset, rows: pd.DataFrame):
                            "in their rows or probe images; every process must load the same data in the same order")
 
 def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", *,
-              data=None,             # (train, test) ImageDatasets (test may be None) to audit instead of config.dataset
+              data=None,             # (train, test) ImageDatasets (test may be None), a Hugging Face Dataset/DatasetDict or a PyTorch Dataset of (image, label), to audit instead of config.dataset
               quiet: bool = False) -> Audit | None:
     """Run a MAP-D audit with `config`, writing its table, trajectories and `results.json` into `out_dir`; return it as an `Audit`.
     Under `torchrun` (torch.distributed initialised, e.g. by `join_world`) every process trains its share of each batch and rank 0 alone
@@ -439,6 +440,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     quiet = quiet or rank > 0
     say = (lambda *a: None) if quiet else print
 
+    if data is not None: data = as_image_data(data, quiet=quiet)   # a Hugging Face or PyTorch Dataset, converted once
     train, test = _load_data(config, data)   # checked before anything is written, so that bad input leaves no trace
     unset = [f for f in ("n_fit", "n_heldout", "k", "score_epochs") if getattr(config, f) is None]
     config = sized(config, train); _check_data(config, train, test)   # the sizes the data leaves room for, stored as chosen

@@ -31,6 +31,30 @@ def _plan_runs(plan: str = _PLAN) -> list[str]:
         except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError): continue
     return []
 
+# %% ../nbs/12_cli.ipynb #4fd0a1c9
+def _add_hf_flags(p: argparse.ArgumentParser):
+    "`--dataset hf` (a Hugging Face data set on disk at --data-root) and its column flags."
+    act = next(a for a in p._actions if a.dest == "dataset")
+    act.choices.append("hf"); act.metavar = act.metavar.replace("}", ",hf}")
+    act.help += "; hf: a Hugging Face data set saved with save_to_disk, or Parquet files, at --data-root (needs mapd[datasets])"
+    g = p.add_argument_group("Hugging Face data (--dataset hf)")
+    g.add_argument("--image-column", help="the image column (default: the Image feature, else a column named image or img)")
+    g.add_argument("--label-column", help="the label column (default: the ClassLabel feature, else a column named label or labels)")
+
+def _hf_data(args: argparse.Namespace):
+    "(train, test) of `--dataset hf --data-root DIR`, with dataset and data_root taken off `args`; None for any other data set."
+    cols = [f for f in ("image_column", "label_column") if getattr(args, f, None) is not None]
+    if getattr(args, "dataset", None) != "hf":
+        if cols: raise ValueError(f"--{cols[0].replace('_', '-')} reads a Hugging Face data set: add --dataset hf")
+        return None
+    if getattr(args, "data_root", None) is None: raise ValueError("--dataset hf needs --data-root DIR: a data set saved with save_to_disk, or Parquet files")
+    try: from mapd.sources import load_hf; import datasets  # noqa: F401
+    except ImportError: raise ValueError("--dataset hf needs the datasets package: pip install mapd[datasets]") from None
+    data = load_hf(args.data_root, args.image_column, args.label_column, quiet=args.quiet)
+    del args.dataset, args.data_root
+    return data
+
+
 # %% ../nbs/12_cli.ipynb #7f887eaa
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
@@ -80,6 +104,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no progress bars")
     a.add_argument("--preset", default="default", choices=list(AUDIT_PRESETS), help="named settings, e.g. the paper's CIFAR-10 setting (default: default)")
     _add_config_flags(a)
+    _add_hf_flags(a)
     r = sub.add_parser("report", help="run the experiment notebooks with papermill into outputs/")
     r.add_argument("--plan", default=_PLAN, help=f"the report plan (default: {_PLAN})")
     r.add_argument("--out", default="outputs", help="report folder (default: outputs)")
@@ -98,9 +123,10 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "audit":
+            data = _hf_data(args)   # --dataset hf: read before the settings, as the audit's own data
             config = config_from_args(args)
             rank, n_proc = join_world(config.device)   # under torchrun: this is one of its processes (rank 0 writes and prints)
-            try: audit = run_audit(config, args.out, quiet=args.quiet)
+            try: audit = run_audit(config, args.out, data=data, quiet=args.quiet)
             finally:
                 if n_proc > 1: torch.distributed.destroy_process_group()
             if rank == 0:
