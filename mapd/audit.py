@@ -104,6 +104,12 @@ class AuditConfig:
         if self.scores not in ("heldout", "speed") and not Path(self.scores).is_file():
             raise ValueError(f"AuditConfig: scores must be 'heldout', 'speed' or the path of a .npz file of scores, but {self.scores!r} is neither (no such file)")
         if self.dataset in ("imagefolder", "npz") and not self.data_root: raise ValueError(f"AuditConfig: dataset={self.dataset!r} needs data_root (--data-root): the folder or file to audit")
+        for f in ("image_size", "channels"):   # settings that apply to one kind of data only: refused elsewhere rather than recorded as if applied
+            if getattr(self, f) is not None and self.dataset != "imagefolder":
+                raise ValueError(f"AuditConfig: {f}={getattr(self, f)} (--{f.replace('_', '-')}) applies only to dataset='imagefolder', but the data is "
+                                 f"{self.dataset!r}, whose images are read at their own size; leave {f} unset")
+        if self.data_root is not None and self.dataset in ("digits", "synthetic", "custom"):
+            raise ValueError(f"AuditConfig: data_root={self.data_root!r} (--data-root) does not apply to dataset={self.dataset!r}, which reads no files; leave it unset")
         if self.device != "auto":
             try: torch.device(self.device)
             except RuntimeError: raise ValueError(f"AuditConfig: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}") from None
@@ -169,6 +175,11 @@ def _check_data(config: AuditConfig, train: ImageDataset, test: ImageDataset | N
     if test is not None and test.shape != train.shape: raise ValueError(f"train images have shape {train.shape} but test images {test.shape}: both splits must have one image size")
     present = int(len(torch.unique(train.labels)))
     if present < 2: raise ValueError(f"the training set holds {present} class: a classifier needs at least two")
+    absent = [c for c, n in zip(train.classes, torch.bincount(train.labels, minlength=train.n_classes).tolist()) if n == 0]
+    if absent: raise ValueError(f"{len(absent)} of {train.n_classes} classes have no training example ({', '.join(map(repr, absent[:5]))}{', ...' if len(absent) > 5 else ''}): "
+                                "random-label probes would take labels no example has; drop those classes from the class names or add examples of them")
+    if config.ood == "digits" and train.name == "digits":
+        raise ValueError("ood='digits' takes the foreign images from digits, which is the data audited: they would not be foreign; choose ood='sketch', 'shapes' or 'auto'")
     takes = _taking(config, train)   # categories whose probes leave the training set
     need = takes * ((config.n_fit or 0) + (config.n_heldout or 0))
     if need >= len(train):
@@ -431,7 +442,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     Under `torchrun` (torch.distributed initialised, e.g. by `join_world`) every process trains its share of each batch and rank 0 alone
     writes; the others wait for its table, and every process returns the `Audit`."""
     config = config or AuditConfig()
-    if data is not None: config = replace(config, dataset="custom", data_root=None)
+    if data is not None: config = replace(config, dataset="custom")   # AuditConfig refuses the settings (data_root, image_size) that data= leaves unused
     config = _absolute_paths(config)   # the data root and score file, found again from any working folder
     out, t_start = _check_out(out_dir), time.perf_counter()
     rank, n_proc = world()

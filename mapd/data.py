@@ -6,7 +6,7 @@ Docs: https://mapd-dev.github.io/mapd/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #c9f812b7
 from __future__ import annotations
-import _compat_pickle, contextlib, gzip, hashlib, math, os, pickle, struct, urllib.error, urllib.request, warnings, zlib
+import _compat_pickle, contextlib, gzip, hashlib, math, os, pickle, stat, struct, unicodedata, urllib.error, urllib.request, warnings, zlib
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
@@ -30,6 +30,16 @@ __all__ = ['FASHION_MNIST_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_FILES', 
            'load_npz', 'load_dataset', 'instance_noise_labels', 'inject_label_noise']
 
 # %% ../nbs/01_data.ipynb #91a684ef
+def _alike(classes: list[str]) -> str | None:
+    "Why two of `classes` would be shown as one (empty, or equal up to case, white space or Unicode form); None when they would not."
+    keys = {}
+    for c in classes:
+        if not c.strip(): return f"class name {c!r} is empty or only white space"
+        k = " ".join(unicodedata.normalize("NFKC", c).casefold().split())
+        if k in keys: return f"class names {keys[k]!r} and {c!r} differ only in case, white space or Unicode form, so they would be shown as one"
+        keys[k] = c
+    return None
+
 @dataclass(eq=False)
 class ImageDataset:
     "Images, given labels, class names and a stable example index of one split of a data set."
@@ -51,6 +61,7 @@ class ImageDataset:
                              + ("; add the channel axis with images[:, None]" if x.ndim == 3 else ""))
         self.images, self.classes = x, [str(c) for c in self.classes]
         if not self.classes: raise ValueError("classes is empty: a data set needs at least one class name")
+        if why := _alike(self.classes): raise ValueError(f"{why}; give every class a distinct name")
         K = len(self.classes)
         self.labels = torch.from_numpy(check_labels(self.labels, K, "labels"))
         check_same_length(images=x, labels=self.labels)
@@ -515,13 +526,39 @@ def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:  # (H, 
 def _why(e: Exception) -> str:
     return "not an image file Pillow recognises" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
 
-def _files_under(d: Path) -> tuple[list[Path], list[Path]]:  # (image files, other files) at any depth, hidden ones left out
-    images, other = [], []
-    for top, dirs, files in os.walk(d, followlinks=True):  # followlinks, as torchvision's ImageFolder
-        dirs[:] = [x for x in dirs if not x.startswith(".")]
-        for f in files:
-            if not f.startswith("."): (images if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS else other).append(Path(top) / f)
-    return images, other
+def _outside(top: str, real: str) -> bool:  # top: the real path of the data root; the rule the annotation loaders (mapd.groups) apply too
+    return real != top and not real.startswith(os.path.join(top, ""))
+
+_NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+def _files_under(d: Path, top: str, seen: dict, dirs_seen: dict) -> tuple[list[Path], list[Path], list[tuple[Path, str]]]:
+    """(image files, other files, refused (path, why)) under `d` at any depth, hidden ones left out. Symbolic links are followed
+    only inside `top`; each real folder (`dirs_seen`) and file (`seen`, by device and inode) is read once per split."""
+    images, other, refused, stack = [], [], [], [d]
+    while stack:
+        here = stack.pop()
+        real = os.path.realpath(here)
+        if _outside(top, real): refused.append((here, f"leads through a symbolic link to {real}, outside the data root")); continue
+        if dirs_seen.setdefault(real, here) != here:
+            refused.append((here, f"leads through a symbolic link to {real}, a folder read already as {dirs_seen[real].as_posix()} (a loop or a second way in)")); continue
+        with os.scandir(here) as it: entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            if e.name.startswith("."): continue
+            p = Path(e.path)
+            if e.is_dir(): stack.append(p); continue
+            is_image = os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
+            if e.is_symlink():
+                r = os.path.realpath(p)
+                if not os.path.exists(r): refused.append((p, f"is a dangling symbolic link to {os.readlink(p)}")); continue
+                if _outside(top, r): refused.append((p, f"leads through a symbolic link to {r}, outside the data root")); continue
+            st = os.stat(p)
+            kind = next((w for test, w in _NOT_REGULAR if test(st.st_mode)), None)
+            if kind: refused.append((p, f"is {kind}, not a regular file")); continue
+            if not is_image: other.append(p); continue
+            key = (st.st_dev, st.st_ino)
+            if key in seen: refused.append((p, f"is the same file as {seen[key].as_posix()} (a link): each file is read once")); continue
+            seen[key] = p; images.append(p)
+    return images, other, refused
 
 def _check_size(size) -> tuple[int, int] | None:
     s = (size, size) if isinstance(size, (int, np.integer)) else size
@@ -565,12 +602,16 @@ def load_image_folder(root: str | Path,                  # folder holding one fo
         if unknown:
             raise ValueError(f"{d} has class folders that are not among the {len(classes)} classes given: {', '.join(map(repr, unknown))} "
                              f"(classes: {', '.join(map(repr, classes))}). Rename or remove those folders, or load with classes that hold them")
-    items, empty, ignored = [], [], list(loose)
+    if why := _alike([str(c) for c in classes]): raise ValueError(f"{d}: {why}; rename one of them")
+    items, empty, ignored, refused, seen, dirs_seen = [], [], list(loose), [], {}, {os.path.realpath(d): d}
+    for f in folders: dirs_seen.setdefault(os.path.realpath(d / f), d / f)   # the class folders themselves: a link to one is a second way in
+    top = os.path.realpath(root)
     for f in folders:
-        images, other = _files_under(d / f)
-        if not images: empty.append(str(d / f))
+        images, other, no = _files_under(d / f, top, seen, dirs_seen)
+        if not images and not no: empty.append(str(d / f))
         items += [(classes.index(f), (p.relative_to(root)).as_posix(), p) for p in images]
-        ignored += other
+        ignored += other; refused += no
+    if refused: raise _unreadable(root, [(p.relative_to(root).as_posix(), why) for p, why in refused], len(items) + len(refused))
     if empty: raise ValueError(f"class folders without image files ({' '.join(IMAGE_EXTENSIONS)}): {', '.join(empty)}; add images or remove them")
     if ignored:
         warnings.warn(f"{len(ignored)} files under {d} are not read, being outside the class folders or without an image extension: "
@@ -638,9 +679,23 @@ def load_npz(path: str | Path,      # an .npz file written by np.savez: images, 
         if a is not None and (a.ndim != 1 or a.dtype.kind not in "iu"):
             raise ValueError(f"{path}: {k!r} must be 1-d integers, but has dtype {a.dtype} and shape {a.shape}")
     if len(x) != len(y): raise ValueError(f"{path}: {xk!r} holds {len(x)} images but {yk!r} holds {len(y)} labels; they must match")
+    train_y = y if split == "train" else other_y
+    for k, a in ((yk, y), ("the other split's labels", other_y)):
+        if a is not None and a.size and a.min() < 0:
+            raise ValueError(f"{path}: {k!r} holds negative labels ({int((a < 0).sum())}, the first {int(a[a < 0][0])}); labels are class ids 0..K-1 "
+                             "(-1 often marks unlabelled examples: drop those before saving)")
+    if split == "test" and train_y is not None:
+        only = np.setdiff1d(y, train_y)
+        if only.size: raise ValueError(f"{path}: {yk!r} holds label{'s' * (only.size > 1)} {', '.join(map(str, only[:5].tolist()))}, which no training "
+                                       "example has: a class only the test split holds cannot be learned; drop those test examples or add training examples of it")
     if names is None:
-        top = max((int(a.max()) for a in (y, other_y) if a is not None and a.size), default=0)
-        classes = [str(k) for k in range(top + 1)]
+        u = np.unique(train_y) if train_y is not None else np.unique(y)
+        classes = [str(k) for k in u.tolist()]
+        if u.size and (u[0] != 0 or u[-1] != u.size - 1):   # gaps: 0, 7, 5000 would otherwise be 5,001 classes, most without an example
+            warnings.warn(f"{path}: the labels are not 0..K-1 but {u.size} values from {u[0]} to {u[-1]}; they are remapped in sorted order "
+                          f"to 0..{u.size - 1}, each class named by its original value ({', '.join(classes[:5])}{', ...' if u.size > 5 else ''}); "
+                          "save class_names with labels 0..K-1 to choose the names yourself", stacklevel=2)
+        y = np.searchsorted(u, y)
     else:
         if names.ndim != 1 or names.dtype.kind not in "US":
             raise ValueError(f"{path}: 'class_names' must be (K,) strings, but has dtype {names.dtype} and shape {names.shape}")

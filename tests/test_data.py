@@ -480,7 +480,7 @@ def test_npz_errors(tmp_path):
     fails(r"'images' holds 3 images but 'labels' holds 2 labels", images=x, labels=[0, 1])
     fails(r"'labels' must be 1-d integers, but has dtype float64", images=x, labels=[0, 1.5, 2])
     fails(r"d.npz: labels must lie in \[0, 2\), but 1 do not: labels\[2\] = 2", images=x, labels=[0, 1, 2], class_names=np.array(["a", "b"]))
-    fails(r"d.npz: labels must lie in \[0, 2\), but 1 do not: labels\[0\] = -1", images=x, labels=[-1, 1, 0])
+    fails(r"d.npz: 'labels' holds negative labels \(1, the first -1\)", images=x, labels=[-1, 1, 0])
     fails(r"'class_names' must be \(K,\) strings, but has dtype int64", images=x, labels=[0, 1, 2], class_names=np.arange(3))
     fails(r"array 'class_names' holds Python objects \(dtype object\), which are not loaded because unpickling can run code",
           images=x, labels=[0, 1, 2], class_names=np.array(["a", "b", {"c": 1}], dtype=object))
