@@ -30,8 +30,8 @@ from .explore import Explorer
 from .page import write_page
 
 # %% auto #0
-__all__ = ['AUDIT_RULES', 'AUDIT_PRESETS', 'PAPER_PROBES', 'AUDIT_FILES', 'AuditConfig', 'audit_config', 'run_audit', 'sized',
-           'Audit']
+__all__ = ['AUDIT_RULES', 'AUDIT_PRESETS', 'PAPER_PROBES', 'AUDIT_FILES', 'AUDIT_MARK', 'AuditConfig', 'audit_config',
+           'run_audit', 'sized', 'Audit']
 
 # %% ../nbs/09_audit.ipynb #458809a4
 from .corruptions import CORRUPTIONS
@@ -234,6 +234,23 @@ def _make_suite(config: AuditConfig, train, scores, corrupt_std=None,
 AUDIT_FILES = ("config.json", "fingerprints.json", "scores.npy", "heldout_probs.npy", "corrupt_std.json", "probes.csv", "trajectories", "history.csv", "cover", "metadata.parquet",
                "probe_predictions.csv", "probe_separability.csv", "results.json", "report.html")
 
+AUDIT_MARK = ".mapd-audit"   # written first into a folder an audit claims: only a folder carrying it is ever cleared
+_AUDIT_KEYS = {"dataset", "model", "epochs", "categories", "scores", "n_fit", "seed"}   # a config.json with these is an audit's
+
+def _old_audit(out: Path) -> bool:
+    "Whether `out` holds an audit made before the mark: a config.json of audit settings."
+    try: saved = json.loads((out/"config.json").read_text())
+    except (OSError, ValueError): return False
+    return isinstance(saved, dict) and _AUDIT_KEYS <= saved.keys()
+
+def _foreign(out: Path) -> str | None:
+    "Why `out` is not a folder an audit may write into; None when it may (missing, holding no audit file, marked, or an audit made before the mark)."
+    if not out.is_dir() or (out/AUDIT_MARK).exists(): return None
+    held = [n for n in AUDIT_FILES if (out/n).exists()]
+    if not held or _old_audit(out): return None
+    return (f"{out} is not a mapd audit folder (it holds {', '.join(held)} but not the {AUDIT_MARK} mark an audit writes first), "
+            f"so mapd neither resumes nor clears it: choose another output folder, e.g. --out {out/'audit'}")
+
 def _check_out(out_dir) -> Path:
     "The output folder, refused when it cannot be one."
     if str(out_dir).strip() == "": raise ValueError("the output folder is empty (''): name a folder for the audit, e.g. --out audit")
@@ -242,13 +259,18 @@ def _check_out(out_dir) -> Path:
     return out
 
 def _claim(out: Path, cfg_dict: dict, fps: dict, say):
-    "Make `out` this audit's: resume the same configuration on the same data, replace an unfinished other one, refuse anything else."
+    "Make `out` this audit's: resume the same configuration on the same data, replace an unfinished other one that carries the mark, refuse anything else."
+    if (why := _foreign(out)): raise FileExistsError(why)
+    marked = (out/AUDIT_MARK).exists()
     if (out/"config.json").exists():
         saved = json.loads((out/"config.json").read_text())
         diff = _config_changes(with_defaults(saved, AuditConfig), cfg_dict, out, saved.get("paths_from_audit") or {})   # settings added since read as their defaults
         old_fps = json.loads((out/"fingerprints.json").read_text()) if (out/"fingerprints.json").exists() else {}
         other_data = [k for k in fps if k in old_fps and old_fps[k] != fps[k]]
         if diff or (other_data and not _has_finished_work(out)):   # an unfinished audit of other settings or data is replaced
+            if not marked:
+                raise FileExistsError(f"{out} holds an audit made before mapd marked its folders ({AUDIT_MARK}), with another configuration or data "
+                                      f"{diff or other_data}: mapd does not clear it; choose another output folder, or delete this one to start over")
             if _has_finished_work(out):
                 raise FileExistsError(f"{out} holds an audit made with another configuration (stored, given): {diff}; "
                                       "choose another output folder, or delete this one to start over")
@@ -261,6 +283,7 @@ def _claim(out: Path, cfg_dict: dict, fps: dict, say):
                                          f"or delete {out} to start over")
     elif _has_finished_work(out):
         raise FileExistsError(f"{out} holds trajectories but no config.json: it is not an audit this version can resume; choose another output folder")
+    if not marked: write_json(out/AUDIT_MARK, {"mapd_version": mapd.__version__})   # first: from here on the folder is this audit's
     write_json(out/"config.json", {**cfg_dict, "paths_from_audit": _paths_from(out, cfg_dict)})
     write_json(out/"fingerprints.json", fps)
 
@@ -448,6 +471,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         def claim():   # rank 0, for all: hold the folder, clear what a kill inside a write left, make the folder this audit's
             if config.batch_size % n_proc: raise ValueError(f"batch_size={config.batch_size} (the global batch) must divide by the {n_proc} processes")
             fps = _fingerprints(config, train, test)
+            if (why := _foreign(out)): raise FileExistsError(why)   # before the lock file: nothing written into a folder that is not an audit
             held.enter_context(folder_lock(out, "mapd audit"))
             for d in (out, out/"trajectories", out/"cover", out/"cover"/"trajectories"): remove_temporaries(d)
             _claim(out, cfg_dict, fps, say)
