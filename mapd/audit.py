@@ -31,8 +31,8 @@ from .explore import Explorer
 from .page import write_page
 
 # %% auto #0
-__all__ = ['AUDIT_RULES', 'AUDIT_PRESETS', 'PAPER_PROBES', 'AUDIT_FILES', 'AuditConfig', 'audit_config', 'run_audit', 'sized',
-           'Audit']
+__all__ = ['AUDIT_RULES', 'AUDIT_PRESETS', 'PAPER_PROBES', 'AUDIT_FILES', 'AUDIT_MARK', 'AuditConfig', 'audit_config',
+           'run_audit', 'sized', 'Audit']
 
 # %% ../nbs/09_audit.ipynb #458809a4
 from .corruptions import CORRUPTIONS
@@ -246,6 +246,23 @@ def _make_suite(config: AuditConfig, train, scores, corrupt_std=None,
 AUDIT_FILES = ("config.json", "fingerprints.json", "scores.npy", "heldout_probs.npy", "corrupt_std.json", "probes.csv", "trajectories", "history.csv", "cover", "metadata.parquet",
                "probe_predictions.csv", "probe_separability.csv", "results.json", "report.html")
 
+AUDIT_MARK = ".mapd-audit"   # written first into a folder an audit claims: only a folder carrying it is ever cleared
+_AUDIT_KEYS = {"dataset", "model", "epochs", "categories", "scores", "n_fit", "seed"}   # a config.json with these is an audit's
+
+def _old_audit(out: Path) -> bool:
+    "Whether `out` holds an audit made before the mark: a config.json of audit settings."
+    try: saved = json.loads((out/"config.json").read_text())
+    except (OSError, ValueError): return False
+    return isinstance(saved, dict) and _AUDIT_KEYS <= saved.keys()
+
+def _foreign(out: Path) -> str | None:
+    "Why `out` is not a folder an audit may write into; None when it may (missing, holding no audit file, marked, or an audit made before the mark)."
+    if not out.is_dir() or (out/AUDIT_MARK).exists(): return None
+    held = [n for n in AUDIT_FILES if (out/n).exists()]
+    if not held or _old_audit(out): return None
+    return (f"{out} is not a mapd audit folder (it holds {', '.join(held)} but not the {AUDIT_MARK} mark an audit writes first), "
+            f"so mapd neither resumes nor clears it: choose another output folder, e.g. --out {out/'audit'}")
+
 def _check_out(out_dir) -> Path:
     "The output folder, refused when it cannot be one."
     if str(out_dir).strip() == "": raise ValueError("the output folder is empty (''): name a folder for the audit, e.g. --out audit")
@@ -253,14 +270,26 @@ def _check_out(out_dir) -> Path:
     if out.exists() and not out.is_dir(): raise NotADirectoryError(f"{out} is a file, not a folder: choose another output folder")
     return out
 
+def _read_json(fn: Path, fix: str, kind=dict):
+    "The JSON object in `fn`, or a ValueError naming the file, what is wrong and `fix`."
+    try: v = json.loads(fn.read_text())
+    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f"{fn} is damaged ({e}): {fix}") from None
+    if not isinstance(v, kind): raise ValueError(f"{fn} holds a {type(v).__name__}, not a JSON object: {fix}")
+    return v
+
 def _claim(out: Path, cfg_dict: dict, fps: dict, say):
-    "Make `out` this audit's: resume the same configuration on the same data, replace an unfinished other one, refuse anything else."
+    "Make `out` this audit's: resume the same configuration on the same data, replace an unfinished other one that carries the mark, refuse anything else."
+    if (why := _foreign(out)): raise FileExistsError(why)
+    marked = (out/AUDIT_MARK).exists()
     if (out/"config.json").exists():
-        saved = json.loads((out/"config.json").read_text())
+        saved = _read_json(out/"config.json", f"it is not the configuration of an audit; choose another output folder, or delete {out} to start over")
         diff = _config_changes(with_defaults(saved, AuditConfig), cfg_dict, out, saved.get("paths_from_audit") or {})   # settings added since read as their defaults
-        old_fps = json.loads((out/"fingerprints.json").read_text()) if (out/"fingerprints.json").exists() else {}
+        old_fps = _read_json(out/"fingerprints.json", f"delete {out} to start over") if (out/"fingerprints.json").exists() else {}
         other_data = [k for k in fps if k in old_fps and old_fps[k] != fps[k]]
         if diff or (other_data and not _has_finished_work(out)):   # an unfinished audit of other settings or data is replaced
+            if not marked:
+                raise FileExistsError(f"{out} holds an audit made before mapd marked its folders ({AUDIT_MARK}), with another configuration or data "
+                                      f"{diff or other_data}: mapd does not clear it; choose another output folder, or delete this one to start over")
             if _has_finished_work(out):
                 raise FileExistsError(f"{out} holds an audit made with another configuration (stored, given): {diff}; "
                                       "choose another output folder, or delete this one to start over")
@@ -273,13 +302,14 @@ def _claim(out: Path, cfg_dict: dict, fps: dict, say):
                                          f"or delete {out} to start over")
     elif _has_finished_work(out):
         raise FileExistsError(f"{out} holds trajectories but no config.json: it is not an audit this version can resume; choose another output folder")
+    if not marked: write_json(out/AUDIT_MARK, {"mapd_version": mapd.__version__})   # first: from here on the folder is this audit's
     write_json(out/"config.json", {**cfg_dict, "paths_from_audit": _paths_from(out, cfg_dict)})
     write_json(out/"fingerprints.json", fps)
 
 def _check_same_data(out: Path, fps: dict, advice: str):
     "Raise if the data's fingerprints differ from those `out` recorded (audits older than fingerprints pass)."
     fn = out/"fingerprints.json"
-    old = json.loads(fn.read_text()) if fn.exists() else {}
+    old = _read_json(fn, f"delete {out} to start over") if fn.exists() else {}
     changed = [k for k in fps if k in old and old[k] != fps[k]]
     if changed:
         raise ValueError(f"the data changed since the audit in {out} began: {', '.join(c.replace('_', ' ') for c in changed)} differ from what {fn} recorded. {advice}")
@@ -292,13 +322,21 @@ def _has_finished_work(out: Path) -> bool:
 
 def _load_scores(out: Path):
     "The cached consistency scores and held-out probabilities of an audit folder (None for what it does not hold)."
-    load = lambda fn: np.load(out/fn, allow_pickle=False) if (out/fn).exists() else None
+    def load(fn):
+        if not (out/fn).exists(): return None
+        try: return np.load(out/fn, allow_pickle=False)
+        except Exception as e: raise ValueError(f"{out/fn} is damaged ({type(e).__name__}: {e}): delete it (and scores.npy) to compute the scores again") from None
     return load("scores.npy"), load("heldout_probs.npy")
 
 def _consistency_scores(config: AuditConfig, train, out: Path, device, quiet: bool):
     "The consistency score of every training example and, from held-out models, their mean class probabilities (cached in out/); None where not needed or not made."
     if not any(c in config.categories for c in ("typical", "atypical")): return None, None
-    if on_rank0(lambda: (out/"scores.npy").exists()): return _load_scores(out)
+    if on_rank0(lambda: (out/"scores.npy").exists()):
+        scores, probs = _load_scores(out)
+        if scores.shape != (len(train),) or (probs is not None and probs.shape[0] != len(train)):
+            raise ValueError(f"{out/'scores.npy'} holds scores of shape {scores.shape}, not one per each of the {len(train)} training examples: "
+                             "delete it (and heldout_probs.npy) to compute the scores again")
+        return scores, probs
     probs = None   # every process computes (the models' fits are data-parallel), rank 0 writes, and all go on with what it wrote
     if config.scores == "heldout":
         scores, probs = heldout_consistency(train, ratios=config.score_ratios, runs=config.score_runs, model=config.score_model,
@@ -461,14 +499,18 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         def claim():   # rank 0, for all: hold the folder, clear what a kill inside a write left, make the folder this audit's
             if config.batch_size % n_proc: raise ValueError(f"batch_size={config.batch_size} (the global batch) must divide by the {n_proc} processes")
             fps = _fingerprints(config, train, test)
+            if (why := _foreign(out)): raise FileExistsError(why)   # before the lock file: nothing written into a folder that is not an audit
             held.enter_context(folder_lock(out, "mapd audit"))
             for d in (out, out/"trajectories", out/"cover", out/"cover"/"trajectories"): remove_temporaries(d)
             _claim(out, cfg_dict, fps, say)
         on_rank0(claim)
         say(f"data: {train}; test: {len(test) if test is not None else 'none'}; device: {device}" + (f", one of {n_proc} processes" if n_proc > 1 else ""))
-        t0 = time.perf_counter()
+        if on_rank0(lambda: all((out/f).exists() for f in _FINISHED)):   # a finished audit is left as it is (a user's edit of results.json too)
+            say(f"{out} holds this audit, finished: left untouched (delete {out/'results.json'} to compute the results again)")
+            return Audit.load(out, data=data)
+        t0, cached = time.perf_counter(), on_rank0(lambda: (out/"scores.npy").exists())
         scores, probs = _consistency_scores(config, train, out, device, quiet)
-        score_seconds = time.perf_counter() - t0
+        score_seconds = None if cached else time.perf_counter() - t0   # a resumed audit read the scores a run before made: their time is not known
         std, std_info = _corrupt_std(config, train, out, device, quiet)
         hflags = _heldout_flags(config, train, probs)
         mis, unk, excluded = hflags["mislabeled"], hflags["unrecognised"], _natural_exclusions(hflags)
@@ -605,11 +647,19 @@ class Audit:
         out = Path(out_dir)
         for fn in _FINISHED:
             if not (out/fn).exists(): raise FileNotFoundError(f"{out/fn} not found: {out} is not a finished audit (run_audit writes it)")
-        cfg_dict = _located_config(out, json.loads((out/"config.json").read_text()), data_root)
+        saved = _read_json(out/"config.json", f"{out} cannot be reopened; run the audit again into another folder")
+        results = _read_json(out/"results.json", f"delete it and run the audit again into {out} to recompute it")
+        params = results.get("parameters")
+        if isinstance(params, dict) and (other := sorted(k for k in params if k in saved and saved[k] != params[k])):
+            raise ValueError(f"{out/'results.json'} belongs to another audit than {out/'config.json'} (they differ in {', '.join(other)}): "
+                             f"put back this audit's results.json, or delete it and run the audit again into {out}")
+        if not (out/"trajectories"/"meta.json").exists():
+            raise FileNotFoundError(f"{out/'trajectories'} is missing: the folder holds an audit's table but not its trajectories (a checkout's "
+                                    "outputs/audit leaves them out; `mapd report --only audit` remakes it); elsewhere run the audit again")
+        cfg_dict = _located_config(out, saved, data_root)
         for k in ("atypical_pool", "exclude_mislabeled", "exclude_unrecognised", "exclude_doubted", "edit_pool"): cfg_dict.setdefault(k, None)   # audits made before these settings drew the paper's probes
         cfg_dict.setdefault("flags", "rate")   # audits made before FDR flags flagged at a false-flag rate
-        return cls(out, AuditConfig(**cfg_dict), TrajectoryStore(out/"trajectories"), load_table(out/"metadata.parquet"),
-                   json.loads((out/"results.json").read_text()), data)
+        return cls(out, AuditConfig(**cfg_dict), TrajectoryStore(out/"trajectories"), load_table(out/"metadata.parquet"), results, data)
 
     def __repr__(self):
         return f"Audit({str(self.path)!r}: {self.config.dataset}, {len(self.table):,} examples, {self.store.completed} epochs, {len(self.config.categories)} categories)"

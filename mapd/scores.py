@@ -130,6 +130,9 @@ def load_cscores(path: str | Path,       # a .npz file with a `scores` array (an
             raise ValueError(f"{path} cannot be read as numbers without unpickling ({e}): save plain arrays, e.g. np.savez(path, scores=s.astype(np.float32))") from None
     if s.ndim != 1: raise ValueError(f"{path}: {key} must be 1-d, but has shape {s.shape}")
     if not np.isfinite(s).all(): raise ValueError(f"{path}: {key} holds {int((~np.isfinite(s)).sum())} non-finite values")
+    if len(s) > 1 and (s == s[0]).all():
+        raise ValueError(f"{path}: all {len(s)} {key} equal {s[0]:g}, so they rank no example above another (typical and atypical probes "
+                         "are drawn by rank): wrong file, or give --scores heldout to estimate them")
     if labels is not None:
         y = as_numpy(labels)
         if len(y) != len(s): raise ValueError(f"{path} holds {len(s)} scores but the data set has {len(y)} examples")

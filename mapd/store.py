@@ -43,7 +43,9 @@ class TrajectoryStore:
         self.path, self.mode = Path(path), mode
         meta_fn = self.path/"meta.json"
         if not meta_fn.exists(): raise FileNotFoundError(f"{meta_fn} not found: {self.path} is not a trajectory store (make one with TrajectoryStore.create)")
-        self.meta = json.loads(meta_fn.read_text())
+        try: self.meta = json.loads(meta_fn.read_text())
+        except (ValueError, UnicodeDecodeError) as e: raise ValueError(f"{meta_fn} is damaged ({e}): the store cannot be read; delete {self.path} to record it again") from None
+        if not isinstance(self.meta, dict): raise ValueError(f"{meta_fn} holds a {type(self.meta).__name__}, not the store's fields: delete {self.path} to record it again")
         for k in ("n_rows", "n_epochs", "quantities", "completed_epochs"):
             if k not in self.meta: raise ValueError(f"{meta_fn} lacks the field {k!r}")
         self.rows = pd.read_csv(self.path/"rows.csv", keep_default_na=False, dtype={"category": str, "split": str, "role": str, "path": str})

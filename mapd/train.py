@@ -574,7 +574,10 @@ def _resume(store: TrajectoryStore, model, opt, config: TrainConfig, dev) -> tup
     if not fn.exists():
         if store.completed: raise FileNotFoundError(f"{store.path} has {store.completed} complete epochs but no checkpoint.pt to resume from")
         return 0, []
-    ck = torch.load(fn, map_location=dev, weights_only=True)
+    try: ck = torch.load(fn, map_location=dev, weights_only=True)
+    except Exception as e:   # truncated by a full disk or a copy cut short: torch says only e.g. "[Errno 22] Invalid argument"
+        raise ValueError(f"{fn} is damaged and cannot be resumed from ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                         f"delete {store.path} to train again from the start") from None
     if ck["epoch"] not in (store.completed, store.completed + 1):  # +1: killed between the checkpoint and the mark
         raise ValueError(f"{fn} is at epoch {ck['epoch']} but the store has {store.completed} complete epochs")
     model.load_state_dict(ck["model"]); opt.load_state_dict(ck["optimizer"])
