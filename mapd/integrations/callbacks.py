@@ -20,7 +20,7 @@ from ..store import TrajectoryStore, ROW_COLUMNS
 from ..train import Recorder
 
 # %% auto #0
-__all__ = []
+__all__ = ['LABEL_KEYS']
 
 # %% ../../nbs/16_callbacks.ipynb #cc1eefc4
 def _as_rows(labels, rows: pd.DataFrame | None) -> pd.DataFrame:
@@ -68,39 +68,108 @@ def _batch_rows(batch, key):
     raise ValueError(f"the batch holds no row ids under index_key={key!r} (it is {held}): put each example's row id (0..R-1) "
                      "in its batch, under a dict key or at a tuple position, and pass that as index_key")
 
+LABEL_KEYS = ("labels", "label", "y", "target", "targets")  # where label_key='auto' looks in a dict batch; a tuple batch: position 1
+
+def _batch_labels(batch, key, index_key):
+    "The labels `batch` carries under `key` (None: not looked for; 'auto': a key of LABEL_KEYS, or position 1 of a tuple), or None where 'auto' finds none."
+    if key is None: return None
+    if key != "auto":
+        try: return batch[key]
+        except (KeyError, IndexError, TypeError): pass
+        held = f"the keys {list(batch)}" if isinstance(batch, Mapping) else f"a {type(batch).__name__}"
+        raise ValueError(f"the batch holds no labels under label_key={key!r} (it is {held}): pass the key or position of its labels, or label_key=None")
+    if isinstance(batch, Mapping): return next((batch[k] for k in LABEL_KEYS if k in batch and k != index_key), None)
+    if isinstance(batch, (tuple, list)) and len(batch) > 2 and index_key not in (1, 1 - len(batch)): return batch[1]
+    return None
+
 # %% ../../nbs/16_callbacks.ipynb #2b888a96
 class _Recording:
     "A callback's recording: rows and labels, the store, and a `Recorder` made at the first batch (once K is known)."
-    def __init__(self, rows: pd.DataFrame, store, *, config: dict, overwrite: bool, max_logit_bytes: int, keep_probs):
+    def __init__(self, rows: pd.DataFrame, store, *, config: dict, overwrite: bool, max_logit_bytes: int, keep_probs, label_key="auto"):
         self.rows, self.path, self.config, self.overwrite = rows, store, config, overwrite
-        self.max_logit_bytes, self.keep_probs = max_logit_bytes, keep_probs
+        self.max_logit_bytes, self.keep_probs, self.label_key = max_logit_bytes, keep_probs, label_key
         self.store = self.recorder = None
 
     def start(self, n_epochs: int, done: int, device):
         "Open the store for a trainer that has `done` of its `n_epochs` epochs behind it; batches live on `device`."
         if n_epochs is None or n_epochs < 1: raise ValueError(f"the store is sized by the trainer's number of epochs, which is {n_epochs}: set it")
         self.store = _open_store(self.path, self.rows, int(n_epochs), done, config=self.config, overwrite=self.overwrite)
-        self.recorder, self.epoch, self.device = None, done, torch.device(device)
+        self.recorder, self.epoch, self.device, self.warned = None, done, torch.device(device), False
 
     def record(self, rows,                 # (B,) row ids
-               logits: torch.Tensor):      # (B, K)
-        "Note a batch's logits."
+               logits: torch.Tensor,       # (B, K)
+               labels=None):               # (B,) the labels the batch carries, checked against those given for its rows; None: not checked
+        "Note a batch's logits; the checks of its row ids and labels are kept on the device and read at the end of the epoch."
         if self.recorder is None: self._begin(rows, logits.shape[1])
-        rows = torch.as_tensor(rows, device=self.recorder.device).long()
+        rows = torch.as_tensor(rows, device=self.recorder.device)
+        if rows.dtype.is_floating_point or rows.dtype == torch.bool or rows.dtype.is_complex:
+            raise TypeError(f"row ids must be integers (each example's row 0..R-1), but the batch holds {rows.dtype}")
+        if rows.shape != logits.shape[:1]: raise ValueError(f"the batch holds {tuple(rows.shape)} row ids for {tuple(logits.shape[:1])} logit rows: one row id per example")
+        rows = rows.long()
+        lo, hi = torch.aminmax(rows)
+        self._lo, self._hi = torch.minimum(self._lo, lo), torch.maximum(self._hi, hi)
+        rows = rows.clamp(0, len(self.labels) - 1)   # out-of-range ids are refused at the end of the epoch, before anything is written
+        self._count.index_add_(0, rows, self._one.expand(len(rows)))
+        if labels is not None or self.label_key is not None: self._note_labels(rows, labels)
         self.recorder.record(rows, logits, None if self.recorder.keep_logits else self.labels[rows])
+
+    def _note_labels(self, rows, labels):
+        "Keep the labels the batch carries by row; a batch without labels is said once."
+        if labels is not None:
+            y = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(labels) if isinstance(labels, np.ndarray) and labels.dtype.kind in "biuf" else None
+            if y is not None and y.shape == rows.shape and not y.dtype.is_complex:
+                return self._carried.index_copy_(0, rows, y.to(self.recorder.device, torch.float32))
+            if self.label_key != "auto":
+                raise ValueError(f"the batch's labels under label_key={self.label_key!r} are {tuple(y.shape) if y is not None else type(labels).__name__} "
+                                 f"but it holds {len(rows)} row ids: label_key must name (B,) class ids, or be None")
+        if not self.warned:
+            self.warned = True
+            warnings.warn("the batches carry no (B,) labels that the callback finds, so the row ids cannot be checked against the labels given: "
+                          f"pass label_key=<the key or position of the batch's labels>, or label_key=None to check ids only (looked for {list(LABEL_KEYS)} "
+                          "of a dict batch, or position 1 of a tuple batch)")
 
     def _begin(self, rows, K: int):
         y = check_labels(self.rows["label"].to_numpy(), K, "the rows' labels")
-        r = torch.as_tensor(rows).cpu()  # the row ids of the first batch only are checked: a host-device sync
-        bad = r[(r < 0) | (r >= len(y))]
-        if len(bad): raise ValueError(f"row ids must lie in [0, {len(y)}), the rows of the recording, but the batch holds {bad[:3].tolist()}")
+        r = torch.as_tensor(rows).cpu()  # the row ids of the first batch only are checked here: a host-device sync; end_epoch checks them all
+        if not (r.dtype.is_floating_point or r.dtype == torch.bool):
+            bad = r[(r < 0) | (r >= len(y))]
+            if len(bad): raise ValueError(f"row ids must lie in [0, {len(y)}), the rows of the recording, but the batch holds {bad[:3].tolist()}")
         self.labels = torch.as_tensor(y, device=self.device)
         self.recorder = Recorder(len(y), K, device=self.device, store=self.store, max_logit_bytes=self.max_logit_bytes, keep_probs=self.keep_probs)
+        self._reset_checks()
+
+    def _reset_checks(self):
+        "The epoch's checks, on the device: the smallest and largest row id, how often each row was recorded, and the label each row's batch carried."
+        dev, R = self.recorder.device, len(self.labels)
+        self._lo, self._hi = torch.tensor(0, device=dev), torch.tensor(R - 1, device=dev)
+        self._count, self._one = torch.zeros(R, dtype=torch.int32, device=dev), torch.ones(1, dtype=torch.int32, device=dev)
+        self._carried = torch.full((R,), float("nan"), device=dev)
+
+    def _check_epoch(self):
+        "Refuse an epoch whose batches held ids out of range, an id twice, or a label other than the one given for the id (one host-device copy)."
+        R, e = len(self.labels), self.epoch + 1
+        lo, hi = int(self._lo), int(self._hi)
+        if lo < 0 or hi >= R: raise ValueError(f"row ids must lie in [0, {R}), the rows of the recording, but a batch of epoch {e} held {lo if lo < 0 else hi}: "
+                                               "each example's row id must be its row (0..R-1) in the labels or rows given")
+        count = self._count.cpu().numpy()
+        twice = np.flatnonzero(count > 1)
+        if twice.size: raise ValueError(f"{twice.size} row ids were recorded more than once in epoch {e} (first: row {twice[0]}, {count[twice[0]]} times): "
+                                        "each example must carry its own row id, and each row be in one batch per epoch (no sampling with replacement)")
+        carried = self._carried.cpu().numpy()
+        given = self.labels.cpu().numpy()
+        off = np.flatnonzero(~np.isnan(carried) & (carried != given))
+        if off.size:
+            i = off[0]
+            raise ValueError(f"the batches' labels differ from the labels given for their row ids on {off.size} of {int((~np.isnan(carried)).sum())} rows "
+                             f"in epoch {e} (first: row {i}, batch label {carried[i]:g}, given label {given[i]}): the row ids or the labels given "
+                             "are in another order than the data; each example must carry its row in the labels or rows given")
 
     def end_epoch(self):
-        "Write the epoch's columns (its one host-device copy); warn about rows no batch held."
+        "Check the epoch's row ids and labels, then write its columns (its one host-device copy); warn about rows no batch held."
         if self.recorder is None: raise RuntimeError(f"no batch was recorded in epoch {self.epoch + 1}")
+        self._check_epoch()
         cols = self.recorder.end_epoch(self.labels, self.epoch)
+        self._reset_checks()
         unseen = int(np.isnan(cols["loss"]).sum())
         if unseen: warnings.warn(f"{unseen} of {len(cols['loss'])} rows were in no recorded batch of epoch {self.epoch + 1} "
                                  "(a sampler that skips rows, a limit on steps or batches, or a resume within the epoch): "
@@ -115,7 +184,7 @@ class _Recording:
 # %% ../../nbs/16_callbacks.ipynb #7c954558
 class _RecordingCallback:
     "What each trainer callback keeps: the mode, the evaluation loader and the recording, with `store`, `recorder` and `trajectories` read from it."
-    def _start_recording(self, labels, rows, store, mode: str, eval_data, make_loader, *, overwrite: bool, max_logit_bytes: int, keep_probs):
+    def _start_recording(self, labels, rows, store, mode: str, eval_data, make_loader, *, overwrite: bool, max_logit_bytes: int, keep_probs, label_key="auto"):
         if mode not in ("online", "eval"): raise ValueError(f"mode must be 'online' or 'eval', got {mode!r}")
         if (mode == "eval") != (eval_data is not None):
             raise ValueError("mode='eval' needs eval_data, the rows to evaluate after each epoch" if mode == "eval" else
@@ -123,7 +192,7 @@ class _RecordingCallback:
         self.mode = mode
         self.eval_data = eval_data if eval_data is None or isinstance(eval_data, DataLoader) else make_loader(eval_data)
         self.recording = _Recording(_as_rows(labels, rows), store, config=dict(recorded_by=f"{type(self).__module__}.{type(self).__qualname__}", mode=mode),
-                                    overwrite=overwrite, max_logit_bytes=max_logit_bytes, keep_probs=keep_probs)
+                                    overwrite=overwrite, max_logit_bytes=max_logit_bytes, keep_probs=keep_probs, label_key=label_key)
 
     store = property(lambda self: self.recording.store, doc="the TrajectoryStore written (None in memory, or before training)")
     recorder = property(lambda self: self.recording.recorder, doc="the Recorder of the last training")

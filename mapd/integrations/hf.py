@@ -40,14 +40,15 @@ class MAPDTrainerCallback(_RecordingCallback, TrainerCallback):
                  mode: str = "online",                     # "online": the logits of each training forward; "eval": a pass over eval_data after each epoch
                  eval_data=None,                           # mode "eval": a DataLoader of dict batches (or a Dataset) holding the row ids
                  index_key: str = "index",                 # the batch key of the row ids
+                 label_key: str | None = "auto",           # the batch key of the labels, checked against those given for its row ids; "auto": labels/label/y/target(s); None: unchecked
                  logits_key: str = "logits",               # the key of the (B, K) logits in the model's output
                  eval_batch_size: int = 1024,              # rows per forward when eval_data is a Dataset
                  overwrite: bool = False,                  # replace complete epochs an earlier run left in `store`
                  max_logit_bytes: int = 2**29,             # the Recorder's (R, K) logit buffer is kept when it fits in this many bytes
                  keep_probs=()):                           # epochs (1-based, epochs done) after which every row's probabilities are kept (EL2N)
-        self.index_key, self.logits_key, self._rows = index_key, logits_key, None
+        self.index_key, self.label_key, self.logits_key, self._rows, self._labels = index_key, label_key, logits_key, None, None
         self._start_recording(labels, rows, store, mode, eval_data, lambda ds: DataLoader(ds, batch_size=eval_batch_size, collate_fn=default_data_collator),
-                              overwrite=overwrite, max_logit_bytes=max_logit_bytes, keep_probs=keep_probs)
+                              overwrite=overwrite, max_logit_bytes=max_logit_bytes, keep_probs=keep_probs, label_key=label_key)
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if args.world_size > 1 or args.n_gpu > 1:
@@ -67,13 +68,14 @@ class MAPDTrainerCallback(_RecordingCallback, TrainerCallback):
             raise ValueError(f"the training batch holds no row ids under {self.index_key!r}: give each example its row id (0..R-1) in that column, "
                              "and keep the Trainer from dropping it with TrainingArguments(remove_unused_columns=False)")
         self._rows = rows if training else None
+        self._labels = _batch_labels(kwargs, self.label_key, self.index_key) if training and rows is not None else None
         return args, kwargs
 
     def _record(self, module, args, output):
         "Forward hook: the logits the training step just computed go to the recorder (one indexed copy)."
         if self._rows is None: return
-        rows, self._rows = self._rows, None
-        self.recording.record(rows, _logits(output, self.logits_key))
+        rows, labels, self._rows, self._labels = self._rows, self._labels, None, None
+        self.recording.record(rows, _logits(output, self.logits_key), labels)
 
     @torch.no_grad()
     def _evaluate(self, model):
@@ -84,7 +86,8 @@ class MAPDTrainerCallback(_RecordingCallback, TrainerCallback):
             if not isinstance(batch, Mapping): raise TypeError(f"eval_data must yield dict batches, as the Trainer's collators make, got a {type(batch).__name__}")
             batch = {k: v.to(self.recording.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             rows = _batch_rows(batch, self.index_key)
-            self.recording.record(rows, _logits(model(**{k: v for k, v in batch.items() if k != self.index_key}), self.logits_key))
+            self.recording.record(rows, _logits(model(**{k: v for k, v in batch.items() if k != self.index_key}), self.logits_key),
+                                  _batch_labels(batch, self.label_key, self.index_key))
         model.train(was)
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):

@@ -33,15 +33,16 @@ class MAPDCallback(_RecordingCallback, pl.Callback):
                  mode: str = "online",                     # "online": the logits training_step returns; "eval": a pass over eval_data after each epoch
                  eval_data=None,                           # mode "eval": a DataLoader (or Dataset) whose batches hold the row ids
                  index_key: str | int = "index",           # where a batch holds its row ids: a dict key or a tuple position
+                 label_key: str | int | None = "auto",     # where it holds its labels, checked against those given for its row ids; "auto": labels/label/y/target(s) or position 1; None: unchecked
                  logits_key: str = "logits",               # mode "online": key of the (B, K) logits in the dict training_step returns
                  forward=None,                             # mode "eval": (module, batch) -> (B, K) logits; module.predict_step(batch, i) when None
                  eval_batch_size: int = 1024,              # rows per forward when eval_data is a Dataset
                  overwrite: bool = False,                  # replace complete epochs an earlier run left in `store`
                  max_logit_bytes: int = 2**29,             # the Recorder's (R, K) logit buffer is kept when it fits in this many bytes
                  keep_probs=()):                           # epochs (1-based, epochs done) after which every row's probabilities are kept (EL2N)
-        self.index_key, self.logits_key, self.forward = index_key, logits_key, forward
+        self.index_key, self.label_key, self.logits_key, self.forward = index_key, label_key, logits_key, forward
         self._start_recording(labels, rows, store, mode, eval_data, lambda ds: DataLoader(ds, batch_size=eval_batch_size),
-                              overwrite=overwrite, max_logit_bytes=max_logit_bytes, keep_probs=keep_probs)
+                              overwrite=overwrite, max_logit_bytes=max_logit_bytes, keep_probs=keep_probs, label_key=label_key)
 
     def on_train_start(self, trainer, pl_module):
         if trainer.world_size > 1: raise RuntimeError(f"MAPDCallback records in one process, but the trainer runs {trainer.world_size} (DDP is not supported)")
@@ -52,7 +53,7 @@ class MAPDCallback(_RecordingCallback, pl.Callback):
         if not isinstance(outputs, Mapping) or self.logits_key not in outputs:
             raise ValueError(f"online recording needs training_step to return its logits: return {{'loss': loss, {self.logits_key!r}: logits}} "
                              f"(it returned {type(outputs).__name__}{' with the keys ' + str(list(outputs)) if isinstance(outputs, Mapping) else ''})")
-        self.recording.record(_batch_rows(batch, self.index_key), outputs[self.logits_key])
+        self.recording.record(_batch_rows(batch, self.index_key), outputs[self.logits_key], _batch_labels(batch, self.label_key, self.index_key))
 
     @torch.no_grad()
     def _evaluate(self, trainer, pl_module):
@@ -63,7 +64,8 @@ class MAPDCallback(_RecordingCallback, pl.Callback):
             for i, batch in enumerate(self.eval_data):
                 batch = trainer.strategy.batch_to_device(batch)
                 rows = _batch_rows(batch, self.index_key)
-                self.recording.record(rows, pl_module.predict_step(batch, i) if self.forward is None else self.forward(pl_module, batch))
+                self.recording.record(rows, pl_module.predict_step(batch, i) if self.forward is None else self.forward(pl_module, batch),
+                                      _batch_labels(batch, self.label_key, self.index_key))
         pl_module.train(was)
 
     def on_train_epoch_end(self, trainer, pl_module):
