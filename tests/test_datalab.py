@@ -150,6 +150,28 @@ def test_bad_input(fm_audit):
     with pytest.raises(FileNotFoundError, match="neither an audit's metadata.parquet"): find_mapd_issues(audit.path.parent)
 
 
+
+def test_rows_in_another_order_are_refused_whatever_the_labels_are_called(fm_audit):
+    """Issue 32.5: a Datalab whose labels are class names (not ids) in another order than the table's was let through, and a third of its rows got another
+    example's score; now the pairing of each table class with one name is checked row by row, for names, for ids, and for rows reordered, cut or repeated."""
+    audit, _ = fm_audit
+    t = audit.table
+    names = np.array(["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"])
+    y = t.label.to_numpy()
+    lab = find({"label": names[y]}, mapd={"source": audit})   # in the table's order: accepted
+    assert len(lab.get_issues("mapd_random_labels")) == len(t)
+    order = np.random.default_rng(0).permutation(len(t))
+    moved = [order,                                        # reordered
+             np.roll(np.arange(len(t)), 1),                # shifted by one row
+             np.r_[np.arange(len(t) - 50), np.arange(50)],  # the last rows replaced by the first again
+             np.where(np.arange(len(t)) % 7 == 0, np.roll(np.arange(len(t)), 3), np.arange(len(t)))]   # every 7th row from elsewhere
+    for o in moved:
+        for labels in (names[y[o]], y[o]):   # by name, by id
+            if (labels == (names[y] if labels.dtype.kind == "U" else y)).mean() > 0.995: continue   # (a reordering that left the labels as they were)
+            with pytest.raises(ValueError, match="the Datalab's labels differ from the MAP-D table's"): find({"label": labels}, mapd={"source": audit})
+    with pytest.raises(ValueError, match="Datalab label '[A-Za-z-]+'"):   # the Datalab's own name of the label, not its position
+        find({"label": names[y[order]]}, mapd={"source": audit})
+
 def test_mapd_imports_without_cleanlab():
     "The core package needs no cleanlab; the integration says how to get it."
     code = ("import sys; sys.modules['cleanlab'] = None\n"

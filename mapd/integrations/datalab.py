@@ -174,14 +174,23 @@ class MAPDIssueManager(IssueManager):
 
     def _check_labels(self):
         "Refuse rows whose given label in the table is not the Datalab's: the rows are not aligned."
-        lab = self.datalab
-        if not lab.has_labels or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in lab.class_names): return  # labels by name: nothing to compare ids with
-        given, f = np.asarray(lab.class_names, np.int64)[np.asarray(lab.labels)], self.frame
-        bad = f.mapd_scored.to_numpy() & (f.label.to_numpy(np.int64, na_value=-1) != given)
+        lab, f = self.datalab, self.frame
+        if not lab.has_labels: return
+        scored, mine = f.mapd_scored.to_numpy(), f.label.to_numpy(np.int64, na_value=-1)
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in lab.class_names):
+            given = np.asarray(lab.class_names, np.int64)[np.asarray(lab.labels)]   # class ids: compared with the table's row by row
+        else:   # labels by name: aligned rows pair each class id of the table with one name, and each name with one id
+            named = np.asarray(lab.labels, np.int64)   # positions in class_names
+            to_name = pd.crosstab(mine[scored], named[scored]).idxmax(axis=1)   # the name most rows of each table class carry
+            to_name = to_name[~to_name.duplicated(keep=False)]                  # a name two table classes share belongs to neither
+            given = np.where(to_name.reindex(mine).to_numpy() == named, mine, -2)   # -2: not the name of the row's class
+        bad = scored & (mine != given)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
+            shown = lab.class_names[int(np.asarray(lab.labels)[i])]
+            shown = shown.item() if isinstance(shown, np.generic) else shown   # 'Dress', not np.str_('Dress')
             raise ValueError(f"the Datalab's labels differ from the MAP-D table's on {int(bad.sum()):,} of {int(f.mapd_scored.sum()):,} rows (first: row {i}, "
-                             f"example {f['index'].iloc[i]}, Datalab label {given[i]}, table label {f.label.iloc[i]}): the rows are not aligned; pass rows=, "
+                             f"example {f['index'].iloc[i]}, Datalab label {shown!r}, table label {f.label.iloc[i]}): the rows are not aligned; pass rows=, "
                              "the example id of each Datalab row (or check_labels=False where the labels differ on purpose)")
 
     @classmethod

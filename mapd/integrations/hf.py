@@ -19,7 +19,7 @@ try: from transformers import TrainerCallback, default_data_collator
 except ImportError as e:  # an optional extra: the core package imports without it
     raise ImportError('mapd.integrations.hf needs Hugging Face transformers; install it with: pip install "mapd[hf]"') from e
 
-from .callbacks import _RecordingCallback, _batch_rows
+from .callbacks import _RecordingCallback, _batch_rows, _batch_labels
 
 # %% auto #0
 __all__ = ['MAPDTrainerCallback']

@@ -19,7 +19,7 @@ try: import lightning.pytorch as pl
 except ImportError as e:  # an optional extra: the core package imports without it
     raise ImportError('mapd.integrations.lightning needs PyTorch Lightning; install it with: pip install "mapd[lightning]"') from e
 
-from .callbacks import _RecordingCallback, _batch_rows
+from .callbacks import _RecordingCallback, _batch_rows, _batch_labels
 
 # %% auto #0
 __all__ = ['MAPDCallback']
