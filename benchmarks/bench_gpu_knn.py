@@ -114,7 +114,7 @@ def main(argv=None):
     Gd, codes = torch.from_numpy(G).to(dev), torch.as_tensor(codes, device=dev)
     floor = lambda: [knn_fractions(Xd[i:i + a.chunk], Gd, codes, a.k, len(classes)) for i in range(0, N, a.chunk)]
     t, ts, _ = timed(floor, dev, a.repeats, a.warmup); row(f"knn_fractions on the device, chunks of {a.chunk}", t, N, ts)
-    del Xd
+    Xd = None  # the device copy freed (the lambdas above are done with it)
     if cuml_available():
         t, ts, _ = timed(lambda: MAPD(a.k, backend="cuml").fit(G, m).predict_proba(X), dev, a.repeats, a.warmup); row("mapd MAPD, cuML backend", t, N, ts)
     t, ts, P_slice = timed(lambda: ours(Xs), dev, a.repeats, a.warmup); row("mapd MAPD, slice", t, S, ts)

@@ -146,7 +146,7 @@ def store_bench(a) -> dict:
                     st = TrajectoryStore(work/name)
                     meas[name][r]["cold"].append(_measure(lambda: fn(st)))
                     meas[name][r]["warm"].append(_measure(lambda: fn(st)))
-                    del st
+                    st = None
             print(f"repeat {rep + 1}/{a.repeats}: " + ", ".join(f"{r} {meas['float16'][r]['cold'][-1]['s']:.2f}/{meas['float32'][r]['cold'][-1]['s']:.2f}s"
                                                               for r in reads) + " (cold, float16/float32)", flush=True)
         for name, q in DTYPES.items():

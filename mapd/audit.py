@@ -493,6 +493,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     train, test = _load_data(config, data)   # checked before anything is written, so that bad input leaves no trace
     unset = [f for f in ("n_fit", "n_heldout", "k", "score_epochs") if getattr(config, f) is None]
     config = sized(config, train); _check_data(config, train, test)   # the sizes the data leaves room for, stored as chosen
+    if config.scores not in ("heldout", "speed"): load_cscores(config.scores, train.labels)   # a score file is checked before anything is written too
     sizes_chosen = {f: getattr(config, f) for f in unset}
     cfg_dict = json.loads(json.dumps(asdict(config)))
     with ExitStack() as held:

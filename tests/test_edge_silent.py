@@ -24,7 +24,7 @@ def test_constant_score_file_refused(tmp_path, value):
     fn = tmp_path/"const.npz"; np.savez(fn, scores=np.full(300, value, np.float32), labels=np.arange(300) % 3)
     args[args.index("--scores") + 1] = str(fn)
     fails(args + ["--out", str(tmp_path/"o")], str(fn), "rank no example")
-    assert not (tmp_path/"o"/"results.json").exists()   # TODO: the score file is read after the folder is claimed (it holds the mark and config.json)
+    assert not (tmp_path/"o").exists()   # the score file is checked before the folder is made
 
 
 def test_other_audits_results_refused(audits, tmp_path):
