@@ -78,6 +78,9 @@ def load_plan(path: str | Path) -> dict:
         s = c.get("per_seed")
         if s is not None and not (isinstance(s, dict) and isinstance(s.get("file"), str) and isinstance(s.get("value", "test_acc"), str)):
             raise ValueError(f"{path}: claim {c.get('claim')!r}: per_seed is a mapping with `file` (a CSV in the run's folder) and `value` (its column)")
+    texts = [c.get("claim") for c in plan.get("claims") or []]
+    twice = sorted({t for t in texts if texts.count(t) > 1})
+    if twice: raise ValueError(f"{path}: claim texts must be unique (a reader finds a row by its text), repeated: {twice}")
     if not isinstance(plan.get("notes") or "", str): raise ValueError(f"{path}: `notes` must be text (a YAML block of Markdown bullets)")
     for runs, _ in _notes(plan.get("notes") or ""):
         unknown = [n for n in runs if n not in names]

@@ -83,6 +83,15 @@ def test_names_equal_but_for_case_are_refused(tmp_path):
         load_plan(_plan(tmp_path, runs=("audit", "Audit")))
 
 
+def test_claims_with_the_same_text_are_refused(tmp_path):
+    "The README's row of a claim is found by its text: two claims with one text would show one's number under the other's key."
+    p = yaml.safe_load(_plan(tmp_path).read_text())
+    run = p["runs"][0]["name"]
+    p["claims"] = [dict(claim="The same", run=run, key="a"), dict(claim="The same", run=run, key="b")]
+    (tmp_path/"report.yaml").write_text(yaml.safe_dump(p))
+    with pytest.raises(ValueError, match="claim texts must be unique.*The same"): load_plan(tmp_path/"report.yaml")
+
+
 @pytest.mark.parametrize("text, match", [
     ("runs: !!python/object/apply:os.system [echo hi]\n", r"report.yaml, line 1: .*python/object"),
     ("runs:\n  - name: a\n    notebook: [unclosed\n", r"report.yaml, line \d+"),
