@@ -651,7 +651,8 @@ class Audit:
         saved = _read_json(out/"config.json", f"{out} cannot be reopened; run the audit again into another folder")
         results = _read_json(out/"results.json", f"delete it and run the audit again into {out} to recompute it")
         params = results.get("parameters")
-        if isinstance(params, dict) and (other := sorted(k for k in params if k in saved and saved[k] != params[k])):
+        where = lambda k: k in ("data_root", "device") or (k == "scores" and {saved[k], params[k]}.isdisjoint({"heldout", "speed"}))   # where things are, not what was audited: a moved folder or a resume elsewhere changes them
+        if isinstance(params, dict) and (other := sorted(k for k in params if k in saved and saved[k] != params[k] and not where(k))):
             raise ValueError(f"{out/'results.json'} belongs to another audit than {out/'config.json'} (they differ in {', '.join(other)}): "
                              f"put back this audit's results.json, or delete it and run the audit again into {out}")
         if not (out/"trajectories"/"meta.json").exists():
