@@ -17,7 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .core import as_numpy, check_labels, check_same_length, progress
-from .data import ImageDataset, load_fashion_mnist
+from .data import ImageDataset, load_fashion_mnist, _outside
 
 # %% auto #0
 __all__ = ['CLOTHING1M_CLASSES', 'CLOTHING1M_SPLITS', 'CLOTHING1M_GROUPS', 'WATERBIRDS_CLASSES', 'WATERBIRDS_GROUPS',
@@ -136,7 +136,7 @@ def _check_paths(names, source: Path, where, root: Path | None = None):
 def _inside(root: Path, folder: Path, names, source: Path, where) -> list[Path]:
     "`folder / name` for the image paths `names` read from `source`, refusing any that is not a relative path or leads, through a link, out of `root`."
     top = os.path.realpath(root)
-    prefix, dirs, out = os.path.join(top, ""), {}, []
+    dirs, out = {}, []
     for i, n in enumerate(names):
         why = _path_problem(n)
         if why is None:
@@ -144,7 +144,7 @@ def _inside(root: Path, folder: Path, names, source: Path, where) -> list[Path]:
             d = dirs.get(head) or dirs.setdefault(head, os.path.realpath(head))  # one realpath per folder: a million images sit in a few thousand
             real = os.path.join(d, tail)
             if os.path.islink(real): real = os.path.realpath(real)
-            if real != top and not real.startswith(prefix): why = f"leads through a symbolic link to {real}, outside the data root"
+            if _outside(top, real): why = f"leads through a symbolic link to {real}, outside the data root"   # the image folders' rule
         if why: raise _bad_path(source, where(i), n, why, Path(top))
         out.append(folder / n)
     return out
