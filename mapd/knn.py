@@ -167,10 +167,10 @@ class MAPD:
         "kth", `(N,)` distance to the k-th nearest of the probes in the mask `among` (all when None)."""
         dev, k, N, C = resolve_device(self.device), self.k, len(X), len(self.classes_)
         G = self._X if among is None else self._X[torch.as_tensor(among)]
-        if mode == "proba": P = torch.zeros(N, C)
-        elif mode == "neighbors": D, J = torch.empty(N, k), torch.empty(N, k, dtype=torch.long)
-        else: R = torch.empty(N)
-        if dev.type == "cpu":
+        if dev.type == "cpu":   # the results, filled chunk by chunk on the host (the GPU's stay on the device, copied once at the end)
+            if mode == "proba": P = torch.zeros(N, C)
+            elif mode == "neighbors": D, J = torch.empty(N, k), torch.empty(N, k, dtype=torch.long)
+            else: R = torch.empty(N)
             key = None if among is None else np.packbits(among).tobytes()
             if key not in self._cpu: self._cpu[key] = _CPUSearch(G, k)
             s = self._cpu[key]
