@@ -409,6 +409,8 @@ def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_i
     prev = prevalence(pred, table, null_shares=config.null_shares(), seed=config.seed,
                       fixed={"random_labels": labels_wrong} if labels_wrong is not None else None)
     save_table(table, out/"metadata.parquet")
+    if check4:   # the four-category check's call beside the six-category one, so both accuracies rebuild from this file
+        pred = pred.merge(check4["predictions"][["row", "predicted"]].rename(columns={"predicted": "predicted_4"}), on="row", how="left")
     save_table(pred, out/"probe_predictions.csv")
     pairs, warnings = probe_diagnostics(pred, thresholds, advice=_advice(config, std))
     save_table(pairs, out/"probe_separability.csv")
@@ -419,7 +421,7 @@ def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_i
                             f"images, ordinary examples look like the {c} probes to this model: look at the flagged images before acting on them")
     if std_info and not std_info["reached"]:
         warnings.append(f"no noise std up to {std} is learned clearly more slowly than clean images by a short {config.score_model} run "
-                        f"(largest accuracy drop {max(std_info['grid']['drop']):.1%}, {std_info['required_drop']:.0%} required): corrupted probes "
+                        f"(largest accuracy drop {100 * max(std_info['grid']['drop']):.1f} points, {100 * std_info['required_drop']:.0f} points required): corrupted probes "
                         "will resemble ordinary examples" + ("; a model that memorises noise less readily (--model cnn or resnet18) separates them better" if config.model == "mlp" else ""))
     if thresholds is None: warnings.append("no held-out typical or atypical probes to calibrate flags on: the table has no flag_ columns, and its category is the k-NN's argmax")
     return dict(

@@ -22,6 +22,11 @@ def test_audit_outputs(digits_audit):
     results = json.loads((out/"results.json").read_text())
     for key in ("probe_accuracy_4", "probe_accuracy_6", "mislabel_auroc"):
         assert 0 <= results[key] <= 1
+    pred = pd.read_csv(out/"probe_predictions.csv")   # both held-out checks rebuild from the committed file
+    assert (pred.predicted == pred.category).mean() == pytest.approx(results["probe_accuracy_6"])
+    four = pred[pred.predicted_4.notna()]
+    assert set(four.category) == {"typical", "atypical", "random_labels", "corrupted"}
+    assert (four.predicted_4 == four.category).mean() == pytest.approx(results["probe_accuracy_4"])
     assert results["parameters"]["noise"] == 0.2 and "mapd_version" in results
     table = load_table(out/"metadata.parquet")
     st = TrajectoryStore(out/"trajectories")
