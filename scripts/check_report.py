@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mapd.groups import detection_prf
+from mapd.rankings import read_rankings, auroc_of_ranking
 from mapd.report import load_plan, render_readme, _lookup, _shown, per_seed, _read_manifest
 
 
@@ -50,6 +52,28 @@ class Files:
         if rel not in self.cache: self.cache[rel] = pd.read_csv(self.path(rel), **kw)
         self.read.add(rel)
         return self.cache[rel]
+
+    def parquet(self, rel: str) -> pd.DataFrame:
+        if rel not in self.cache: self.cache[rel] = pd.read_parquet(self.path(rel))
+        self.read.add(rel)
+        return self.cache[rel]
+
+    def rankings(self, rel: str) -> dict:
+        "The named rankings and flag sets of a `mapd.rankings.write_rankings` file."
+        if rel not in self.cache: self.cache[rel] = read_rankings(self.path(rel))
+        self.read.add(rel)
+        return self.cache[rel]
+
+    def json(self, rel: str) -> dict:
+        if rel not in self.cache: self.cache[rel] = json.loads(self.path(rel).read_text())
+        self.read.add(rel)
+        return self.cache[rel]
+
+
+def _flag_prf(bits: pd.DataFrame) -> dict:
+    "Precision, recall, F1 and the FDR reached of a flag set (truth and flag per row)."
+    prf = detection_prf(bits.value.to_numpy(bool), bits.truth.to_numpy(bool))
+    return {**prf, "fdr": 1 - prf["precision"] if bits.value.any() else 0.0}
 
 
 def _median_of_kinds(f: Files, kinds, method: str) -> float:
@@ -88,12 +112,29 @@ def rebuild(c: dict, f: Files):
             r = f.csv("label_noise/runs.csv"); r = r[(r.kind == "symmetric") & (r.pretrain == 7)]
             m = r.groupby(["level", "method"]).final_test_acc.mean().unstack()
             return float((m["mapd_binary"] - m["mapd"]).mean())
-    if run == "compare":
-        comp = f.csv("compare/comparison.csv")
+    if run == "compare" and "compare/rankings.parquet" in f.tracked:   # from the rows: every mislabeled AUROC and every flag
+        rk = f.rankings("compare/rankings.parquet")
+        def auroc(noise, problem, method): return auroc_of_ranking(rk[f"rank:{noise}/{problem}/{method}"])
+        def best(noise, problem):
+            mine = [n for n in rk if n.startswith(f"rank:{noise}/{problem}/") and not n.split("/", 2)[2].startswith("MAP-D")]
+            if not mine: raise KeyError(f"no single-axis ranking of {noise}/{problem} in compare/rankings.parquet")
+            return max(auroc_of_ranking(rk[n]) for n in mine)
+        head, _, rest = key.partition(".")
+        if head in ("promise_f1", "promise_precision", "promise_fdr"):
+            return float(_flag_prf(rk[f"flag:{rest}/table"])[head.split("_", 1)[1]])
+        if head == "promise_wrong_estimated":   # the audit's own count (confident learning on its held-out models), in its results.json
+            src = {"clean": "audit", "symmetric": "audit_noise20", "asymmetric": "audit_asym20", "instance": "audit_inst20"}[rest]
+            return float(f.json(f"{src}/results.json")["prevalence"]["random_labels"]["share"])
+        if key == "best_own_rule_f1.symmetric":
+            return max(_flag_prf(b)["f1"] for n, b in rk.items() if n.startswith("flag:symmetric/") and n != "flag:symmetric/table"
+                       and not n.split("/", 1)[1].startswith("MAP-D"))
+    else:
+        comp = f.csv("compare/comparison.csv") if run == "compare" else None
         def auroc(noise, problem, method): return float(comp[(comp.noise == noise) & (comp.problem == problem) & (comp.method == method)].auroc.iloc[0])
         def best(noise, problem):
             g = comp[(comp.noise == noise) & (comp.problem == problem) & ~comp.method.str.startswith("MAP-D")]
             return float(g.auroc.max())
+    if run == "compare":
         head, _, rest = key.partition(".")
         if head.startswith("promise_"):
             fp = f.csv("compare/flag_promise.csv").set_index("noise")
@@ -130,6 +171,9 @@ def rebuild(c: dict, f: Files):
         p = f.csv(f"{run}/probe_predictions.csv")
         return float((p.predicted == p.category).mean())
     if run in ("audit", "audit_noise20") and key == "probe_accuracy_4":
+        p = f.csv(f"{run}/probe_predictions.csv")
+        if "predicted_4" in p:
+            p = p[p.predicted_4.notna()]; return float((p.predicted_4 == p.category).mean())
         raise NotRebuildable(f"needs {run}/trajectories (git-ignored): the four-category k-NN is refitted on the probes' "
                              "trajectories; the six-category predictions in probe_predictions.csv do not give it")
     if run == "audit" and key == "test_accuracy": return float(f.csv("audit/history.csv").test_acc.iloc[-1])
@@ -138,7 +182,18 @@ def rebuild(c: dict, f: Files):
         return {"typical_fastest": area.idxmax() == "typical", "random_labels_slowest": area.idxmin() == "random_labels",
                 "typical_before_corrupted": area["typical"] > area["corrupted"], "atypical_before_corrupted": area["atypical"] > area["corrupted"]}[key]
     if run in ("audit_noise20", "audit_asym20", "audit_inst20") and key.startswith("mislabel_auroc"):
+        if f"{run}/rankings.parquet" in f.tracked:
+            which = {"mislabel_auroc": "score", "mislabel_auroc_vote": "vote", "mislabel_auroc_mean_loss": "mean_loss"}[key]
+            return auroc_of_ranking(f.rankings(f"{run}/rankings.parquet")[f"rank:mislabel/{which}"])
         f.path(f"{run}/metadata.parquet")
+    if run == "probe_suites":
+        head, _, name = key.partition(".")
+        if head in ("accuracy_4", "accuracy_6"):
+            c = f.parquet("probe_suites/calls.parquet"); suite, noise = name.split("_noise")
+            c = c[(c.suite.astype(str) == suite) & (np.round(100 * c.noise) == int(noise))]
+            col = "predicted_4" if head == "accuracy_4" else "predicted"
+            c = c[c[col].notna()]
+            return float((c[col].astype(str) == c.category.astype(str)).mean())
     if run == "audit" and key == "image_problem_flag_rate":
         t = pd.read_parquet(f.path("audit/metadata.parquet"))
         flags = [c for c in ("flag_random_inputs", "flag_corrupted", "flag_ood") if c in t.columns]
