@@ -16,8 +16,7 @@ import pandas as pd
 import torch
 from fastcore.basics import patch
 
-import mapd
-from .core import Presets, with_defaults, resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries, located
+from .core import Presets, with_defaults, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries, located, mapd_version
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .sources import as_image_data
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, label_issues, DEFAULT_SCORE_CONFIG
@@ -25,7 +24,7 @@ from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_st
 from .models import MODELS, make_model
 from .train import TrainConfig, TRAIN_PRESETS, fit, world, on_rank0, process_device
 from .store import TrajectoryStore
-from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS, FLAG_RULES, SCORED_BY, prevalence, flag_table, _calibration
+from .metadata import calibrated_table, probe_check, save_table, load_table, detection_scores, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS, FLAG_RULES, prevalence
 from .plots import image_grid
 from .explore import Explorer
 from .page import write_page
@@ -302,7 +301,7 @@ def _claim(out: Path, cfg_dict: dict, fps: dict, say):
                                          f"or delete {out} to start over")
     elif _has_finished_work(out):
         raise FileExistsError(f"{out} holds trajectories but no config.json: it is not an audit this version can resume; choose another output folder")
-    if not marked: write_json(out/AUDIT_MARK, {"mapd_version": mapd.__version__})   # first: from here on the folder is this audit's
+    if not marked: write_json(out/AUDIT_MARK, {"mapd_version": mapd_version()})   # first: from here on the folder is this audit's
     write_json(out/"config.json", {**cfg_dict, "paths_from_audit": _paths_from(out, cfg_dict)})
     write_json(out/"fingerprints.json", fps)
 
@@ -541,7 +540,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
                            unrecognised_rows=int(unk.sum()) if unk is not None else None,
                            doubted_rows=int(hflags["doubted"].sum()) if hflags["doubted"] is not None else None)
             if config.noise > 0: results.update(_noise_results(train, suite, store, table, cover[0] if cover else None))
-            results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd.__version__,
+            results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd_version(),
                            torch_version=torch.__version__, device=str(device), processes=n_proc)
             write_json(out/"results.json", results)
             return results

@@ -14,11 +14,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .core import resolve_device, progress, check_labels, check_fields
+from .core import resolve_device, check_fields
 from .data import ImageDataset
 from .models import make_model
 from .core import Presets, run_fields
-from .train import TrainConfig, TRAIN_PRESETS, Normalize, Loop, Hook, soft_cross_entropy, accuracy, predict_logits
+from .train import TrainConfig, TRAIN_PRESETS, Normalize, Loop, Hook, soft_cross_entropy, predict_logits
 from .knn import knn_fractions
 from .baselines import bmm_scores, bmm_posterior
 from .metadata import detection_scores

@@ -6,15 +6,15 @@ Docs: https://mapd-dev.github.io/mapd/prioritized.html.md"""
 
 # %% ../nbs/15_prioritized.ipynb #92d15ea2
 from __future__ import annotations
-import math, time
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .core import resolve_device, progress, check_fields, run_fields
+from .core import resolve_device, check_fields, run_fields
 from .data import ImageDataset
 from .models import make_model
 from .train import TrainConfig, Normalize, Loop, Hook, fit, accuracy, predict_logits

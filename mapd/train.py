@@ -7,9 +7,8 @@ Docs: https://mapd-dev.github.io/mapd/train.html.md"""
 # %% ../nbs/04_train.ipynb #ed7362d3
 from __future__ import annotations
 import json, math, os, time
-from dataclasses import dataclass, asdict, replace
+from dataclasses import dataclass, asdict
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
