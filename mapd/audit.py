@@ -20,11 +20,12 @@ from .core import Presets, with_defaults, seed_everything, write_json, atomic_wr
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .sources import as_image_data
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, label_issues, DEFAULT_SCORE_CONFIG
-from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES, _ood_source
+from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, corrupt_std_setting, CATEGORIES, MAIN_CATEGORIES, _ood_source
 from .models import MODELS, make_model
+from .knn import DEFAULT_K
 from .train import TrainConfig, TRAIN_PRESETS, fit, world, on_rank0, process_device
 from .store import TrajectoryStore
-from .metadata import calibrated_table, probe_check, save_table, load_table, detection_scores, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS, FLAG_RULES, prevalence
+from .metadata import calibrated_table, probe_check, save_table, load_table, detection_scores, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS, FLAG_RULES, prevalence, DEFAULT_Q, DEFAULT_ALPHA
 from .plots import image_grid
 from .explore import Explorer
 from .page import write_page
@@ -82,8 +83,8 @@ class AuditConfig:
     corrupt_std: str = "auto"        # noise of the corrupted probe: "auto" (chosen by a proxy run, see choose_corrupt_std), "paper" (0.1 CIFAR, 0.25 else) or a number
     corrupt_with: tuple | None = None  # corrupted probe drawn from these corruptions of mapd.corruptions, one per probe at severity 2 to 5 (then corrupt_std is unused); None: Gaussian noise at corrupt_std
     flags: str = "fdr"               # "fdr": at most q of each flag's rows are expected false (Benjamini-Hochberg on conformal p-values against held-out natural probes); "rate": at most alpha of clean examples like those probes carry any problem flag
-    q: float = 0.1                   # the false discovery rate of each flag_<category> (flags="fdr")
-    alpha: float = 0.05              # the false-flag rate on held-out natural probes (flags="rate")
+    q: float = DEFAULT_Q             # the false discovery rate of each flag_<category> (flags="fdr")
+    alpha: float = DEFAULT_ALPHA     # the false-flag rate on held-out natural probes (flags="rate")
     ood: str = "auto"                # "auto", "sketch", "digits", "shapes" (synthetic) or "mixed" (half sketches, half foreign images)
     k: int | None = None             # neighbours; None: the paper's 20, or half of n_fit where that is below 40
     cover: str = "auto"              # "all": a second run, in which the examples the edited probes were made from train as themselves, gives every example a row (twice the training); "trained": trained rows and natural probes only; "auto": all up to 20,000 examples
@@ -115,10 +116,8 @@ class AuditConfig:
         if self.n_fit is not None and self.k is not None and self.n_fit < self.k:
             raise ValueError(f"AuditConfig: n_fit={self.n_fit} probes per category are fewer than k={self.k} neighbours: "
                              "each category needs at least k fit-split probes; raise n_fit or lower k")
-        if self.corrupt_std not in ("auto", "paper"):
-            try: ok = math.isfinite(float(self.corrupt_std)) and float(self.corrupt_std) > 0
-            except ValueError: ok = False
-            if not ok: raise ValueError(f"AuditConfig: corrupt_std must be 'auto', 'paper' or a positive number, got {self.corrupt_std!r}")
+        try: corrupt_std_setting(self.corrupt_std)   # kept as its text (so config.json compares as before), read through this one parser
+        except ValueError as e: raise ValueError(f"AuditConfig: {e}") from None
 
     def null_shares(self) -> dict | None:
         "The share of the rows each natural probe's pool stands for (`mapd.metadata.prevalence`), where both are drawn from shares of the data."
@@ -194,8 +193,9 @@ def _fingerprints(config: AuditConfig, train: ImageDataset, test: ImageDataset |
 
 def _corrupt_std(config: AuditConfig, train, out: Path | None, device, quiet: bool) -> tuple[float | None, dict]:
     "The corrupted probe's noise: chosen by a proxy run (cached in out/corrupt_std.json), the paper's, or the configured number."
-    if "corrupted" not in config.categories or config.corrupt_std == "paper": return None, {}
-    if config.corrupt_std != "auto": return float(config.corrupt_std), {}
+    std = corrupt_std_setting(config.corrupt_std)
+    if "corrupted" not in config.categories or std == "paper": return None, {}
+    if std != "auto": return std, {}
     fn = out/"corrupt_std.json" if out is not None else None
     d = on_rank0(lambda: json.loads(fn.read_text()) if fn is not None and fn.exists() else None)   # chosen before: resume with it
     if d is not None: return d["chosen"], d
@@ -576,7 +576,7 @@ def sized(config: AuditConfig, train: ImageDataset) -> AuditConfig:
             n = min(500, int(_PROBE_SHARE * N / max(_taking(config, train), 1)))
             chosen.update(n_fit=-(-n // 2), n_heldout=n // 2)
     n_fit = chosen.get("n_fit", config.n_fit)
-    if config.k is None: chosen["k"] = 20 if n_fit >= 40 else max(3, n_fit // 2)
+    if config.k is None: chosen["k"] = DEFAULT_K if n_fit >= 2 * DEFAULT_K else max(3, n_fit // 2)
     if config.score_epochs is None:
         steps = math.ceil(max(config.score_ratios) * N / DEFAULT_SCORE_CONFIG.batch_size)   # per epoch, on the largest subset
         chosen["score_epochs"] = int(min(200, max(4, math.ceil(_MIN_SCORE_STEPS / max(steps, 1)))))
