@@ -797,7 +797,7 @@ def show(self: Audit, category: str,  # one of the audit's categories
 @patch
 def explore(self: Audit, **kwargs):  # passed to `Explorer` (n_show, ncols, tile, ...)
     "The widget explorer of this audit, for a notebook: scrub the epochs, see each category's images and loss curves."
-    return Explorer(self.path, dataset=kwargs.pop("dataset", self.train), **kwargs)
+    return Explorer(self, dataset=kwargs.pop("dataset", self.train), **kwargs)
 
 # %% ../nbs/09_audit.ipynb #cd8c8d8d
 @patch
