@@ -16,16 +16,16 @@ import pandas as pd
 import torch
 from fastcore.basics import patch
 
-import mapd
-from .core import Presets, with_defaults, resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries, located
+from .core import Presets, with_defaults, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries, located, mapd_version
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .sources import as_image_data
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, label_issues, DEFAULT_SCORE_CONFIG
-from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES, _ood_source
+from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, corrupt_std_setting, CATEGORIES, MAIN_CATEGORIES, _ood_source
 from .models import MODELS, make_model
+from .knn import DEFAULT_K
 from .train import TrainConfig, TRAIN_PRESETS, fit, world, on_rank0, process_device
 from .store import TrajectoryStore
-from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS, FLAG_RULES, SCORED_BY, prevalence, flag_table, _calibration
+from .metadata import calibrated_table, probe_check, save_table, load_table, detection_scores, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS, FLAG_RULES, prevalence, DEFAULT_Q, DEFAULT_ALPHA
 from .plots import image_grid
 from .explore import Explorer
 from .page import write_page
@@ -83,8 +83,8 @@ class AuditConfig:
     corrupt_std: str = "auto"        # noise of the corrupted probe: "auto" (chosen by a proxy run, see choose_corrupt_std), "paper" (0.1 CIFAR, 0.25 else) or a number
     corrupt_with: tuple | None = None  # corrupted probe drawn from these corruptions of mapd.corruptions, one per probe at severity 2 to 5 (then corrupt_std is unused); None: Gaussian noise at corrupt_std
     flags: str = "fdr"               # "fdr": at most q of each flag's rows are expected false (Benjamini-Hochberg on conformal p-values against held-out natural probes); "rate": at most alpha of clean examples like those probes carry any problem flag
-    q: float = 0.1                   # the false discovery rate of each flag_<category> (flags="fdr")
-    alpha: float = 0.05              # the false-flag rate on held-out natural probes (flags="rate")
+    q: float = DEFAULT_Q             # the false discovery rate of each flag_<category> (flags="fdr")
+    alpha: float = DEFAULT_ALPHA     # the false-flag rate on held-out natural probes (flags="rate")
     ood: str = "auto"                # "auto", "sketch", "digits", "shapes" (synthetic) or "mixed" (half sketches, half foreign images)
     k: int | None = None             # neighbours; None: the paper's 20, or half of n_fit where that is below 40
     cover: str = "auto"              # "all": a second run, in which the examples the edited probes were made from train as themselves, gives every example a row (twice the training); "trained": trained rows and natural probes only; "auto": all up to 20,000 examples
@@ -116,10 +116,8 @@ class AuditConfig:
         if self.n_fit is not None and self.k is not None and self.n_fit < self.k:
             raise ValueError(f"AuditConfig: n_fit={self.n_fit} probes per category are fewer than k={self.k} neighbours: "
                              "each category needs at least k fit-split probes; raise n_fit or lower k")
-        if self.corrupt_std not in ("auto", "paper"):
-            try: ok = math.isfinite(float(self.corrupt_std)) and float(self.corrupt_std) > 0
-            except ValueError: ok = False
-            if not ok: raise ValueError(f"AuditConfig: corrupt_std must be 'auto', 'paper' or a positive number, got {self.corrupt_std!r}")
+        try: corrupt_std_setting(self.corrupt_std)   # kept as its text (so config.json compares as before), read through this one parser
+        except ValueError as e: raise ValueError(f"AuditConfig: {e}") from None
 
     def null_shares(self) -> dict | None:
         "The share of the rows each natural probe's pool stands for (`mapd.metadata.prevalence`), where both are drawn from shares of the data."
@@ -195,8 +193,9 @@ def _fingerprints(config: AuditConfig, train: ImageDataset, test: ImageDataset |
 
 def _corrupt_std(config: AuditConfig, train, out: Path | None, device, quiet: bool) -> tuple[float | None, dict]:
     "The corrupted probe's noise: chosen by a proxy run (cached in out/corrupt_std.json), the paper's, or the configured number."
-    if "corrupted" not in config.categories or config.corrupt_std == "paper": return None, {}
-    if config.corrupt_std != "auto": return float(config.corrupt_std), {}
+    std = corrupt_std_setting(config.corrupt_std)
+    if "corrupted" not in config.categories or std == "paper": return None, {}
+    if std != "auto": return std, {}
     fn = out/"corrupt_std.json" if out is not None else None
     d = on_rank0(lambda: json.loads(fn.read_text()) if fn is not None and fn.exists() else None)   # chosen before: resume with it
     if d is not None: return d["chosen"], d
@@ -302,7 +301,7 @@ def _claim(out: Path, cfg_dict: dict, fps: dict, say):
                                          f"or delete {out} to start over")
     elif _has_finished_work(out):
         raise FileExistsError(f"{out} holds trajectories but no config.json: it is not an audit this version can resume; choose another output folder")
-    if not marked: write_json(out/AUDIT_MARK, {"mapd_version": mapd.__version__})   # first: from here on the folder is this audit's
+    if not marked: write_json(out/AUDIT_MARK, {"mapd_version": mapd_version()})   # first: from here on the folder is this audit's
     write_json(out/"config.json", {**cfg_dict, "paths_from_audit": _paths_from(out, cfg_dict)})
     write_json(out/"fingerprints.json", fps)
 
@@ -543,7 +542,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
                            unrecognised_rows=int(unk.sum()) if unk is not None else None,
                            doubted_rows=int(hflags["doubted"].sum()) if hflags["doubted"] is not None else None)
             if config.noise > 0: results.update(_noise_results(train, suite, store, table, cover[0] if cover else None))
-            results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd.__version__,
+            results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd_version(),
                            torch_version=torch.__version__, device=str(device), processes=n_proc)
             write_json(out/"results.json", results)
             return results
@@ -579,7 +578,7 @@ def sized(config: AuditConfig, train: ImageDataset) -> AuditConfig:
             n = min(500, int(_PROBE_SHARE * N / max(_taking(config, train), 1)))
             chosen.update(n_fit=-(-n // 2), n_heldout=n // 2)
     n_fit = chosen.get("n_fit", config.n_fit)
-    if config.k is None: chosen["k"] = 20 if n_fit >= 40 else max(3, n_fit // 2)
+    if config.k is None: chosen["k"] = DEFAULT_K if n_fit >= 2 * DEFAULT_K else max(3, n_fit // 2)
     if config.score_epochs is None:
         steps = math.ceil(max(config.score_ratios) * N / DEFAULT_SCORE_CONFIG.batch_size)   # per epoch, on the largest subset
         chosen["score_epochs"] = int(min(200, max(4, math.ceil(_MIN_SCORE_STEPS / max(steps, 1)))))
@@ -800,7 +799,7 @@ def show(self: Audit, category: str,  # one of the audit's categories
 @patch
 def explore(self: Audit, **kwargs):  # passed to `Explorer` (n_show, ncols, tile, ...)
     "The widget explorer of this audit, for a notebook: scrub the epochs, see each category's images and loss curves."
-    return Explorer(self.path, dataset=kwargs.pop("dataset", self.train), **kwargs)
+    return Explorer(self, dataset=kwargs.pop("dataset", self.train), **kwargs)
 
 # %% ../nbs/09_audit.ipynb #cd8c8d8d
 @patch

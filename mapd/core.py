@@ -6,7 +6,7 @@ Docs: https://mapd-dev.github.io/mapd/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #3216400f
 from __future__ import annotations
-import contextlib, dataclasses, hashlib, json, math, os, random, socket, tempfile
+import contextlib, dataclasses, hashlib, importlib.metadata, importlib.util, json, math, os, random, re, socket, tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +15,18 @@ from tqdm.auto import tqdm
 from tqdm.std import tqdm as text_tqdm
 
 # %% auto #0
-__all__ = ['resolve_device', 'seed_everything', 'progress', 'atomic_write', 'write_json', 'remove_temporaries',
+__all__ = ['mapd_version', 'resolve_device', 'seed_everything', 'progress', 'atomic_write', 'write_json', 'remove_temporaries',
            'FolderLockedError', 'folder_lock', 'fingerprint', 'located', 'as_numpy', 'check_labels',
            'check_same_length', 'check_trajectories', 'check_fields', 'Presets', 'with_defaults', 'changed',
            'run_fields']
+
+# %% ../nbs/00_core.ipynb #63557491
+def mapd_version() -> str:
+    "This package's version, read from `mapd/__init__.py` without importing the package (the installed metadata if the file is not there)."
+    spec = importlib.util.find_spec("mapd")   # finds mapd/__init__.py; a top-level name is found, not imported
+    try: m = re.search(r'^__version__\s*=\s*[\'"]([^\'"]+)[\'"]', Path(spec.origin).read_text(), re.MULTILINE)
+    except (AttributeError, OSError, TypeError): m = None
+    return m.group(1) if m else importlib.metadata.version("mapd")
 
 # %% ../nbs/00_core.ipynb #d1d015df
 def resolve_device(device: str | torch.device | None = "auto",  # "auto", "cpu", "cuda", "cuda:1" or a torch.device
