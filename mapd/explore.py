@@ -55,6 +55,13 @@ def parse_indices(text: str) -> list[int]:
     return [int(p) for p in parts]
 
 # %% ../nbs/13_explore.ipynb #0b3fe80b
+def _json_object(fn: Path) -> dict:
+    "The JSON object in an audit's file `fn`, or a ValueError naming the file and the fix."
+    try: v = json.loads(fn.read_text())
+    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f"{fn} is damaged ({e}): run the audit again into another folder") from None
+    if not isinstance(v, dict): raise ValueError(f"{fn} holds a {type(v).__name__}, not a JSON object: it is not an audit's file; run the audit again into another folder")
+    return v
+
 class Explorer:
     "Widgets to explore a MAP-D audit by epoch, category and class: image grid, loss curves, counts."
     def __init__(self, audit_dir: str | Path,             # folder written by `run_audit` / `mapd audit`
@@ -74,8 +81,8 @@ class Explorer:
         if not (self.path/"trajectories"/"meta.json").exists():
             raise FileNotFoundError(f"{self.path/'trajectories'} not found: {self.path} holds an audit's table but not the loss trajectories the explorer "
                                     f"reads (a clone of the repository does not keep them); `{_remake(self.path)}` records them")
-        self.config = json.loads((self.path/"config.json").read_text())
-        self.results = json.loads((self.path/"results.json").read_text()) if (self.path/"results.json").exists() else {}
+        self.config = _json_object(self.path/"config.json")
+        self.results = _json_object(self.path/"results.json") if (self.path/"results.json").exists() else {}
         self.store, self.quantity, self.device = TrajectoryStore(self.path/"trajectories"), quantity, device
         self.table = load_table(self.path/"metadata.parquet")
         self.n_epochs = self.store.completed                     # E
