@@ -492,6 +492,39 @@ def main():
         c.lib(G, f"callback recording: {name}", lambda b=batches, g=givens.get(name, Y): epoch(b, g), ok=ok, names=[words_] if words_ else [],
               raises=(ValueError, TypeError))
     c.lib(G, "callback recording: label_key names a missing key", lambda: _batch_labels_check(), names=["label_key"], raises=(ValueError,))
+    # the Lightning callback in a real (tiny) Trainer: 160 rows of blobs, 1 epoch
+    try:
+        import logging
+        import lightning.pytorch as pl
+        from torch import nn
+        from mapd.integrations.lightning import MAPDCallback
+        for n in ("lightning", "lightning.pytorch"): logging.getLogger(n).setLevel(logging.ERROR)
+        g = torch.Generator().manual_seed(0)
+        lx, ly = torch.randn(160, 8, generator=g), torch.arange(160) % 4
+        class Rows(torch.utils.data.Dataset):
+            def __init__(self, shift=0, key="index"): self.shift, self.key = shift, key
+            def __len__(self): return 160
+            def __getitem__(self, i): return {"x": lx[i], "y": ly[i], self.key: i + self.shift}
+        class Lit(pl.LightningModule):
+            def __init__(self): super().__init__(); torch.manual_seed(0); self.net = nn.Linear(8, 4)
+            def training_step(self, b, i): z = self.net(b["x"]); return {"loss": nn.functional.cross_entropy(z, b["y"]), "logits": z}
+            def configure_optimizers(self): return torch.optim.SGD(self.parameters(), lr=0.1)
+        def lit(labels, ds, **kw):
+            cb = MAPDCallback(labels, **kw)
+            pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                       accelerator="cpu", callbacks=[cb]).fit(Lit(), torch.utils.data.DataLoader(ds, batch_size=32, shuffle=True))
+            return cb.trajectories("loss")
+        permuted = ly[torch.randperm(160, generator=g)]
+        lits = {
+            "row ids shifted by one": (lambda: lit(ly, Rows(1)), None, "must lie in [0, 160)"),
+            "labels given in another order": (lambda: lit(permuted, Rows()), None, "labels differ"),
+            "batches without the index key": (lambda: lit(ly, Rows(key="idx")), None, "index_key"),
+            "labels given for fewer rows": (lambda: lit(ly[:100], Rows()), None, "must lie in [0, 100)"),
+            "right ids and labels (valid)": (lambda: lit(ly, Rows()), lambda t: "" if t.shape == (160, 1) and np.isfinite(t).all() else f"trajectories {t.shape}, NaN {np.isnan(t).sum()}", None),
+        }
+        for name, (fn, ok, words_) in lits.items():
+            c.lib(G, f"Lightning MAPDCallback: {name}", fn, ok=ok, names=[words_] if words_ else [], raises=(ValueError, TypeError))
+    except ImportError: print("lightning not installed: its cases left out")
     # Datalab
     try:
         from cleanlab import Datalab
