@@ -546,7 +546,9 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
             table = results.pop("table")
             results["warnings"] += hflags["warnings"]
             results["not_applied"] = _not_applied(config, train)   # settings the others made moot: recorded, and said where given
-            results["warnings"] += [f"{f}={getattr(config, f)!r} was not applied: {why}" for f, why in results["not_applied"].items() if _given(config, f)]
+            results["warnings"] += [f"{f}={getattr(config, f)!r} was not applied: {why}" for f, why in results["not_applied"].items() if _given(config, f) and f not in sizes_chosen]
+            results["not_applied"].update({f"exclude_{k}": "the held-out models were too weak for it (see the warnings)" for k in ("unrecognised", "doubted")
+                                           if probs is not None and getattr(config, f"exclude_{k}") is not None and hflags[k] is None})   # warned by _heldout_flags
             results.update(test_accuracy=float(history.test_acc.iloc[-1]) if "test_acc" in history else None,
                            train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
                            n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()), n_rows=len(table), classes=list(train.classes),

@@ -79,3 +79,17 @@ def test_cli_flip_to_confused_with_speed_writes_nothing(tmp_path):
     from edge_helpers import data_args, fails
     fails(data_args(tmp_path) + ["--flip-to", "confused", "--out", str(tmp_path/"o")], "flip_to='confused'", "scores='heldout'")
     assert not (tmp_path/"o").exists()
+
+
+def test_sizes_chosen_are_not_warned_as_given(tmp_path):
+    "score_epochs chosen by `sized` for a score file audit is recorded not applied but not warned about as if the user had given it."
+    import json
+    from edge_helpers import data_args, run
+    args = data_args(tmp_path)
+    fn = tmp_path/"s.npz"; np.savez(fn, scores=np.linspace(0, 1, 300, dtype=np.float32), labels=np.arange(300) % 3)
+    args[args.index("--scores") + 1] = str(fn)
+    i = args.index("--score-epochs"); del args[i:i + 2]
+    p = run(args + ["--out", str(tmp_path/"a")])
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads((tmp_path/"a"/"results.json").read_text())
+    assert {"score_epochs", "score_model", "score_runs"} <= set(r["not_applied"]) and not any("not applied" in w for w in r["warnings"]), r["warnings"]
