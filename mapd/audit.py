@@ -110,9 +110,14 @@ class AuditConfig:
                                  f"{self.dataset!r}, whose images are read at their own size; leave {f} unset")
         if self.data_root is not None and self.dataset in ("digits", "synthetic", "custom"):
             raise ValueError(f"AuditConfig: data_root={self.data_root!r} (--data-root) does not apply to dataset={self.dataset!r}, which reads no files; leave it unset")
-        if self.device != "auto":
-            try: torch.device(self.device)
-            except RuntimeError: raise ValueError(f"AuditConfig: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}") from None
+        if self.device != "auto":   # a device torch knows but that trains nothing here (meta, xla, ...) is refused before the folder is made
+            try: ok = torch.device(self.device).type in ("cpu", "cuda", "mps")
+            except RuntimeError: ok = False
+            if not ok: raise ValueError(f"AuditConfig: device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
+        if self.flip_to in ("confused", "mixed") and "random_labels" in self.categories and (
+                self.scores != "heldout" or not {"typical", "atypical"} & set(self.categories)):
+            raise ValueError(f"AuditConfig: flip_to={self.flip_to!r} flips labels to the classes held-out models confuse, which needs their probabilities "
+                             f"(scores='heldout' and a typical or atypical probe), but scores={self.scores!r}; use flip_to='uniform' or 'auto'")
         if self.n_fit is not None and self.k is not None and self.n_fit < self.k:
             raise ValueError(f"AuditConfig: n_fit={self.n_fit} probes per category are fewer than k={self.k} neighbours: "
                              "each category needs at least k fit-split probes; raise n_fit or lower k")
@@ -323,8 +328,12 @@ def _load_scores(out: Path):
     "The cached consistency scores and held-out probabilities of an audit folder (None for what it does not hold)."
     def load(fn):
         if not (out/fn).exists(): return None
-        try: return np.load(out/fn, allow_pickle=False)
+        try: a = np.load(out/fn, allow_pickle=False)
         except Exception as e: raise ValueError(f"{out/fn} is damaged ({type(e).__name__}: {e}): delete it (and scores.npy) to compute the scores again") from None
+        if a.dtype.kind not in "fiu" or not np.isfinite(a).all():   # strings, objects, NaN: not scores this audit wrote
+            raise ValueError(f"{out/fn} is damaged (it holds {f'dtype {a.dtype}' if a.dtype.kind not in 'fiu' else f'{int((~np.isfinite(a)).sum())} non-finite values'}, "
+                             "not scores): delete it (and scores.npy) to compute the scores again")
+        return a
     return load("scores.npy"), load("heldout_probs.npy")
 
 def _consistency_scores(config: AuditConfig, train, out: Path, device, quiet: bool):
@@ -491,7 +500,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     say = (lambda *a: None) if quiet else print
 
     if data is not None: data = as_image_data(data, quiet=quiet)   # a Hugging Face or PyTorch Dataset, converted once
-    train, test = _load_data(config, data)   # checked before anything is written, so that bad input leaves no trace
+    train, test = _load_data(config, data, quiet=quiet)   # checked before anything is written, so that bad input leaves no trace
     unset = [f for f in ("n_fit", "n_heldout", "k", "score_epochs") if getattr(config, f) is None]
     config = sized(config, train); _check_data(config, train, test)   # the sizes the data leaves room for, stored as chosen
     if config.scores not in ("heldout", "speed"): load_cscores(config.scores, train.labels)   # a score file is checked before anything is written too
@@ -517,14 +526,17 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         hflags = _heldout_flags(config, train, probs)
         mis, unk, excluded = hflags["mislabeled"], hflags["unrecognised"], _natural_exclusions(hflags)
         suite, combined, rows = _make_suite(config, train, scores, std, excluded, probs)
+        second = None
+        if _covers(config, train):   # the second run's suite is made before the first run trains: an edit pool too small for it stops the audit before any training
+            sources = suite.source[~np.isin(suite.category, ("typical", "atypical")) & (suite.source >= 0)]
+            second = (sources, *_make_suite(config, train, scores, std, excluded, probs, avoid=np.isin(train.index.numpy(), sources))[1:])
         if n_proc > 1: _check_same_rows(combined, rows)
         on_rank0(lambda: save_table(suite.table(), out/"probes.csv"))
         say(f"probes: {suite}; training on {len(combined)} rows" + (f"; corrupted probe noise std {std}" if std is not None else ""))
         store, history = _train(config, train, test, combined, rows, out, cfg_dict, device, quiet)
         cover, t_cover = None, time.perf_counter()
-        if _covers(config, train):   # a second run in which the first's edited probes' sources train as themselves
-            sources = suite.source[~np.isin(suite.category, ("typical", "atypical")) & (suite.source >= 0)]
-            _, combined2, rows2 = _make_suite(config, train, scores, std, excluded, probs, avoid=np.isin(train.index.numpy(), sources))
+        if second is not None:   # a second run in which the first's edited probes' sources train as themselves
+            sources, combined2, rows2 = second
             say(f"second run: {len(sources):,} examples the edited probes were made from train as themselves (--cover {config.cover})")
             cover = (_train(config, train, test, combined2, rows2, out/"cover", cfg_dict, device, quiet)[0], sources)
         cover_seconds = time.perf_counter() - t_cover
@@ -534,6 +546,10 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
                                 _label_issue_share(probs, train.labels, seed=config.seed), cover)
             table = results.pop("table")
             results["warnings"] += hflags["warnings"]
+            results["not_applied"] = _not_applied(config, train)   # settings the others made moot: recorded, and said where given
+            results["warnings"] += [f"{f}={getattr(config, f)!r} was not applied: {why}" for f, why in results["not_applied"].items() if _given(config, f) and f not in sizes_chosen]
+            results["not_applied"].update({f"exclude_{k}": "the held-out models were too weak for it (see the warnings)" for k in ("unrecognised", "doubted")
+                                           if probs is not None and getattr(config, f"exclude_{k}") is not None and hflags[k] is None})   # warned by _heldout_flags
             results.update(test_accuracy=float(history.test_acc.iloc[-1]) if "test_acc" in history else None,
                            train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
                            n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()), n_rows=len(table), classes=list(train.classes),
@@ -587,6 +603,41 @@ def sized(config: AuditConfig, train: ImageDataset) -> AuditConfig:
                          f"needs at least 10 (5 to fit the k-NN, 5 held out); audit at least {40 * _taking(config, train) * 2} examples")
     return replace(config, **chosen)
 
+# %% ../nbs/09_audit.ipynb #b3f9e2a4
+def _not_applied(config: AuditConfig, train: ImageDataset) -> dict:
+    "Setting -> why it had no effect on this audit: the settings that others, or the data, made moot."
+    c, cats, why = config, set(config.categories), {}
+    natural = bool(cats & {"typical", "atypical"})   # consistency scores are computed for the natural probes only
+    src = "scores='speed'" if c.scores == "speed" else "a score file"
+    auto_std = "corrupted" in cats and c.corrupt_with is None and c.corrupt_std == "auto"   # the proxy runs that choose the noise use score_model
+    if not natural:
+        for f in ("score_kind", "score_ratios", "score_runs", "score_epochs"): why[f] = "no consistency scores are computed without a typical or atypical probe"
+        if not auto_std: why["score_model"] = "no consistency scores are computed without a typical or atypical probe"
+    elif c.scores != "heldout":
+        for f in ("score_kind", "score_ratios", "score_runs"): why[f] = f"only the held-out estimate (scores='heldout') uses it; this audit's scores come from {src}"
+        if c.scores != "speed":
+            why["score_epochs"] = "the scores come from a score file"
+            if not auto_std: why["score_model"] = "the scores come from a score file"
+    for f in ("exclude_mislabeled", "exclude_unrecognised", "exclude_doubted"):
+        if getattr(c, f) is not None and (c.scores != "heldout" or not natural):
+            why[f] = f"it needs held-out models' probabilities (scores='heldout' and a typical or atypical probe), but this audit has {src if c.scores != 'heldout' else 'no natural probe'}"
+    edits = any(k in ("random_labels", "corrupted") or (k == "ood" and _ood_source(train, c.ood) is None) for k in cats)
+    for f, cat in (("typical_pool", "typical"), ("atypical_pool", "atypical"), ("flip_to", "random_labels"), ("corrupt_with", "corrupted"), ("ood", "ood")):
+        if cat not in cats and getattr(c, f) is not None: why[f] = f"the audit has no {cat} probe"
+    if "corrupted" not in cats: why["corrupt_std"] = "the audit has no corrupted probe"
+    elif c.corrupt_with is not None: why["corrupt_std"] = "corrupt_with chooses the corruptions, not Gaussian noise"
+    if not edits:
+        if c.edit_pool is not None: why["edit_pool"] = "the audit has no probe made by editing examples (random_labels, corrupted, sketched ood)"
+        why["cover"] = "the audit has no probe made by editing examples, so every example trains as itself"
+    if c.noise == 0: why["noise_kind"] = "noise=0 flips no label"
+    if c.augment_probes and not c.augment: why["augment_probes"] = "augment=False augments nothing"
+    why["alpha" if c.flags == "fdr" else "q"] = f"flags={c.flags!r} sets the flags by " + ("the false discovery rate q" if c.flags == "fdr" else "the false-flag rate alpha")
+    return why
+
+def _given(config: AuditConfig, field: str) -> bool:
+    "Whether `field` holds another value than its default (so that the user chose it)."
+    return getattr(config, field) != AuditConfig.__dataclass_fields__[field].default
+
 # %% ../nbs/09_audit.ipynb #1027f83f
 _FILE_FIELDS = ("data_root", "scores")   # settings that can name a file or folder
 
@@ -633,6 +684,7 @@ def _write_page(audit, say):
 
 # %% ../nbs/09_audit.ipynb #d8b01a3d
 _FINISHED = ("config.json", "results.json", "metadata.parquet")   # what a finished audit folder holds for sure
+_RESULT_KEYS = ("n_train", "n_probes", "n_rows", "category_counts", "parameters")   # what every audit's results.json holds (its summary reads them)
 
 class Audit:
     "A finished MAP-D audit: its `config`, metadata `table` (a DataFrame), trajectory `store` and `results`."
@@ -652,6 +704,9 @@ class Audit:
         saved = _read_json(out/"config.json", f"{out} cannot be reopened; run the audit again into another folder")
         results = _read_json(out/"results.json", f"delete it and run the audit again into {out} to recompute it")
         params = results.get("parameters")
+        lacks = [k for k in _RESULT_KEYS if k not in results or (k == "parameters" and not isinstance(params, dict))]
+        if lacks: raise ValueError(f"{out/'results.json'} lacks {', '.join(lacks)}: it is not what a finished audit writes (damaged or edited); "
+                                   f"delete it and run the audit again into {out} to recompute it")
         where = lambda k: k in ("data_root", "device") or (k == "scores" and {saved[k], params[k]}.isdisjoint({"heldout", "speed"}))   # where things are, not what was audited: a moved folder or a resume elsewhere changes them
         if isinstance(params, dict) and (other := sorted(k for k in params if k in saved and saved[k] != params[k] and not where(k))):
             raise ValueError(f"{out/'results.json'} belongs to another audit than {out/'config.json'} (they differ in {', '.join(other)}): "

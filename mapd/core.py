@@ -171,7 +171,9 @@ def check_trajectories(x, name: str = "trajectories") -> torch.Tensor:
     if isinstance(x, (list, tuple)) and len(x) and hasattr(x[0], "__len__"):
         lens = sorted({len(r) for r in x})
         if len(lens) > 1: raise ValueError(f"{name} must all have the same number of epochs, but rows have lengths {lens}")
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
+    a = np.asarray(x) if not isinstance(x, torch.Tensor) else x
+    if isinstance(a, np.ndarray) and a.dtype.kind not in "biuf": raise TypeError(f"{name} must be numbers, but have dtype {a.dtype}: pass a float array")
+    t = torch.as_tensor(a).float()
     if t.ndim != 2: raise ValueError(f"{name} must be 2-d (examples, epochs), but has shape {tuple(t.shape)}")
     if t.shape[1] == 0: raise ValueError(f"{name} has no epochs (shape {tuple(t.shape)})")
     if torch.isfinite(t.sum()): return t  # one pass, no copy: a sum is finite only if every value is (else, or if it overflowed, look closer)

@@ -150,6 +150,7 @@ class MAPD:
         small = {str(c): int(n) for c, n in zip(self.classes_, counts) if n < self.k}
         if small:
             raise ValueError(f"each probe category needs at least k={self.k} examples, but these have fewer: {small}")
+        if len(self.classes_) < 2: raise ValueError(f"the probes must be of at least two categories to tell apart, but all {len(y)} are {self.classes_[0] if len(y) else 'absent'!r}")
         self.n_epochs_, self.backend_ = X.shape[1], self._backend()
         self._X, self._y, self._cpu = X, torch.as_tensor(codes), {}
         if self.backend_ == "cuml":

@@ -75,7 +75,10 @@ def from_torch(ds,                      # a map-style PyTorch Dataset whose item
     if isinstance(ds, ImageDataset): return ds
     if not hasattr(ds, "__len__") or not hasattr(ds, "__getitem__"): raise TypeError(f"{type(ds).__name__} is no map-style Dataset (it needs __len__ and __getitem__)")
     classes = classes if classes is not None else getattr(ds, "classes", None)
-    return stack_items((ds[i] for i in range(len(ds))), len(ds), classes, name=name, quiet=quiet)
+    def item(i):
+        try: return ds[i]
+        except Exception as e: raise ValueError(f"item {i} of the {type(ds).__name__} ({len(ds)} items) could not be read: {type(e).__name__}: {e}") from e
+    return stack_items((item(i) for i in range(len(ds))), len(ds), classes, name=name, quiet=quiet)
 
 # %% ../nbs/01d_sources.ipynb #16adf295
 _IMAGE_NAMES, _LABEL_NAMES = ("image", "img", "images", "pixel_values"), ("label", "labels", "fine_label", "coarse_label", "target", "class")
@@ -156,7 +159,10 @@ def _load_hf(root: Path, image_column, label_column, quiet) -> tuple[ImageDatase
     elif files:
         split = lambda f: "test" if "test" in f.stem.lower() else "train"
         groups = {s: [str(f) for f in files if split(f) == s] for s in ("train", "test")}
-        d = datasets.DatasetDict({s: datasets.Dataset.from_parquet(fs) for s, fs in groups.items() if fs})
+        level = datasets.logging.get_verbosity(); datasets.logging.set_verbosity(datasets.logging.CRITICAL)   # its own error line would repeat ours
+        try: d = datasets.DatasetDict({s: datasets.Dataset.from_parquet(fs) for s, fs in groups.items() if fs})
+        except Exception as e: raise ValueError(f"{root} cannot be read as Parquet files ({type(e).__name__}: {e}); give a folder saved with save_to_disk, or Parquet files") from None
+        finally: datasets.logging.set_verbosity(level)
     else: raise ValueError(f"{root} holds neither a data set saved with save_to_disk nor Parquet files")
     if isinstance(d, datasets.Dataset): d = datasets.DatasetDict(train=d)
     if "train" in d: train_split = "train"
