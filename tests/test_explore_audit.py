@@ -28,7 +28,8 @@ def _audit_folder(d, knn_input: str):
     st = TrajectoryStore.create(d/"trajectories", rows, E)
     for e in range(E): st.write_epoch(e, loss=L[:, e], margin=M[:, e], correct=np.zeros(672))
     cfg = AuditConfig(dataset="synthetic", epochs=E, k=10, n_fit=40, n_heldout=40, categories=("typical", "random_labels"), knn_input=knn_input)
-    (d/"config.json").write_text(json.dumps(asdict(cfg))); (d/"results.json").write_text("{}")
+    (d/"config.json").write_text(json.dumps(asdict(cfg)))
+    (d/"results.json").write_text(json.dumps(dict(n_train=512, n_probes=160, n_rows=672, category_counts={}, parameters=asdict(cfg))))   # what Audit.load checks
     table = calibrated_table(st, k=cfg.k, quantity=knn_input, flags=cfg.flags, q=cfg.q, alpha=cfg.alpha, seed=cfg.seed)[0]   # as run_audit writes it
     save_table(table, d/"metadata.parquet")
     return ds, st, table
