@@ -16,16 +16,16 @@ import pandas as pd
 import torch
 from fastcore.basics import patch
 
-import mapd
-from .core import Presets, with_defaults, resolve_device, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries, located
+from .core import Presets, with_defaults, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries, located, mapd_version
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .sources import as_image_data
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, label_issues, DEFAULT_SCORE_CONFIG
-from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, CATEGORIES, MAIN_CATEGORIES, _ood_source
+from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, corrupt_std_setting, CATEGORIES, MAIN_CATEGORIES, _ood_source
 from .models import MODELS, make_model
+from .knn import DEFAULT_K
 from .train import TrainConfig, TRAIN_PRESETS, fit, world, on_rank0, process_device
 from .store import TrajectoryStore
-from .metadata import calibrated_table, probe_check, metadata_table, save_table, load_table, detection_scores, flag_thresholds, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS, FLAG_RULES, SCORED_BY, prevalence, flag_table, _calibration
+from .metadata import calibrated_table, probe_check, save_table, load_table, detection_scores, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS, FLAG_RULES, prevalence, DEFAULT_Q, DEFAULT_ALPHA
 from .plots import image_grid
 from .explore import Explorer
 from .page import write_page
@@ -83,8 +83,8 @@ class AuditConfig:
     corrupt_std: str = "auto"        # noise of the corrupted probe: "auto" (chosen by a proxy run, see choose_corrupt_std), "paper" (0.1 CIFAR, 0.25 else) or a number
     corrupt_with: tuple | None = None  # corrupted probe drawn from these corruptions of mapd.corruptions, one per probe at severity 2 to 5 (then corrupt_std is unused); None: Gaussian noise at corrupt_std
     flags: str = "fdr"               # "fdr": at most q of each flag's rows are expected false (Benjamini-Hochberg on conformal p-values against held-out natural probes); "rate": at most alpha of clean examples like those probes carry any problem flag
-    q: float = 0.1                   # the false discovery rate of each flag_<category> (flags="fdr")
-    alpha: float = 0.05              # the false-flag rate on held-out natural probes (flags="rate")
+    q: float = DEFAULT_Q             # the false discovery rate of each flag_<category> (flags="fdr")
+    alpha: float = DEFAULT_ALPHA     # the false-flag rate on held-out natural probes (flags="rate")
     ood: str = "auto"                # "auto", "sketch", "digits", "shapes" (synthetic) or "mixed" (half sketches, half foreign images)
     k: int | None = None             # neighbours; None: the paper's 20, or half of n_fit where that is below 40
     cover: str = "auto"              # "all": a second run, in which the examples the edited probes were made from train as themselves, gives every example a row (twice the training); "trained": trained rows and natural probes only; "auto": all up to 20,000 examples
@@ -110,16 +110,19 @@ class AuditConfig:
                                  f"{self.dataset!r}, whose images are read at their own size; leave {f} unset")
         if self.data_root is not None and self.dataset in ("digits", "synthetic", "custom"):
             raise ValueError(f"AuditConfig: data_root={self.data_root!r} (--data-root) does not apply to dataset={self.dataset!r}, which reads no files; leave it unset")
-        if self.device != "auto":
-            try: torch.device(self.device)
-            except RuntimeError: raise ValueError(f"AuditConfig: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}") from None
+        if self.device != "auto":   # a device torch knows but that trains nothing here (meta, xla, ...) is refused before the folder is made
+            try: ok = torch.device(self.device).type in ("cpu", "cuda", "mps")
+            except RuntimeError: ok = False
+            if not ok: raise ValueError(f"AuditConfig: device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
+        if self.flip_to in ("confused", "mixed") and "random_labels" in self.categories and (
+                self.scores != "heldout" or not {"typical", "atypical"} & set(self.categories)):
+            raise ValueError(f"AuditConfig: flip_to={self.flip_to!r} flips labels to the classes held-out models confuse, which needs their probabilities "
+                             f"(scores='heldout' and a typical or atypical probe), but scores={self.scores!r}; use flip_to='uniform' or 'auto'")
         if self.n_fit is not None and self.k is not None and self.n_fit < self.k:
             raise ValueError(f"AuditConfig: n_fit={self.n_fit} probes per category are fewer than k={self.k} neighbours: "
                              "each category needs at least k fit-split probes; raise n_fit or lower k")
-        if self.corrupt_std not in ("auto", "paper"):
-            try: ok = math.isfinite(float(self.corrupt_std)) and float(self.corrupt_std) > 0
-            except ValueError: ok = False
-            if not ok: raise ValueError(f"AuditConfig: corrupt_std must be 'auto', 'paper' or a positive number, got {self.corrupt_std!r}")
+        try: corrupt_std_setting(self.corrupt_std)   # kept as its text (so config.json compares as before), read through this one parser
+        except ValueError as e: raise ValueError(f"AuditConfig: {e}") from None
 
     def null_shares(self) -> dict | None:
         "The share of the rows each natural probe's pool stands for (`mapd.metadata.prevalence`), where both are drawn from shares of the data."
@@ -195,8 +198,9 @@ def _fingerprints(config: AuditConfig, train: ImageDataset, test: ImageDataset |
 
 def _corrupt_std(config: AuditConfig, train, out: Path | None, device, quiet: bool) -> tuple[float | None, dict]:
     "The corrupted probe's noise: chosen by a proxy run (cached in out/corrupt_std.json), the paper's, or the configured number."
-    if "corrupted" not in config.categories or config.corrupt_std == "paper": return None, {}
-    if config.corrupt_std != "auto": return float(config.corrupt_std), {}
+    std = corrupt_std_setting(config.corrupt_std)
+    if "corrupted" not in config.categories or std == "paper": return None, {}
+    if std != "auto": return std, {}
     fn = out/"corrupt_std.json" if out is not None else None
     d = on_rank0(lambda: json.loads(fn.read_text()) if fn is not None and fn.exists() else None)   # chosen before: resume with it
     if d is not None: return d["chosen"], d
@@ -302,7 +306,7 @@ def _claim(out: Path, cfg_dict: dict, fps: dict, say):
                                          f"or delete {out} to start over")
     elif _has_finished_work(out):
         raise FileExistsError(f"{out} holds trajectories but no config.json: it is not an audit this version can resume; choose another output folder")
-    if not marked: write_json(out/AUDIT_MARK, {"mapd_version": mapd.__version__})   # first: from here on the folder is this audit's
+    if not marked: write_json(out/AUDIT_MARK, {"mapd_version": mapd_version()})   # first: from here on the folder is this audit's
     write_json(out/"config.json", {**cfg_dict, "paths_from_audit": _paths_from(out, cfg_dict)})
     write_json(out/"fingerprints.json", fps)
 
@@ -324,8 +328,12 @@ def _load_scores(out: Path):
     "The cached consistency scores and held-out probabilities of an audit folder (None for what it does not hold)."
     def load(fn):
         if not (out/fn).exists(): return None
-        try: return np.load(out/fn, allow_pickle=False)
+        try: a = np.load(out/fn, allow_pickle=False)
         except Exception as e: raise ValueError(f"{out/fn} is damaged ({type(e).__name__}: {e}): delete it (and scores.npy) to compute the scores again") from None
+        if a.dtype.kind not in "fiu" or not np.isfinite(a).all():   # strings, objects, NaN: not scores this audit wrote
+            raise ValueError(f"{out/fn} is damaged (it holds {f'dtype {a.dtype}' if a.dtype.kind not in 'fiu' else f'{int((~np.isfinite(a)).sum())} non-finite values'}, "
+                             "not scores): delete it (and scores.npy) to compute the scores again")
+        return a
     return load("scores.npy"), load("heldout_probs.npy")
 
 def _consistency_scores(config: AuditConfig, train, out: Path, device, quiet: bool):
@@ -492,7 +500,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     say = (lambda *a: None) if quiet else print
 
     if data is not None: data = as_image_data(data, quiet=quiet)   # a Hugging Face or PyTorch Dataset, converted once
-    train, test = _load_data(config, data)   # checked before anything is written, so that bad input leaves no trace
+    train, test = _load_data(config, data, quiet=quiet)   # checked before anything is written, so that bad input leaves no trace
     unset = [f for f in ("n_fit", "n_heldout", "k", "score_epochs") if getattr(config, f) is None]
     config = sized(config, train); _check_data(config, train, test)   # the sizes the data leaves room for, stored as chosen
     if config.scores not in ("heldout", "speed"): load_cscores(config.scores, train.labels)   # a score file is checked before anything is written too
@@ -518,14 +526,17 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         hflags = _heldout_flags(config, train, probs)
         mis, unk, excluded = hflags["mislabeled"], hflags["unrecognised"], _natural_exclusions(hflags)
         suite, combined, rows = _make_suite(config, train, scores, std, excluded, probs)
+        second = None
+        if _covers(config, train):   # the second run's suite is made before the first run trains: an edit pool too small for it stops the audit before any training
+            sources = suite.source[~np.isin(suite.category, ("typical", "atypical")) & (suite.source >= 0)]
+            second = (sources, *_make_suite(config, train, scores, std, excluded, probs, avoid=np.isin(train.index.numpy(), sources))[1:])
         if n_proc > 1: _check_same_rows(combined, rows)
         on_rank0(lambda: save_table(suite.table(), out/"probes.csv"))
         say(f"probes: {suite}; training on {len(combined)} rows" + (f"; corrupted probe noise std {std}" if std is not None else ""))
         store, history = _train(config, train, test, combined, rows, out, cfg_dict, device, quiet)
         cover, t_cover = None, time.perf_counter()
-        if _covers(config, train):   # a second run in which the first's edited probes' sources train as themselves
-            sources = suite.source[~np.isin(suite.category, ("typical", "atypical")) & (suite.source >= 0)]
-            _, combined2, rows2 = _make_suite(config, train, scores, std, excluded, probs, avoid=np.isin(train.index.numpy(), sources))
+        if second is not None:   # a second run in which the first's edited probes' sources train as themselves
+            sources, combined2, rows2 = second
             say(f"second run: {len(sources):,} examples the edited probes were made from train as themselves (--cover {config.cover})")
             cover = (_train(config, train, test, combined2, rows2, out/"cover", cfg_dict, device, quiet)[0], sources)
         cover_seconds = time.perf_counter() - t_cover
@@ -535,6 +546,10 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
                                 _label_issue_share(probs, train.labels, seed=config.seed), cover)
             table = results.pop("table")
             results["warnings"] += hflags["warnings"]
+            results["not_applied"] = _not_applied(config, train)   # settings the others made moot: recorded, and said where given
+            results["warnings"] += [f"{f}={getattr(config, f)!r} was not applied: {why}" for f, why in results["not_applied"].items() if _given(config, f) and f not in sizes_chosen]
+            results["not_applied"].update({f"exclude_{k}": "the held-out models were too weak for it (see the warnings)" for k in ("unrecognised", "doubted")
+                                           if probs is not None and getattr(config, f"exclude_{k}") is not None and hflags[k] is None})   # warned by _heldout_flags
             results.update(test_accuracy=float(history.test_acc.iloc[-1]) if "test_acc" in history else None,
                            train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
                            n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()), n_rows=len(table), classes=list(train.classes),
@@ -543,7 +558,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
                            unrecognised_rows=int(unk.sum()) if unk is not None else None,
                            doubted_rows=int(hflags["doubted"].sum()) if hflags["doubted"] is not None else None)
             if config.noise > 0: results.update(_noise_results(train, suite, store, table, cover[0] if cover else None))
-            results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd.__version__,
+            results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd_version(),
                            torch_version=torch.__version__, device=str(device), processes=n_proc)
             write_json(out/"results.json", results)
             return results
@@ -579,7 +594,7 @@ def sized(config: AuditConfig, train: ImageDataset) -> AuditConfig:
             n = min(500, int(_PROBE_SHARE * N / max(_taking(config, train), 1)))
             chosen.update(n_fit=-(-n // 2), n_heldout=n // 2)
     n_fit = chosen.get("n_fit", config.n_fit)
-    if config.k is None: chosen["k"] = 20 if n_fit >= 40 else max(3, n_fit // 2)
+    if config.k is None: chosen["k"] = DEFAULT_K if n_fit >= 2 * DEFAULT_K else max(3, n_fit // 2)
     if config.score_epochs is None:
         steps = math.ceil(max(config.score_ratios) * N / DEFAULT_SCORE_CONFIG.batch_size)   # per epoch, on the largest subset
         chosen["score_epochs"] = int(min(200, max(4, math.ceil(_MIN_SCORE_STEPS / max(steps, 1)))))
@@ -587,6 +602,41 @@ def sized(config: AuditConfig, train: ImageDataset) -> AuditConfig:
         raise ValueError(f"{N} training examples are too few to audit: {_taking(config, train)} probe categories take examples, and each "
                          f"needs at least 10 (5 to fit the k-NN, 5 held out); audit at least {40 * _taking(config, train) * 2} examples")
     return replace(config, **chosen)
+
+# %% ../nbs/09_audit.ipynb #b3f9e2a4
+def _not_applied(config: AuditConfig, train: ImageDataset) -> dict:
+    "Setting -> why it had no effect on this audit: the settings that others, or the data, made moot."
+    c, cats, why = config, set(config.categories), {}
+    natural = bool(cats & {"typical", "atypical"})   # consistency scores are computed for the natural probes only
+    src = "scores='speed'" if c.scores == "speed" else "a score file"
+    auto_std = "corrupted" in cats and c.corrupt_with is None and c.corrupt_std == "auto"   # the proxy runs that choose the noise use score_model
+    if not natural:
+        for f in ("score_kind", "score_ratios", "score_runs", "score_epochs"): why[f] = "no consistency scores are computed without a typical or atypical probe"
+        if not auto_std: why["score_model"] = "no consistency scores are computed without a typical or atypical probe"
+    elif c.scores != "heldout":
+        for f in ("score_kind", "score_ratios", "score_runs"): why[f] = f"only the held-out estimate (scores='heldout') uses it; this audit's scores come from {src}"
+        if c.scores != "speed":
+            why["score_epochs"] = "the scores come from a score file"
+            if not auto_std: why["score_model"] = "the scores come from a score file"
+    for f in ("exclude_mislabeled", "exclude_unrecognised", "exclude_doubted"):
+        if getattr(c, f) is not None and (c.scores != "heldout" or not natural):
+            why[f] = f"it needs held-out models' probabilities (scores='heldout' and a typical or atypical probe), but this audit has {src if c.scores != 'heldout' else 'no natural probe'}"
+    edits = any(k in ("random_labels", "corrupted") or (k == "ood" and _ood_source(train, c.ood) is None) for k in cats)
+    for f, cat in (("typical_pool", "typical"), ("atypical_pool", "atypical"), ("flip_to", "random_labels"), ("corrupt_with", "corrupted"), ("ood", "ood")):
+        if cat not in cats and getattr(c, f) is not None: why[f] = f"the audit has no {cat} probe"
+    if "corrupted" not in cats: why["corrupt_std"] = "the audit has no corrupted probe"
+    elif c.corrupt_with is not None: why["corrupt_std"] = "corrupt_with chooses the corruptions, not Gaussian noise"
+    if not edits:
+        if c.edit_pool is not None: why["edit_pool"] = "the audit has no probe made by editing examples (random_labels, corrupted, sketched ood)"
+        why["cover"] = "the audit has no probe made by editing examples, so every example trains as itself"
+    if c.noise == 0: why["noise_kind"] = "noise=0 flips no label"
+    if c.augment_probes and not c.augment: why["augment_probes"] = "augment=False augments nothing"
+    why["alpha" if c.flags == "fdr" else "q"] = f"flags={c.flags!r} sets the flags by " + ("the false discovery rate q" if c.flags == "fdr" else "the false-flag rate alpha")
+    return why
+
+def _given(config: AuditConfig, field: str) -> bool:
+    "Whether `field` holds another value than its default (so that the user chose it)."
+    return getattr(config, field) != AuditConfig.__dataclass_fields__[field].default
 
 # %% ../nbs/09_audit.ipynb #1027f83f
 _FILE_FIELDS = ("data_root", "scores")   # settings that can name a file or folder
@@ -634,6 +684,7 @@ def _write_page(audit, say):
 
 # %% ../nbs/09_audit.ipynb #d8b01a3d
 _FINISHED = ("config.json", "results.json", "metadata.parquet")   # what a finished audit folder holds for sure
+_RESULT_KEYS = ("n_train", "n_probes", "n_rows", "category_counts", "parameters")   # what every audit's results.json holds (its summary reads them)
 
 class Audit:
     "A finished MAP-D audit: its `config`, metadata `table` (a DataFrame), trajectory `store` and `results`."
@@ -653,6 +704,9 @@ class Audit:
         saved = _read_json(out/"config.json", f"{out} cannot be reopened; run the audit again into another folder")
         results = _read_json(out/"results.json", f"delete it and run the audit again into {out} to recompute it")
         params = results.get("parameters")
+        lacks = [k for k in _RESULT_KEYS if k not in results or (k == "parameters" and not isinstance(params, dict))]
+        if lacks: raise ValueError(f"{out/'results.json'} lacks {', '.join(lacks)}: it is not what a finished audit writes (damaged or edited); "
+                                   f"delete it and run the audit again into {out} to recompute it")
         where = lambda k: k in ("data_root", "device") or (k == "scores" and {saved[k], params[k]}.isdisjoint({"heldout", "speed"}))   # where things are, not what was audited: a moved folder or a resume elsewhere changes them
         if isinstance(params, dict) and (other := sorted(k for k in params if k in saved and saved[k] != params[k] and not where(k))):
             raise ValueError(f"{out/'results.json'} belongs to another audit than {out/'config.json'} (they differ in {', '.join(other)}): "
@@ -800,7 +854,7 @@ def show(self: Audit, category: str,  # one of the audit's categories
 @patch
 def explore(self: Audit, **kwargs):  # passed to `Explorer` (n_show, ncols, tile, ...)
     "The widget explorer of this audit, for a notebook: scrub the epochs, see each category's images and loss curves."
-    return Explorer(self.path, dataset=kwargs.pop("dataset", self.train), **kwargs)
+    return Explorer(self, dataset=kwargs.pop("dataset", self.train), **kwargs)
 
 # %% ../nbs/09_audit.ipynb #cd8c8d8d
 @patch

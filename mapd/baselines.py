@@ -343,8 +343,9 @@ def recording_scores(store: TrajectoryStore) -> tuple[dict, dict]:
 MAPD_VOTE = "MAP-D vote p (the paper's equation 6)"   # the method name of MAP-D's vote, beside "MAP-D" (its flag score)
 
 def trajectory_scores(store: TrajectoryStore, categories=None,  # probe categories of MAP-D's k-NN; all the store holds when None
-                      k: int = 20, *, flags: str = "fdr", q: float = 0.1,  # MAP-D's flags, as `calibrated_table`: BH at q over the examples (trained rows and natural probes) ...
-                      alpha: float = 0.05, seed: int = 0,  # ... or, with flags="rate", a false-flag rate and the seed of its check
+                      k: int | None = None,  # neighbours; None: mapd.knn.DEFAULT_K
+                      *, flags: str = "fdr", q: float | None = None,  # MAP-D's flags, as `calibrated_table`: BH at q over the examples (trained rows and natural probes) ...
+                      alpha: float | None = None, seed: int = 0,  # ... or, with flags="rate", a false-flag rate and the seed of its check (None: mapd.metadata's DEFAULT_Q, DEFAULT_ALPHA)
                       ) -> tuple[pd.DataFrame, dict, dict]:
     """MAP-D on every row of `store` beside `recording_scores`. The DataFrame holds, per category `c`: the vote `p_<c>`, the flag score
     `score_<c>` (`flag_scores`), `logr_<c>` (the log distance to the k-th nearest probe of `c`: `logr_a - logr_b` is the score of `b`

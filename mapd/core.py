@@ -6,7 +6,7 @@ Docs: https://mapd-dev.github.io/mapd/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #3216400f
 from __future__ import annotations
-import contextlib, dataclasses, hashlib, json, math, os, random, socket, tempfile
+import contextlib, dataclasses, hashlib, importlib.metadata, importlib.util, json, math, os, random, re, socket, tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +15,18 @@ from tqdm.auto import tqdm
 from tqdm.std import tqdm as text_tqdm
 
 # %% auto #0
-__all__ = ['resolve_device', 'seed_everything', 'progress', 'atomic_write', 'write_json', 'remove_temporaries',
+__all__ = ['mapd_version', 'resolve_device', 'seed_everything', 'progress', 'atomic_write', 'write_json', 'remove_temporaries',
            'FolderLockedError', 'folder_lock', 'fingerprint', 'located', 'as_numpy', 'check_labels',
            'check_same_length', 'check_trajectories', 'check_fields', 'Presets', 'with_defaults', 'changed',
            'run_fields']
+
+# %% ../nbs/00_core.ipynb #63557491
+def mapd_version() -> str:
+    "This package's version, read from `mapd/__init__.py` without importing the package (the installed metadata if the file is not there)."
+    spec = importlib.util.find_spec("mapd")   # finds mapd/__init__.py; a top-level name is found, not imported
+    try: m = re.search(r'^__version__\s*=\s*[\'"]([^\'"]+)[\'"]', Path(spec.origin).read_text(), re.MULTILINE)
+    except (AttributeError, OSError, TypeError): m = None
+    return m.group(1) if m else importlib.metadata.version("mapd")
 
 # %% ../nbs/00_core.ipynb #d1d015df
 def resolve_device(device: str | torch.device | None = "auto",  # "auto", "cpu", "cuda", "cuda:1" or a torch.device
@@ -163,7 +171,9 @@ def check_trajectories(x, name: str = "trajectories") -> torch.Tensor:
     if isinstance(x, (list, tuple)) and len(x) and hasattr(x[0], "__len__"):
         lens = sorted({len(r) for r in x})
         if len(lens) > 1: raise ValueError(f"{name} must all have the same number of epochs, but rows have lengths {lens}")
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
+    a = np.asarray(x) if not isinstance(x, torch.Tensor) else x
+    if isinstance(a, np.ndarray) and a.dtype.kind not in "biuf": raise TypeError(f"{name} must be numbers, but have dtype {a.dtype}: pass a float array")
+    t = torch.as_tensor(a).float()
     if t.ndim != 2: raise ValueError(f"{name} must be 2-d (examples, epochs), but has shape {tuple(t.shape)}")
     if t.shape[1] == 0: raise ValueError(f"{name} has no epochs (shape {tuple(t.shape)})")
     if torch.isfinite(t.sum()): return t  # one pass, no copy: a sum is finite only if every value is (else, or if it overflowed, look closer)

@@ -14,12 +14,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .core import resolve_device, progress, check_labels, check_fields
+from .core import resolve_device, check_fields
 from .data import ImageDataset
 from .models import make_model
 from .core import Presets, run_fields
-from .train import TrainConfig, TRAIN_PRESETS, Normalize, Loop, Hook, soft_cross_entropy, accuracy, predict_logits
-from .knn import knn_fractions
+from .train import TrainConfig, TRAIN_PRESETS, Normalize, Loop, Hook, soft_cross_entropy, predict_logits
+from .knn import knn_fractions, DEFAULT_K
 from .baselines import bmm_scores, bmm_posterior
 from .metadata import detection_scores
 
@@ -61,7 +61,7 @@ class CorrectionConfig:
     beta_soft: float = 0.95         # Reed et al.'s soft bootstrapping
     beta_hard: float = 0.8          # Reed et al.'s hard bootstrapping
     forward_percentile: float = 97  # Patrini et al.'s estimator takes this percentile, not the argmax, per class
-    k: int = 20                     # MAP-D's neighbours
+    k: int = DEFAULT_K              # MAP-D's neighbours
     n_probe: int = 250              # MAP-D: examples in each of its two probes
     clean_probe: str = "true"       # MAP-D's random-sample probe: "true" labels (the experimenter knows them) or "given" (noisy) labels
     true_rows: bool = False         # a method without probes trains on the true labels of the n_probe rows MAP-D's clean probe takes (figure 6's control)
@@ -178,9 +178,10 @@ class OnlineMAPD:
     "Per-row loss trajectories kept during training, and MAP-D's k-NN over probe rows for the rows of a batch."
     def __init__(self, probe_codes,         # (R,) category code of each row: -1 for a non-probe row, else in [0, n_classes)
                  n_epochs: int,             # columns to reserve (epochs, or passes over the data)
-                 *, k: int = 20, n_classes: int | None = None, device="cpu"):
+                 *, k: int | None = None,   # neighbours; None: mapd.knn.DEFAULT_K
+                 n_classes: int | None = None, device="cpu"):
         codes = torch.as_tensor(np.asarray(probe_codes), dtype=torch.long)
-        self.k, self.C = k, n_classes or int(codes.max()) + 1
+        self.k, self.C = DEFAULT_K if k is None else k, n_classes or int(codes.max()) + 1
         self.traj = torch.full((len(codes), n_epochs), float("nan"), device=device)
         self.latest = torch.full((len(codes),), float("nan"), device=device)
         self.noted = torch.zeros(len(codes), dtype=torch.bool, device=device)  # rows noted in the current epoch

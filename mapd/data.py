@@ -675,6 +675,7 @@ def load_npz(path: str | Path,      # an .npz file written by np.savez: images, 
     if x.ndim not in (3, 4): raise ValueError(f"{path}: {xk!r} must be (N, H, W) or (N, C, H, W), but has shape {x.shape}")
     if x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
         raise ValueError(f"{path}: {xk!r} has shape {x.shape}, which looks like (N, H, W, C); save images.transpose(0, 3, 1, 2) instead")
+    if x.ndim == 4 and x.shape[1] not in (1, 3): raise ValueError(f"{path}: {xk!r} has shape {x.shape}: {x.shape[1]} channels, but images have 1 (grey) or 3 (RGB)")
     for k, a in ((yk, y), ("the other split's labels", other_y)):
         if a is not None and (a.ndim != 1 or a.dtype.kind not in "iu"):
             raise ValueError(f"{path}: {k!r} must be 1-d integers, but has dtype {a.dtype} and shape {a.shape}")
@@ -701,7 +702,7 @@ def load_npz(path: str | Path,      # an .npz file written by np.savez: images, 
             raise ValueError(f"{path}: 'class_names' must be (K,) strings, but has dtype {names.dtype} and shape {names.shape}")
         classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist()]
     try: y = check_labels(y, len(classes), yk)
-    except (ValueError, TypeError) as e: raise ValueError(f"{path}: {e}") from None
+    except (ValueError, TypeError) as e: raise ValueError(f"{path}: {e}" + (f" ({len(classes)} class_names given: one name per class)" if names is not None else "")) from None
     return ImageDataset(torch.from_numpy(np.ascontiguousarray(x if x.ndim == 4 else x[:, None])), y, classes, "npz")
 
 # %% ../nbs/01_data.ipynb #7ca357d4

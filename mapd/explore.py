@@ -19,11 +19,9 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 from fastcore.basics import patch
 
-from .core import located
 from .data import ImageDataset, load_dataset
-from .metadata import load_table, calibrated_table, ranked, edited_sources, NATURAL
+from .metadata import calibrated_table, ranked, edited_sources, NATURAL
 from .plots import category_color
-from .store import TrajectoryStore
 
 # %% auto #0
 __all__ = ['parse_indices', 'Explorer', 'open_explorer']
@@ -57,41 +55,34 @@ def parse_indices(text: str) -> list[int]:
 # %% ../nbs/13_explore.ipynb #0b3fe80b
 class Explorer:
     "Widgets to explore a MAP-D audit by epoch, category and class: image grid, loss curves, counts."
-    def __init__(self, audit_dir: str | Path,             # folder written by `run_audit` / `mapd audit`
-                 *, dataset: ImageDataset | None = None,  # the audited training split; loaded from config.json when None
+    def __init__(self, audit,                             # an `Audit` (mapd.audit), or the folder `run_audit` / `mapd audit` wrote (opened with `Audit.load`)
+                 *, dataset: ImageDataset | None = None,  # the audited training split; loaded as the audit's configuration names it when None
                  data_root: str | Path | None = None,     # where the audited data is now, if it moved; else where config.json says (`located`)
                  n_show: int = 20,                        # images in the grid at first
                  n_curves: int = 5,                       # curves drawn from the top of the grid when no indices are typed
                  ncols: int = 10,                         # images per grid row
                  tile: int = 64,                          # grid image size, in CSS pixels
-                 quantity: str = "loss",                  # recorded quantity the k-NN reads (the audit's is loss)
                  device="auto",                           # k-NN device
                  cache_size: int = 64):                   # epochs whose assignment is kept
-        self.path = Path(audit_dir)
-        for fn in ("config.json", "metadata.parquet"):
-            if not (self.path/fn).exists():
-                raise FileNotFoundError(f"{self.path/fn} not found: {self.path} is not an audit folder (make one with `mapd audit --out {shlex.quote(str(self.path))}`)")
-        if not (self.path/"trajectories"/"meta.json").exists():
-            raise FileNotFoundError(f"{self.path/'trajectories'} not found: {self.path} holds an audit's table but not the loss trajectories the explorer "
-                                    f"reads (a clone of the repository does not keep them); `{_remake(self.path)}` records them")
-        self.config = json.loads((self.path/"config.json").read_text())
-        self.results = json.loads((self.path/"results.json").read_text()) if (self.path/"results.json").exists() else {}
-        self.store, self.quantity, self.device = TrajectoryStore(self.path/"trajectories"), quantity, device
-        self.table = load_table(self.path/"metadata.parquet")
+        audit = audit if hasattr(audit, "store") else _open_audit(Path(audit), data_root)
+        self.audit, self.path, self.config, self.results = audit, Path(audit.path), audit.config, audit.results
+        self.store, self.table, self.device = audit.store, audit.table, device
+        # the audit's own k-NN and flags: its neighbours, what it reads (`knn_input`), its flag rule
+        self.k, self.quantity, self.flags = self.config.k, self.config.knn_input, dict(flags=self.config.flags, q=self.config.q, alpha=self.config.alpha, seed=self.config.seed)
+        self.curves_of = self.quantity.split("+")[0]   # the recorded quantity the curves draw: what the k-NN reads, the first of two
         self.n_epochs = self.store.completed                     # E
         if self.n_epochs < 1: raise ValueError(f"{self.store.path} holds no complete epoch")
         rows = self.store.rows
         stored = [c for c in dict.fromkeys(rows.category[rows.role == "probe"])]
-        self.categories = [c for c in self.config.get("categories", stored) if c in stored] or stored
+        self.categories = [c for c in self.config.categories if c in stored] or stored
         cat = rows.category.isin(self.categories).to_numpy() & (rows.role == "probe").to_numpy()
-        self.k = int(self.config.get("k", 20))
         # each category's mean probe trajectory over all complete epochs, fit and held-out probes together: (C, E)
-        self.means = {c: self.store.trajectories(quantity, np.flatnonzero(cat & (rows.category == c).to_numpy())).mean(0)
+        self.means = {c: self.store.trajectories(self.curves_of, np.flatnonzero(cat & (rows.category == c).to_numpy())).mean(0)
                       for c in self.categories}
         scored = (rows.role == "train").to_numpy() | ((rows.role == "probe").to_numpy() & rows.category.isin(NATURAL).to_numpy() & (rows["index"] >= 0).to_numpy())
         self._train_rows = pd.Series(np.flatnonzero(scored), index=rows["index"].to_numpy()[scored])  # example index -> store row (natural probes are examples too)
-        cdir = self.path/"cover"/"trajectories"   # a second run scored the edited probes' sources (mapd.audit's cover)
-        self.cover = (TrajectoryStore(cdir), edited_sources(self.store)) if (cdir/"meta.json").exists() else None
+        cover = getattr(audit, "cover_store", None)   # a second run scored the edited probes' sources (mapd.audit's cover)
+        self.cover = (cover, edited_sources(self.store)) if cover is not None else None
         if self.cover:
             r2 = self.cover[0].rows; t2 = (r2.role == "train").to_numpy() & r2["index"].isin(self.cover[1]).to_numpy()
             self._cover_rows = pd.Series(np.flatnonzero(t2), index=r2["index"].to_numpy()[t2])
@@ -100,7 +91,7 @@ class Explorer:
         missing = np.setdiff1d(self.table["index"].to_numpy(), self._pos.index.to_numpy())
         if len(missing):
             raise ValueError(f"{len(missing)} examples of {self.path/'metadata.parquet'} (e.g. index {missing[0]}) are not in the "
-                             f"{self.config.get('dataset')!r} training split loaded: pass dataset= the split the audit ran on")
+                             f"{self.config.dataset!r} training split loaded: pass dataset= the split the audit ran on")
         self.classes = list(self.dataset.classes)
         self._paths = pd.Series(self.table.path.to_numpy(), index=self.table["index"].to_numpy()) if "path" in self.table else None   # example index -> file
         self._cache, self.cache_size, self._tiles = OrderedDict(), cache_size, {}
@@ -109,11 +100,6 @@ class Explorer:
         self._build(n_show)
         self.render()
 
-    @classmethod
-    def from_audit(cls, audit_dir: str | Path, **kwargs) -> "Explorer":
-        "An `Explorer` of the audit in `audit_dir`."
-        return cls(audit_dir, **kwargs)
-
     def assignments(self, t: int | None = None) -> pd.DataFrame:  # epoch, 1..E; the slider's when None
         "The metadata table recomputed from trajectories cut at epoch `t` (one row per training example)."
         t = self.epoch if t is None else int(t)
@@ -121,8 +107,7 @@ class Explorer:
         if t in self._cache: self._cache.move_to_end(t); return self._cache[t]
         # flags as run_audit sets them, from the held-out probes at the same epoch (none without natural probes: the k-NN's argmax)
         self._cache[t] = tab = calibrated_table(self.store, self.categories, k=self.k, epochs=t, quantity=self.quantity, device=self.device,
-                                                flags=self.config.get("flags", "rate"), q=float(self.config.get("q", 0.1)), cover=self.cover,
-                                                alpha=float(self.config.get("alpha", 0.05)), seed=int(self.config.get("seed", 0)))[0]
+                                                cover=self.cover, **self.flags)[0]
         while len(self._cache) > self.cache_size: self._cache.popitem(last=False)
         return tab
 
@@ -140,10 +125,10 @@ class Explorer:
         return ranked(tab, c).head(self.n_show if n is None else n)
 
     def trajectory(self, index: int) -> np.ndarray:
-        "The `(E,)` trajectory of the training example with this index."
-        if self.cover and index in self._cover_rows.index: return self.cover[0].trajectories(self.quantity, [int(self._cover_rows[index])])[0]
+        "The `(E,)` recorded trajectory (`curves_of`) of the training example with this index."
+        if self.cover and index in self._cover_rows.index: return self.cover[0].trajectories(self.curves_of, [int(self._cover_rows[index])])[0]
         if index not in self._train_rows.index: raise KeyError(f"no training example has index {index}")
-        return self.store.trajectories(self.quantity, [int(self._train_rows[index])])[0]
+        return self.store.trajectories(self.curves_of, [int(self._train_rows[index])])[0]
 
     def shown_indices(self) -> list[int]:
         "Example indices in the image grid now, most probable first."
@@ -172,17 +157,32 @@ def _remake(path: Path) -> str:
         return f"mapd report --only {path.name}" + ("" if path.parent.name == "outputs" else f" --out {shlex.quote(str(path.parent))}")
     return f"mapd audit --out {shlex.quote(str(path))} (with the settings in its config.json)"
 
-def _audited_images(path: Path, config: dict, data_root=None) -> ImageDataset:
-    "The training split an audit read, as its config.json names it (`data_root`: where it is now, if it moved), read without progress bars."
-    if config.get("dataset") == "custom": raise ValueError(f"{path} audited data passed to run_audit(data=...): pass its training split, Explorer(..., dataset=...)")
-    root = str(data_root) if data_root is not None else located(path, config, "data_root")
-    if root is not None and not Path(root).exists():
-        raise FileNotFoundError(f"{root}, the data the audit in {path} read, is not there (any more): pass where it is now, "
-                                "Explorer(..., data_root=...) (the explorer notebook's data_root)")
-    opts = dict(size=config.get("image_size"), channels=config.get("channels"), quiet=True) if config.get("dataset") == "imagefolder" else {}
-    return load_dataset(config["dataset"], "train", root=root, **opts)
+def _moved(path: Path, root) -> FileNotFoundError:
+    return FileNotFoundError(f"{root}, the data the audit in {path} read, is not there (any more): pass where it is now, "
+                             "Explorer(..., data_root=...) (the explorer notebook's data_root)")
 
-def open_explorer(audit_dir: str | Path, **kwargs):  # passed to `Explorer`
+def _open_audit(path: Path, data_root=None):
+    "The finished audit in `path`, opened by `Audit.load` (the one reader of an audit folder); refused first, with what to run, where the explorer cannot show it."
+    for fn in ("config.json", "metadata.parquet"):
+        if not (path/fn).exists():
+            raise FileNotFoundError(f"{path/fn} not found: {path} is not an audit folder (make one with `mapd audit --out {shlex.quote(str(path))}`)")
+    if not (path/"trajectories"/"meta.json").exists():
+        raise FileNotFoundError(f"{path/'trajectories'} not found: {path} holds an audit's table but not the loss trajectories the explorer "
+                                f"reads (a clone of the repository does not keep them); `{_remake(path)}` records them")
+    if data_root is not None and not Path(data_root).exists(): raise _moved(path, data_root)
+    from mapd.audit import Audit   # here, not above: mapd.audit imports this module (Audit.explore)
+    return Audit.load(path, data_root=data_root)
+
+def _audited_images(path: Path, config, data_root=None) -> ImageDataset:
+    "The training split an audit read, as its `AuditConfig` names it (`data_root`: where it is now, if it moved), read without progress bars."
+    if config.dataset == "custom": raise ValueError(f"{path} audited data passed to run_audit(data=...): pass its training split, Explorer(..., dataset=...)")
+    root = str(data_root) if data_root is not None else config.data_root
+    if root is not None and not Path(root).exists(): raise _moved(path, root)
+    opts = dict(size=config.image_size, channels=config.channels, quiet=True) if config.dataset == "imagefolder" else {}
+    return load_dataset(config.dataset, "train", root=root, **opts)
+
+def open_explorer(audit_dir,   # an `Audit` or its folder
+                  **kwargs):   # passed to `Explorer`
     "The `Explorer` of the audit in `audit_dir`; where it cannot open, a widget saying why and what to run."
     try: return Explorer(audit_dir, **kwargs)
     except (OSError, ValueError) as e:
@@ -217,7 +217,7 @@ def _build(self: Explorer, n_show: int):
 def _header(self: Explorer) -> str:
     acc = self.results.get("probe_accuracy_6")
     acc = f"; held-out probes assigned correctly at epoch {self.n_epochs}: {acc:.1%}" if isinstance(acc, float) else ""
-    return (f"<b>MAP-D audit of {html.escape(str(self.config.get('dataset', '?')))}</b> in <code>{html.escape(str(self.path))}</code>: "
+    return (f"<b>MAP-D audit of {html.escape(str(self.config.dataset))}</b> in <code>{html.escape(str(self.path))}</code>: "
             f"{len(self.table):,} training examples, {self.n_epochs} epochs, k={self.k}{acc}")
 
 # %% ../nbs/13_explore.ipynb #46d10f21
@@ -270,7 +270,7 @@ def _curves_png(self: Explorer, t: int, idx: list[int]) -> bytes:
         ax.plot(x, self.trajectory(i), color=str(0.55 * j / max(len(idx) - 1, 1)), lw=1.2, ls=("-", "--", ":", "-.")[j % 4],
                 label=f"#{i} ({tab.at[i, 'category'].replace('_', ' ')} at {t})")
     ax.axvline(t, color="k", lw=0.8, ls=":")
-    ax.set(xlabel="epoch", ylabel=self.quantity, xlim=(1, max(self.n_epochs, 2)), title=f"{self.quantity} of {len(idx)} examples against the probe means")
+    ax.set(xlabel="epoch", ylabel=self.curves_of, xlim=(1, max(self.n_epochs, 2)), title=f"{self.curves_of} of {len(idx)} examples against the probe means")
     ax.title.set_fontsize(9); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1, 0.5))
     return _fig_png(fig)

@@ -15,7 +15,10 @@ import torch
 from .core import resolve_device, check_trajectories, check_same_length, as_numpy, progress
 
 # %% auto #0
-__all__ = ['cuml_available', 'knn_fractions', 'MAPD']
+__all__ = ['DEFAULT_K', 'cuml_available', 'knn_fractions', 'MAPD']
+
+# %% ../nbs/07_knn.ipynb #fa8b17e1
+DEFAULT_K = 20   # neighbours of the k-NN: the paper's k
 
 # %% ../nbs/07_knn.ipynb #760d876e
 def cuml_available() -> bool:
@@ -118,11 +121,12 @@ def knn_fractions(x: torch.Tensor,      # (N, E) queries
 
 class MAPD:
     "k-NN over loss trajectories: probabilities of each metadata category (MAP-D, equations 6-7)."
-    def __init__(self, k: int = 20,                # neighbours (the paper fixes k=20)
+    def __init__(self, k: int | None = None,       # neighbours; None: DEFAULT_K (the paper's 20)
                  *, backend: str = "auto",         # "torch", "cuml", or "auto" (cuML when installed with a GPU, else torch)
                  device="auto",                    # torch backend's device
                  max_block: int = 2**25,           # largest distance block, in elements, computed at once (on the CPU: by each thread)
                  quiet: bool = True):              # progress bar over query chunks
+        if k is None: k = DEFAULT_K
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1: raise ValueError(f"k must be a whole number of neighbours, at least 1; got {k!r}")
         self.k, self.backend, self.device, self.max_block, self.quiet = int(k), backend, device, max_block, quiet
 
@@ -146,6 +150,7 @@ class MAPD:
         small = {str(c): int(n) for c, n in zip(self.classes_, counts) if n < self.k}
         if small:
             raise ValueError(f"each probe category needs at least k={self.k} examples, but these have fewer: {small}")
+        if len(self.classes_) < 2: raise ValueError(f"the probes must be of at least two categories to tell apart, but all {len(y)} are {self.classes_[0] if len(y) else 'absent'!r}")
         self.n_epochs_, self.backend_ = X.shape[1], self._backend()
         self._X, self._y, self._cpu = X, torch.as_tensor(codes), {}
         if self.backend_ == "cuml":

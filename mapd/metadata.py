@@ -20,10 +20,11 @@ from .knn import MAPD
 from .store import TrajectoryStore
 
 # %% auto #0
-__all__ = ['NATURAL', 'SCORED_BY', 'IMAGE_PROBLEMS', 'FLAG_RULES', 'knn_input', 'probe_check', 'flag_scores', 'knn_columns',
-           'flag_thresholds', 'apply_flags', 'conformal_pvalues', 'bh_qvalues', 'fdr_thresholds', 'prevalence',
-           'probe_diagnostics', 'metadata_table', 'ranking', 'ranked', 'save_table', 'load_table', 'detection_scores',
-           'best_f1', 'check_thresholds', 'flag_table', 'edited_sources', 'calibrated_table']
+__all__ = ['DEFAULT_ALPHA', 'DEFAULT_Q', 'NATURAL', 'SCORED_BY', 'IMAGE_PROBLEMS', 'FLAG_RULES', 'knn_input', 'probe_check',
+           'flag_scores', 'knn_columns', 'flag_thresholds', 'apply_flags', 'conformal_pvalues', 'bh_qvalues',
+           'fdr_thresholds', 'prevalence', 'probe_diagnostics', 'metadata_table', 'ranking', 'ranked', 'save_table',
+           'load_table', 'detection_scores', 'best_f1', 'check_thresholds', 'flag_table', 'edited_sources',
+           'calibrated_table']
 
 # %% ../nbs/08_metadata.ipynb #0cd14ad0
 def knn_input(store: TrajectoryStore,
@@ -45,7 +46,8 @@ def knn_input(store: TrajectoryStore,
 
 def probe_check(store: TrajectoryStore,
                 categories=None,          # categories to include; all the store holds when None
-                *, k: int = 20, epochs: int | None = None,  # cut trajectories at this many epochs
+                *, k: int | None = None,   # neighbours; None: mapd.knn.DEFAULT_K
+                epochs: int | None = None,  # cut trajectories at this many epochs
                 quantity: str = "loss",   # what the k-NN reads (`knn_input`): "loss" (the paper), "margin", "loss+margin", ...
                 backend: str = "auto", device="auto") -> dict:
     "Fit MAP-D on the fit-split probes of `categories`, predict the held-out ones: accuracy, confusion matrix, predictions (votes `p_` and `flag_scores`)."
@@ -67,6 +69,8 @@ def probe_check(store: TrajectoryStore,
                 model=knn)
 
 # %% ../nbs/08_metadata.ipynb #9056e7e5
+DEFAULT_ALPHA = 0.05   # the false-flag rate a flag promises on natural examples (flags="rate"); None means this everywhere
+DEFAULT_Q = 0.1        # the false discovery rate a flag promises among its rows (flags="fdr"); None means this everywhere
 NATURAL = ("typical", "atypical")  # real, clean examples: the null of the flags
 SCORED_BY = ("trained", "natural probe, held out", "natural probe, left out", "second run")   # how a table row was scored (`metadata_table`, `mapd.audit`'s cover)
 IMAGE_PROBLEMS = ("random_inputs", "corrupted", "ood")  # categories of a broken or foreign image (a real data set seldom holds many)
@@ -149,12 +153,13 @@ def _conformal_threshold(null, alpha: float) -> float:
 def flag_thresholds(scores,               # (P, C) of the held-out probes: `flag_scores` (or the votes `p_<category>`), higher is more like the category
                     categories,           # (P,) their true categories
                     classes,              # (C,) the columns of `proba`
-                    *, alpha: float = 0.05,  # the false-flag rate promised on natural examples
+                    *, alpha: float | None = None,  # the false-flag rate promised on natural examples; None: DEFAULT_ALPHA
                     familywise: bool = True,  # alpha bounds the chance of *any* problem flag (alpha / m per problem category); else per category
                     seed: int = 0,        # seeds the halves of the cross-fitted check
                     statistic: str = "p",  # the table column the thresholds apply to: "score" (`score_<category>`) or "p" (`p_<category>`)
                     ) -> pd.DataFrame:
     "Per category: threshold on `<statistic>_<category>` so that at most `alpha` of held-out natural probes are flagged, with measured rates."
+    if alpha is None: alpha = DEFAULT_ALPHA
     if not 0 < alpha < 1: raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha}")
     if statistic not in ("score", "p"): raise ValueError(f"statistic must be 'score' or 'p', got {statistic!r}")
     P, cats, classes = np.asarray(scores, np.float64), np.asarray(categories, dtype=object), list(classes)
@@ -255,12 +260,13 @@ def _flag_tests(predictions: pd.DataFrame, table: pd.DataFrame) -> dict:
 
 def fdr_thresholds(predictions: pd.DataFrame,  # held-out probes: `category` and `score_<c>` columns (probe_check's predictions)
                    table: pd.DataFrame,        # the rows to flag, with the same `score_<c>` columns
-                   *, q: float = 0.1,          # the false discovery rate promised among each flag's rows
+                   *, q: float | None = None,  # the false discovery rate promised among each flag's rows; None: DEFAULT_Q
                    null_shares: dict | None = None,  # natural category -> share of the rows its probe's pool stands for; equal weight per probe when None
                    more: tuple = (),           # (predictions, table) of other runs whose rows are flagged together with these, each against its own probes
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per category, the threshold on `score_<c>` that BH sets at FDR `q` and its checks; and the q-values `q_<c>` of every row, with
     `q_any` (the rows of `table`, then those of each table in `more`: BH runs over all of them at once)."""
+    if q is None: q = DEFAULT_Q
     if not 0 < q < 1: raise ValueError(f"q must lie strictly between 0 and 1, got {q}")
     cats, tests, out, qv, pv, pnull = predictions.category.to_numpy().astype(str), _flag_tests(predictions, table), [], {}, {}, {}
     if not tests: raise ValueError(f"flags need held-out probes of {' or '.join(NATURAL)} to calibrate on; the categories are {sorted(set(cats))}")
@@ -392,7 +398,8 @@ def probe_diagnostics(predictions: pd.DataFrame,  # held-out probes: `category` 
 # %% ../nbs/08_metadata.ipynb #6d2e9bb9
 def metadata_table(store: TrajectoryStore,
                    knn: MAPD | None = None,   # a fitted MAPD; fitted on all fit-split probes when None
-                   *, k: int = 20, epochs: int | None = None, quantity: str = "loss",
+                   *, k: int | None = None,   # neighbours of the k-NN fitted when `knn` is None; None: mapd.knn.DEFAULT_K
+                   epochs: int | None = None, quantity: str = "loss",
                    thresholds: pd.DataFrame | None = None,  # from `flag_thresholds`: adds flag_<category> columns and the flagged category
                    likely_mislabeled: pd.Series | None = None,  # bool by example index (`mapd.scores.likely_mislabeled`): a column that vetoes image-problem flags
                    backend: str = "auto", device="auto") -> pd.DataFrame:
@@ -487,7 +494,7 @@ def best_f1(truth,        # (N,) bool: the examples that really are, e.g., misla
 FLAG_RULES = ("fdr", "rate")   # flags that control the false discovery rate among flagged rows (q), or the false-flag rate of clean ones (alpha)
 
 def check_thresholds(check: dict,   # from `probe_check`
-                     *, alpha: float = 0.05, seed: int = 0) -> pd.DataFrame | None:
+                     *, alpha: float | None = None, seed: int = 0) -> pd.DataFrame | None:   # alpha None: DEFAULT_ALPHA
     "`flag_thresholds` on the flag scores of a probe check's held-out probes; None without natural probes to calibrate on (no flags)."
     pred, classes = check["predictions"], check["classes"]
     S = np.stack([pred[f"score_{c}"] if f"score_{c}" in pred else np.full(len(pred), np.nan) for c in classes], 1)
@@ -505,12 +512,13 @@ def _calibration(predictions: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame
 def flag_table(table: pd.DataFrame,   # a metadata table without flags (`metadata_table`)
                check: dict,           # the probe check of the same k-NN (`probe_check`)
                *, flags: str = "fdr",  # "fdr": BH at `q` over the table's rows (`fdr_thresholds`); "rate": false-flag rate `alpha` (`flag_thresholds`)
-               q: float = 0.1, alpha: float = 0.05, seed: int = 0,
+               q: float | None = None, alpha: float | None = None, seed: int = 0,   # None: DEFAULT_Q, DEFAULT_ALPHA
                null_shares: dict | None = None,  # for "fdr": the pool share of each natural probe (see `fdr_thresholds`)
                more: tuple = (),      # for "fdr": (table, check) of other runs (`mapd.audit`'s second run): their rows are flagged with these and appended
                ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     "`table` with `flag_<c>` columns, its category assigned by them (`apply_flags`), `knn_category`, and for flags='fdr' `q_<c>` and `flag_any`; and the thresholds (None: no natural probes, no flags)."
     if flags not in FLAG_RULES: raise ValueError(f"flags must be one of {FLAG_RULES}, got {flags!r}")
+    if q is None: q = DEFAULT_Q
     if flags == "rate": thresholds, qs = check_thresholds(check, alpha=alpha, seed=seed), None
     elif _flag_tests(cal := _calibration(check["predictions"], table), table):
         thresholds, qs = fdr_thresholds(cal, table, q=q, null_shares=null_shares, more=[(_calibration(c2["predictions"], t2), t2) for t2, c2 in more])
@@ -541,8 +549,9 @@ def edited_sources(store: TrajectoryStore) -> np.ndarray:
 
 def calibrated_table(store: TrajectoryStore,
                      categories=None,   # probe categories of the k-NN; all the store holds when None
-                     *, k: int = 20, flags: str = "fdr", q: float = 0.1,   # the flags' rule and the FDR it promises (`flag_table`)
-                     alpha: float = 0.05, seed: int = 0,   # with flags="rate": the false-flag rate, and the seed of its check
+                     *, k: int | None = None,   # neighbours; None: mapd.knn.DEFAULT_K
+                     flags: str = "fdr", q: float | None = None,   # the flags' rule and the FDR it promises (`flag_table`); None: DEFAULT_Q
+                     alpha: float | None = None, seed: int = 0,   # with flags="rate": the false-flag rate (None: DEFAULT_ALPHA), and the seed of its check
                      null_shares: dict | None = None,  # the pool share of each natural probe (`fdr_thresholds`)
                      likely_mislabeled: pd.Series | None = None,  # bool by example index: vetoes image-problem flags (see metadata_table)
                      quantity: str = "loss",   # what the k-NN reads (`knn_input`)

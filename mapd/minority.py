@@ -48,7 +48,7 @@ def minority_experiment(train: GroupedDataset, val: GroupedDataset, test: Groupe
                         lr: float = 0.05,             # SGD learning rate
                         jtt_epochs=(1, 2, 3, 5),      # early-stopping epochs T swept for JTT's error set (those beyond `epochs` are skipped)
                         upweight: int = 20,           # JTT's lambda_up: times each flagged example appears in the retraining
-                        k: int = 20,                  # MAP-D's neighbours
+                        k: int | None = None,         # MAP-D's neighbours; None: mapd.knn.DEFAULT_K
                         seed: int = 0, device="auto") -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     "Figure 9 for one seed: (detection table, upweighting table, what was chosen)."
     groups = minority_groups(train)

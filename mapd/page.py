@@ -14,8 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-import mapd
-from .core import atomic_write
+from .core import atomic_write, mapd_version
 from .metadata import ranked, ranking
 from .plots import category_color
 from .explore import _png_uri, _fig_png, _color, _name
@@ -108,7 +107,7 @@ def page_html(audit,         # an `Audit` (mapd.audit): its table, results, stor
     summary = "\n".join(l for l in str(audit.summary()).splitlines() if not l.startswith("warning: "))
     warns = r.get("warnings") or []
     head = (f"<h1>MAP-D audit of {html.escape(str(audit.config.dataset))}</h1><p><code>{html.escape(str(audit.path))}</code>: "
-            f"{len(t):,} training examples, {audit.store.completed} epochs; page written by mapd {mapd.__version__} on "
+            f"{len(t):,} training examples, {audit.store.completed} epochs; page written by mapd {mapd_version()} on "
             f"{datetime.datetime.now().isoformat(timespec='seconds')}</p><nav>categories: "
             + "".join(f'<a href="#c-{html.escape(c)}">{_name(c)}</a>' for c in cats) + "</nav>")
     body = (f'<h2>Summary</h2><pre class="mapd-summary">{html.escape(summary)}</pre><h2>Warnings</h2>'

@@ -6,15 +6,16 @@ Docs: https://mapd-dev.github.io/mapd/prioritized.html.md"""
 
 # %% ../nbs/15_prioritized.ipynb #92d15ea2
 from __future__ import annotations
-import math, time
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .core import resolve_device, progress, check_fields, run_fields
+from .core import resolve_device, check_fields, run_fields
+from .knn import DEFAULT_K
 from .data import ImageDataset
 from .models import make_model
 from .train import TrainConfig, Normalize, Loop, Hook, fit, accuracy, predict_logits
@@ -63,7 +64,7 @@ class SelectionConfig:
     min_per_class: int = 2          # class balance of the *_balanced methods
     lr: float = 1e-3                # AdamW, PyTorch defaults otherwise
     eval_every: int = 100           # steps between test evaluations
-    k: int = 20                     # MAP-D's neighbours
+    k: int = DEFAULT_K              # MAP-D's neighbours
     n_probe: int = 250              # MAP-D's probes, each
     clean_probe: str = "true"       # MAP-D's random-sample probe: "true" labels (the experimenter knows them) or "given" (noisy) ones; see make_clean_noisy_probes
     seed: int = 0

@@ -6,6 +6,7 @@ Docs: https://mapd-dev.github.io/mapd/probes.html.md"""
 
 # %% ../nbs/06_probes.ipynb #890aaa68
 from __future__ import annotations
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,9 +22,9 @@ from .train import fit
 from .scores import DEFAULT_SCORE_CONFIG, confused_class
 
 # %% auto #0
-__all__ = ['CATEGORIES', 'MAIN_CATEGORIES', 'OOD_SOURCES', 'INDEX_CATEGORIES', 'ProbeSuite', 'corrupt', 'random_images', 'sketch',
-           'random_shapes', 'make_probe_suite', 'choose_corrupt_std', 'probe_from_indices', 'probe_from_transform',
-           'with_probes', 'index_probes']
+__all__ = ['CATEGORIES', 'MAIN_CATEGORIES', 'CORRUPT_STD_WORDS', 'OOD_SOURCES', 'INDEX_CATEGORIES', 'ProbeSuite', 'corrupt',
+           'random_images', 'sketch', 'corrupt_std_setting', 'paper_corrupt_std', 'random_shapes', 'make_probe_suite',
+           'choose_corrupt_std', 'probe_from_indices', 'probe_from_transform', 'with_probes', 'index_probes']
 
 # %% ../nbs/06_probes.ipynb #03d26f74
 CATEGORIES = ("typical", "atypical", "random_labels", "random_inputs", "corrupted", "ood")
@@ -109,6 +110,21 @@ def sketch(images: torch.Tensor,   # (B, C, H, W) uint8, C = 1 or 3
     out = torch.where(den > 0, grey * 256 / den.clamp_min(1), torch.zeros_like(grey))  # cv2.divide(gray, 255 - blur, scale=256); x/0 is 0 there
     return out.clamp(0, 255).round().to(torch.uint8).expand(-1, images.shape[1], -1, -1).contiguous()
 
+# %% ../nbs/06_probes.ipynb #0a8b1552
+CORRUPT_STD_WORDS = ("auto", "paper")   # the corrupted probe's noise settings besides a positive number
+
+def corrupt_std_setting(value) -> str | float:
+    "The corrupted probe's noise setting as what it means: 'auto', 'paper' or a positive finite std (a float), from the value or its text."
+    if isinstance(value, str) and value in CORRUPT_STD_WORDS: return value
+    try: std = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError): std = math.nan
+    if not (math.isfinite(std) and std > 0): raise ValueError(f"corrupt_std must be 'auto', 'paper' or a positive number, got {value!r}")
+    return std
+
+def paper_corrupt_std(ds: ImageDataset) -> float:
+    "The noise of the paper's corrupted probe (its code): std 0.1 on CIFAR, 0.25 elsewhere."
+    return 0.1 if ds.name.startswith("cifar") else 0.25
+
 # %% ../nbs/06_probes.ipynb #f83d0fa3
 def random_shapes(n: int,                  # how many images
                   shape: tuple,            # (C, H, W), C = 1 or 3
@@ -167,7 +183,7 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
                      *, categories=CATEGORIES,    # which categories to make
                      n_fit: int = 250,            # probes per category that the k-NN is fitted on
                      n_heldout: int = 250,        # probes per category held out to validate the assignment
-                     corrupt_std: float | None = None,  # noise of the corrupted probe; 0.1 for CIFAR, 0.25 otherwise when None (the paper's code)
+                     corrupt_std: float | str | None = None,  # noise of the corrupted probe: a std, or 'paper' (`paper_corrupt_std`, also when None)
                      corruptions=None,            # corrupted probe: names in mapd.corruptions.CORRUPTIONS, one per probe at a random severity; None: Gaussian noise at corrupt_std
                      severities=(2, 3, 4, 5),     # with corruptions: the severities (1..5) each probe's is drawn from
                      typical_pool: float | None = None,  # draw the typical probe at random from this share of the most consistent examples; None: the n most consistent
@@ -255,7 +271,9 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
         elif cat == "corrupted":
             pick = sample()
             if corruptions is None:
-                std = corrupt_std if corrupt_std is not None else (0.1 if ds.name.startswith("cifar") else 0.25)
+                std = corrupt_std_setting("paper" if corrupt_std is None else corrupt_std)
+                if std == "auto": raise ValueError("corrupt_std='auto' is chosen by a proxy run: pass choose_corrupt_std(ds)[0], a number or 'paper'")
+                if std == "paper": std = paper_corrupt_std(ds)
                 add(cat, corrupt(ds.images[pick], std, g), ds.labels[pick], ds.index[pick].numpy())
             else:   # as even shares of the corruptions as n allows, in random order, each at a random severity
                 names = np.asarray(corruptions, dtype=object)[torch.randperm(n, generator=g).numpy() % len(corruptions)]

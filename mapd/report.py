@@ -11,8 +11,7 @@ from pathlib import Path
 
 import yaml
 
-import mapd
-from .core import atomic_write, write_json, folder_lock, remove_temporaries
+from .core import atomic_write, write_json, folder_lock, remove_temporaries, mapd_version
 
 # %% auto #0
 __all__ = ['VERDICTS', 'ReportError', 'load_plan', 'git_commit', 'run_report', 'plan_commit', 'per_seed', 'render_readme']
@@ -184,7 +183,7 @@ def _execute(plan_path, plan, out, runs, tiny, tiny_params, html, quiet) -> dict
 
 def _manifest(commit: str, runs: dict) -> dict:
     "The manifest: what made the report, and per run its time, commit and whether it had the tiny parameters (`tiny`: any run had)."
-    return dict(commit=commit, mapd_version=mapd.__version__, python=platform.python_version(), packages=_versions(),
+    return dict(commit=commit, mapd_version=mapd_version(), python=platform.python_version(), packages=_versions(),
                 created=datetime.datetime.now().isoformat(timespec="seconds"), tiny=any(e.get("tiny") for e in runs.values()), runs=runs)
 
 def _versions() -> dict:

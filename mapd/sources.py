@@ -6,6 +6,7 @@ Docs: https://mapd-dev.github.io/mapd/sources.html.md"""
 
 # %% ../nbs/01d_sources.ipynb #8f36fa1f
 from __future__ import annotations
+import contextlib, dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,10 @@ def from_torch(ds,                      # a map-style PyTorch Dataset whose item
     if isinstance(ds, ImageDataset): return ds
     if not hasattr(ds, "__len__") or not hasattr(ds, "__getitem__"): raise TypeError(f"{type(ds).__name__} is no map-style Dataset (it needs __len__ and __getitem__)")
     classes = classes if classes is not None else getattr(ds, "classes", None)
-    return stack_items((ds[i] for i in range(len(ds))), len(ds), classes, name=name, quiet=quiet)
+    def item(i):
+        try: return ds[i]
+        except Exception as e: raise ValueError(f"item {i} of the {type(ds).__name__} ({len(ds)} items) could not be read: {type(e).__name__}: {e}") from e
+    return stack_items((item(i) for i in range(len(ds))), len(ds), classes, name=name, quiet=quiet)
 
 # %% ../nbs/01d_sources.ipynb #16adf295
 _IMAGE_NAMES, _LABEL_NAMES = ("image", "img", "images", "pixel_values"), ("label", "labels", "fine_label", "coarse_label", "target", "class")
@@ -95,13 +99,35 @@ def _hf_columns(ds, image_column=None, label_column=None) -> tuple[str, str]:
     label = label_column or find(datasets.ClassLabel, _LABEL_NAMES, "--label-column")
     return image, label
 
+@contextlib.contextmanager
+def _hf_bars(quiet: bool):
+    "Hugging Face `datasets`' own progress bars off while `quiet` (its setting restored after)."
+    import datasets
+    was = datasets.are_progress_bars_disabled()
+    if quiet: datasets.disable_progress_bars()
+    try: yield
+    finally:
+        if quiet and not was: datasets.enable_progress_bars()
+
+def _hf_paths(ds, image: str) -> np.ndarray | None:
+    "Each row's image file as the data set records it (an `Image` feature's `path`), or None where a row has none or two rows share one."
+    import datasets
+    if not isinstance(ds.features[image], datasets.Image): return None
+    col = ds.select_columns([image]).cast_column(image, datasets.Image(decode=False)).with_format("arrow")[:].column(image)
+    paths = col.combine_chunks().field("path").to_pylist() if len(col) else []
+    return np.array(paths, dtype=object) if paths and all(paths) and len(set(paths)) == len(paths) else None
+
 def from_hf(ds,                         # a Hugging Face datasets.Dataset (one split)
             image_column: str | None = None,  # found from the features (an Image feature, or a column named image/img) when None
             label_column: str | None = None,  # found from the features (a ClassLabel, or a column named label/labels) when None
             classes=None,               # class names; the ClassLabel's names when None
             name: str = "hf",
             quiet: bool = False) -> ImageDataset:
-    "The `ImageDataset` of a Hugging Face `Dataset`, in its own row order (row i is example i); class names from its `ClassLabel`."
+    """The `ImageDataset` of a Hugging Face `Dataset`, in its own row order (row i is example i); class names from its `ClassLabel`,
+    file paths from its `Image` feature where every row records its own (so an audit's table can be matched to FiftyOne samples)."""
+    with _hf_bars(quiet): return _from_hf(ds, image_column, label_column, classes, name, quiet)
+
+def _from_hf(ds, image_column, label_column, classes, name, quiet) -> ImageDataset:
     import datasets
     image, label = _hf_columns(ds, image_column, label_column)
     feat = ds.features[label]
@@ -112,7 +138,9 @@ def from_hf(ds,                         # a Hugging Face datasets.Dataset (one s
         names = sorted(set(sub[label])); classes, pos = names, {c: k for k, c in enumerate(names)}
         ys = [pos[v] for v in sub[label]]
     rows = ((r[image], y) for r, y in zip(sub.select_columns([image]), ys))
-    return stack_items(rows, len(sub), classes, name=name, what="row", quiet=quiet)
+    out = stack_items(rows, len(sub), classes, name=name, what="row", quiet=quiet)
+    paths = _hf_paths(ds, image)
+    return out if paths is None else dataclasses.replace(out, paths=paths)
 
 # %% ../nbs/01d_sources.ipynb #eda68068
 def load_hf(root: str | Path,                 # a Dataset or DatasetDict saved with save_to_disk, or a folder of Parquet files (or one file)
@@ -120,8 +148,10 @@ def load_hf(root: str | Path,                 # a Dataset or DatasetDict saved w
             label_column: str | None = None,
             quiet: bool = False) -> tuple[ImageDataset, ImageDataset | None]:
     "(train, test) from a Hugging Face data set on disk; test is None where there is no `test` split. Nothing is fetched."
+    with _hf_bars(quiet): return _load_hf(Path(root), image_column, label_column, quiet)
+
+def _load_hf(root: Path, image_column, label_column, quiet) -> tuple[ImageDataset, ImageDataset | None]:
     import datasets
-    root = Path(root)
     if not root.exists(): raise FileNotFoundError(2, "No such file or directory", str(root))
     files = [root] if root.is_file() else sorted(root.rglob("*.parquet"))
     if root.is_dir() and ((root/"dataset_dict.json").is_file() or (root/"dataset_info.json").is_file() or (root/"state.json").is_file()):
@@ -129,7 +159,10 @@ def load_hf(root: str | Path,                 # a Dataset or DatasetDict saved w
     elif files:
         split = lambda f: "test" if "test" in f.stem.lower() else "train"
         groups = {s: [str(f) for f in files if split(f) == s] for s in ("train", "test")}
-        d = datasets.DatasetDict({s: datasets.Dataset.from_parquet(fs) for s, fs in groups.items() if fs})
+        level = datasets.logging.get_verbosity(); datasets.logging.set_verbosity(datasets.logging.CRITICAL)   # its own error line would repeat ours
+        try: d = datasets.DatasetDict({s: datasets.Dataset.from_parquet(fs) for s, fs in groups.items() if fs})
+        except Exception as e: raise ValueError(f"{root} cannot be read as Parquet files ({type(e).__name__}: {e}); give a folder saved with save_to_disk, or Parquet files") from None
+        finally: datasets.logging.set_verbosity(level)
     else: raise ValueError(f"{root} holds neither a data set saved with save_to_disk nor Parquet files")
     if isinstance(d, datasets.Dataset): d = datasets.DatasetDict(train=d)
     if "train" in d: train_split = "train"

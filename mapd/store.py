@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
-import mapd
-from .core import atomic_write, write_json
+from .core import atomic_write, write_json, mapd_version
 
 # %% auto #0
 __all__ = ['QUANTITIES', 'ROW_COLUMNS', 'as_stored', 'TrajectoryStore']
@@ -82,7 +81,7 @@ class TrajectoryStore:
             np.memmap(path/f"{q}.bin", dtype=dt, mode="w+", shape=(n_epochs, len(rows))).flush()
         with atomic_write(path/"rows.csv") as f: rows.reset_index(drop=True).to_csv(f, index=False)
         write_json(path/"meta.json", dict(n_rows=len(rows), n_epochs=int(n_epochs), quantities=quantities, completed_epochs=0,
-                                          config=config or {}, mapd_version=mapd.__version__, created=time.strftime("%Y-%m-%dT%H:%M:%S")))
+                                          config=config or {}, mapd_version=mapd_version(), created=time.strftime("%Y-%m-%dT%H:%M:%S")))
         return cls(path, mode="r+")
 
     n_rows = property(lambda self: int(self.meta["n_rows"]))

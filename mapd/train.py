@@ -6,10 +6,8 @@ Docs: https://mapd-dev.github.io/mapd/train.html.md"""
 
 # %% ../nbs/04_train.ipynb #ed7362d3
 from __future__ import annotations
-import json, math, os, time
-from dataclasses import dataclass, asdict, replace
-from datetime import timedelta
-from pathlib import Path
+import math, time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,14 +16,20 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from .core import resolve_device, progress, check_labels, check_fields, atomic_write, with_defaults, Presets
-from .store import TrajectoryStore, QUANTITIES, as_stored
+from .core import resolve_device, progress, check_labels, check_fields, Presets
+from .store import TrajectoryStore
+from .distributed import world, process_device, join_world, on_rank0   # the process group (mapd.distributed)
+from .recorder import per_example_stats, Recorder                       # the recorder (mapd.recorder)
+from .checkpoint import _checkpoint, _resume                            # checkpoints (mapd.checkpoint)
+
+# moved to their own modules; `from mapd.train import Recorder` (and the others) still works
+_all_ = ['world', 'process_device', 'join_world', 'on_rank0', 'per_example_stats', 'Recorder']
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'TRAIN_PRESETS', 'TrainConfig', 'device_setting', 'make_optimizer', 'train_config', 'lr_at', 'EpochPlan',
-           'start_epoch', 'Normalize', 'draw_augmentation', 'augment', 'world', 'process_device', 'join_world',
-           'on_rank0', 'per_example_stats', 'Recorder', 'predict_logits', 'accuracy', 'FitResult', 'soft_cross_entropy',
-           'Batch', 'Hook', 'Loop', 'Record', 'LossFn', 'Checkpoint', 'DataParallel', 'fit']
+           'start_epoch', 'Normalize', 'draw_augmentation', 'augment', 'predict_logits', 'accuracy', 'FitResult',
+           'soft_cross_entropy', 'Batch', 'Hook', 'Loop', 'Record', 'LossFn', 'Checkpoint', 'DataParallel', 'fit',
+           'world', 'process_device', 'join_world', 'on_rank0', 'per_example_stats', 'Recorder']
 
 # %% ../nbs/04_train.ipynb #ca314958
 OPTIMIZERS = {   # (parameters, config, **implementation) -> optimiser; `make_optimizer` picks the implementation
@@ -150,149 +154,6 @@ def augment(x: torch.Tensor,        # (B, C, H, W) float images
         cols = (offsets[:, 1:] + torch.arange(W, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
         x = xp[torch.arange(B, device=x.device)[:, None, None, None], torch.arange(C, device=x.device)[None, :, None, None], rows, cols]
     return torch.where(flips.view(B, 1, 1, 1), x.flip(3), x)
-
-# %% ../nbs/04_train.ipynb #7e666224
-def world() -> tuple[int, int]:
-    "(rank, number of processes): (0, 1) unless `torch.distributed` is initialised, as under `torchrun`."
-    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-def process_device(device="auto") -> torch.device:
-    "`device` resolved; under `torchrun`, a bare \"cuda\" is this process's own GPU (`cuda:LOCAL_RANK`)."
-    dev = resolve_device(device)
-    if dev.type == "cuda" and dev.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1: dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return dev
-
-def join_world(device="auto",
-               timeout_minutes: float = 60,  # how long a collective may wait: the others wait while rank 0 works alone (`on_rank0`)
-               ) -> tuple[int, int]:
-    "Under `torchrun` (WORLD_SIZE > 1 in the environment) join its process group: NCCL with one GPU per process (LOCAL_RANK), else gloo; (rank, processes)."
-    if world()[1] > 1 or int(os.environ.get("WORLD_SIZE", "1")) < 2: return world()
-    dev = process_device(device)
-    if dev.type == "cuda": torch.cuda.set_device(dev)
-    dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=timedelta(minutes=timeout_minutes))
-    return world()
-
-def on_rank0(fn):   # called with no arguments
-    """`fn()` run by rank 0 alone, its result (or its error, raised) on every process; with one process, just `fn()`.
-    For the steps of a run that one process does for all (claim a folder, write a file, decide to resume) and must be agreed on."""
-    rank, n = world()
-    if n == 1: return fn()
-    res, err = None, None
-    if rank == 0:
-        try: res = fn()
-        except Exception as e: err = e
-    box = [(res, err)]
-    dist.broadcast_object_list(box, src=0)
-    res, err = box[0]
-    if err is not None:
-        if rank > 0: err.from_rank0 = True   # said once, by rank 0
-        raise err
-    return res
-
-def per_example_stats(logits: torch.Tensor,  # (B, K)
-                      labels: torch.Tensor   # (B,) int64
-                      ) -> dict:
-    "Loss, margin (own logit minus the largest other) and correctness of each row."
-    logits = logits.float()
-    own = logits.gather(1, labels[:, None]).squeeze(1)
-    other = logits.scatter(1, labels[:, None], float("-inf")).amax(1)
-    return dict(loss=F.cross_entropy(logits, labels, reduction="none"), margin=own - other, correct=(own > other).to(torch.uint8))
-
-class Recorder:
-    "Records per-row loss, margin and correctness for every epoch, in memory or into a `TrajectoryStore`."
-    def __init__(self, n_rows: int,                  # R rows, addressed 0..R-1
-                 n_classes: int,                     # K
-                 *, device="cpu",
-                 store: TrajectoryStore | None = None,  # write each epoch here; in memory when None
-                 max_logit_bytes: int = 2**29,       # keep an (R, K) logit buffer when it fits in this many bytes
-                 keep_probs=()):                     # epochs (1-based, epochs done) after which the full probabilities are kept
-        self.n_rows, self.n_classes, self.device, self.store = n_rows, n_classes, resolve_device(device), store
-        self.rank, self.world = world()   # with many processes each records its own rows, end_epoch gathers them and rank 0 writes
-        if store is not None and store.n_rows != n_rows: raise ValueError(f"the store has {store.n_rows} rows but the recorder was given n_rows={n_rows}")
-        self.keep_logits = n_rows * n_classes * 4 <= max_logit_bytes
-        self.keep_probs = set(int(e) for e in keep_probs)
-        if self.keep_probs and not self.keep_logits:
-            raise ValueError(f"keep_probs needs the (R, K) logit buffer, but {n_rows} x {n_classes} float32 exceeds max_logit_bytes={max_logit_bytes}")
-        self.epochs = {q: [] for q in QUANTITIES}  # host copies, when there is no store: kept as a store keeps them (QUANTITIES)
-        self.probs = {}  # epochs done -> (R, K) float16 probabilities, when there is no store
-        self._reset()
-
-    def _reset(self):
-        if self.keep_logits: self._logits = torch.full((self.n_rows, self.n_classes), float("nan"), device=self.device)
-        else: self._stats = {q: torch.full((self.n_rows,), float("nan"), device=self.device) for q in QUANTITIES}
-        if self.world > 1: self._seen = torch.zeros(self.n_rows, dtype=torch.int32, device=self.device)
-
-    @torch.no_grad()
-    def record(self, rows: torch.Tensor,    # (B,) int64 row ids of the batch
-               logits: torch.Tensor,        # (B, K) the model's outputs for the batch
-               labels: torch.Tensor | None = None):  # (B,) given labels; needed only when logits are not buffered
-        "Note a batch's logits (one indexed copy; no host-device sync)."
-        if self.keep_logits: self._logits.index_copy_(0, rows, logits.detach().float())
-        else:
-            if labels is None: raise ValueError("labels are needed per batch when the logit buffer is off (large R x K)")
-            for q, v in per_example_stats(logits.detach(), labels).items(): self._stats[q].index_copy_(0, rows, v.float())
-        if self.world > 1: self._seen.index_add_(0, rows, torch.ones_like(rows, dtype=torch.int32))
-
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
-                 normalize, batch_size: int = 1024, amp: bool = False):
-        "The evaluation pass: one forward over all rows in eval mode, recorded (with many processes, each takes every world-th row)."
-        was_training = model.training
-        model.eval()
-        mine = torch.arange(self.rank, len(images), self.world, device=images.device)
-        for i in range(0, len(mine), batch_size):
-            rows = mine[i:i + batch_size]
-            with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(normalize(images[rows]))
-            self.record(rows, logits, labels[rows])
-        model.train(was_training)
-
-    @torch.no_grad()
-    def end_epoch(self, labels: torch.Tensor,  # (R,) the labels the rows were given
-                  epoch: int | None = None,    # 0-based; defaults to the next one
-                  complete: bool = True) -> dict:
-        "Compute the epoch's columns, copy them to the host (the epoch's one sync), store them and start a new epoch."
-        epoch = (self.store.completed if self.store is not None else len(self.epochs["loss"])) if epoch is None else epoch
-        if self.world > 1: self._gather()
-        if self.keep_logits:
-            labels = labels.to(self.device)
-            stats = per_example_stats(self._logits, labels)
-            stats["loss"] = torch.where(self._logits[:, 0].isnan(), float("nan"), stats["loss"])  # rows never seen stay NaN
-            if epoch + 1 in self.keep_probs:
-                P = self._logits.softmax(1).half().cpu().numpy()
-                if self.store is None: self.probs[epoch + 1] = P
-                elif self.rank == 0: self.store.write_probs(epoch + 1, P)
-        else: stats = self._stats
-        cols = {q: v.float().cpu().numpy() if q != "correct" else np.nan_to_num(v.cpu().numpy()).astype(np.uint8)
-                for q, v in stats.items()}  # host-device sync, once per epoch; float32 here, the store casts to its own dtypes
-        if self.store is not None:
-            if self.rank == 0: self.store.write_epoch(epoch, complete=complete, **cols)   # one writer; every rank has the columns
-        else:
-            for q, v in cols.items(): self.epochs[q].append(as_stored(v, QUANTITIES[q]))   # the numbers a store would hold
-        self._reset()
-        return cols
-
-    @torch.no_grad()
-    def _gather(self):
-        "Every rank's rows into every rank's buffers (a sum in which each row comes from the one rank that saw it); a row seen twice is an error."
-        seen = self._seen.clone()
-        dist.all_reduce(seen)
-        if int(seen.max()) > 1: raise RuntimeError(f"{int((seen > 1).sum())} rows were recorded by more than one process in this epoch")
-        mine, unseen = self._seen > 0, seen == 0
-        for buf in [self._logits] if self.keep_logits else list(self._stats.values()):
-            shape = (-1,) + (1,) * (buf.ndim - 1)
-            buf.copy_(torch.where(mine.view(shape), buf, 0.0))
-            dist.all_reduce(buf)
-            buf.masked_fill_(unseen.view(shape), float("nan"))   # rows nobody saw stay NaN, as with one process
-        self._seen.zero_()
-
-    def trajectories(self, q: str = "loss") -> np.ndarray:
-        "`(R, E)` array of quantity `q` over the recorded epochs."
-        if self.store is not None: return self.store.trajectories(q)
-        if not self.epochs[q]: raise ValueError("no epoch recorded yet: call end_epoch after each epoch")
-        a = np.stack(self.epochs[q], 1)
-        return a.astype(np.float32) if a.dtype == np.float16 else a   # float32 out, as from a store
 
 # %% ../nbs/04_train.ipynb #ee2b7f88
 def _as_xy(data):
@@ -553,37 +414,3 @@ def fit(model: nn.Module,              # any classifier taking float (B, C, H, W
     run_hooks += list(hooks) + ([Checkpoint(store)] if store is not None else [])
     loop = Loop(model, X, Y, config, run_hooks, normalize=normalize, test=test, fixed_rows=fixed_rows, quiet=quiet or rank > 0).run()
     return FitResult(model, pd.DataFrame(loop.history), recorder, normalize)
-
-# %% ../nbs/04_train.ipynb #1547aae1
-def _checkpoint(store: TrajectoryStore, model, opt, epochs_done: int, history: list):
-    "Save model and optimiser atomically, then mark the epoch complete in the store."
-    with atomic_write(store.path/"checkpoint.pt", "wb") as f:
-        torch.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epochs_done, history=history), f)
-    store.mark_complete(epochs_done)
-
-def _resume(store: TrajectoryStore, model, opt, config: TrainConfig, dev) -> tuple[int, list]:
-    "Load the last checkpoint of `store`; return the epoch to start from and the history so far."
-    saved, given = store.config.get("train"), _jsonable(asdict(config))
-    if saved is not None:
-        saved = with_defaults(saved, TrainConfig)   # fields added since the store was made read as their defaults
-        diff = {k: (saved[k], v) for k, v in given.items() if saved[k] != v}
-    if saved is not None and diff:
-        raise ValueError(f"{store.path} was recorded with another training configuration; differences (stored, given): {diff}")
-    if store.n_epochs != config.epochs: raise ValueError(f"{store.path} reserves {store.n_epochs} epochs but config.epochs={config.epochs}")
-    fn = store.path/"checkpoint.pt"
-    if not fn.exists():
-        if store.completed: raise FileNotFoundError(f"{store.path} has {store.completed} complete epochs but no checkpoint.pt to resume from")
-        return 0, []
-    try: ck = torch.load(fn, map_location=dev, weights_only=True)
-    except Exception as e:   # truncated by a full disk or a copy cut short: torch says only e.g. "[Errno 22] Invalid argument"
-        raise ValueError(f"{fn} is damaged and cannot be resumed from ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
-                         f"delete {store.path} to train again from the start") from None
-    if ck["epoch"] not in (store.completed, store.completed + 1):  # +1: killed between the checkpoint and the mark
-        raise ValueError(f"{fn} is at epoch {ck['epoch']} but the store has {store.completed} complete epochs")
-    model.load_state_dict(ck["model"]); opt.load_state_dict(ck["optimizer"])
-    if world()[0] == 0: store.mark_complete(ck["epoch"])
-    return ck["epoch"], list(ck["history"])
-
-def _jsonable(d: dict) -> dict:
-    "`d` as it reads back from JSON (tuples become lists)."
-    return json.loads(json.dumps(d))

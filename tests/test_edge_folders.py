@@ -55,3 +55,21 @@ def test_cli_fifo_refused_without_hanging(tmp_path):
                        capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "named pipe" in p.stderr, p.stderr
     assert not (tmp_path/"out").exists()
+
+
+def test_split_folder_linked_out_of_the_root_refused(tmp_path):
+    "train/ itself a symbolic link to a folder outside the data root: refused like any link out of the root (already so on main: a regression test)."
+    _folder(tmp_path/"elsewhere")
+    root = tmp_path/"data"; root.mkdir()
+    os.symlink(tmp_path/"elsewhere"/"train", root/"train")
+    with pytest.raises(ValueError, match="outside the data root"): load_image_folder(root, quiet=True)
+
+
+def test_cli_quiet_shows_no_bars_while_reading(tmp_path):
+    "--quiet: reading an image folder shows no progress bars, so a refusal is the one line on stderr (main: the bars of both passes came first)."
+    root = _folder(tmp_path/"data", 40)
+    import shutil; shutil.rmtree(root/"train"/"b")   # one class: refused after reading
+    p = subprocess.run(mapd_cmd() + ["audit", "--dataset", "imagefolder", "--data-root", str(root), "--out", str(tmp_path/"out"), "--device", "cpu", "--quiet"],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 2 and len(p.stderr.splitlines()) == 1 and "at least two" in p.stderr, p.stderr
+    assert not (tmp_path/"out").exists()

@@ -72,3 +72,22 @@ def test_unmarked_old_audit_of_other_config_not_cleared(tmp_path):
     before = _snapshot(out)
     with pytest.raises(FileExistsError, match="does not clear it"): _claim(out, cfg, {}, print)
     assert _snapshot(out) == before
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    d = tmp_path_factory.mktemp("explorer")
+    p = subprocess.run(mapd_cmd() + _data(d) + ["--out", str(d/"a")], env=ENV, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return d/"a"
+
+
+@pytest.mark.parametrize("fn,text,words", [("config.json", "{oops", "is damaged"), ("config.json", "[1]", "holds a list"), ("results.json", "[1]", "holds a list")])
+def test_explorer_names_damaged_file(finished, tmp_path, fn, text, words):
+    "The explorer on an audit whose config.json or results.json is damaged or not an object names the file (main: a bare JSON error, or an AttributeError)."
+    import shutil
+    from mapd.explore import Explorer
+    out = tmp_path/"a"; shutil.copytree(finished, out)
+    (out/fn).write_text(text)
+    with pytest.raises(ValueError, match=words) as e: Explorer(out, device="cpu")
+    assert str(out/fn) in str(e.value)

@@ -46,3 +46,37 @@ def test_right_ids_record_right_losses():
     import torch.nn.functional as F
     np.testing.assert_allclose(epoch(lambda t: t), F.cross_entropy(LOGITS, Y, reduction="none").numpy(), rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(epoch(lambda t: t, lambda t: Y[t].float()), F.cross_entropy(LOGITS, Y, reduction="none").numpy(), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("name,ids,logits,err,match", [
+    ("ids as strings", np.array([str(i) for i in range(B)]), LOGITS[:B], TypeError, "row ids must be integers"),
+    ("ids as objects", np.array(list(range(B)), dtype=object), LOGITS[:B], TypeError, "row ids must be integers"),
+    ("logits 1-d", torch.arange(B), LOGITS[:B, 0], ValueError, r"logits must be \(B, K\)"),
+    ("logits 3-d", torch.arange(B), LOGITS[:B, :, None], ValueError, r"logits must be \(B, K\)")])
+def test_batch_of_wrong_kind_named(name, ids, logits, err, match):
+    "Row ids that cannot be integers and logits that are not (B, K) are named (main: torch's own TypeError, or an IndexError)."
+    rec = _Recording(_as_rows(Y.numpy(), None), None, config=dict(mode="online"), overwrite=False, max_logit_bytes=2**29, keep_probs=())
+    rec.start(1, 0, "cpu")
+    with pytest.raises(err, match=match): rec.record(ids, logits, Y[:B])
+
+
+def test_nan_logits_said_as_such():
+    "Rows whose batch held non-finite logits get a NaN loss, said as a diverged model's, not as rows in no batch (main said the latter)."
+    bad = LOGITS.clone(); bad[3] = float("nan")
+    rec = _Recording(_as_rows(Y.numpy(), None), None, config=dict(mode="online"), overwrite=False, max_logit_bytes=2**29, keep_probs=())
+    rec.start(1, 0, "cpu")
+    with pytest.warns(UserWarning, match="1 of 60 rows got a NaN loss") as w:
+        for i in range(0, R, B): rec.record(torch.arange(i, min(i + B, R)), bad[i:i + B], Y[i:i + B])
+        rec.end_epoch()
+    assert not any("in no recorded batch" in str(x.message) for x in w)
+
+
+def test_from_torch_item_that_fails_is_named():
+    "A Dataset whose __getitem__ raises is named with the item (main: the Dataset's own IndexError, a traceback through run_audit)."
+    from mapd.sources import from_torch
+    class Broken(torch.utils.data.Dataset):
+        def __len__(self): return 4
+        def __getitem__(self, i):
+            if i == 2: raise IndexError("gone")
+            return torch.zeros(1, 4, 4, dtype=torch.uint8), i % 2
+    with pytest.raises(ValueError, match=r"item 2 of the Broken \(4 items\) could not be read: IndexError: gone"): from_torch(Broken(), quiet=True)

@@ -58,3 +58,15 @@ def test_cli_test_only_label(tmp_path):
                        capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "no training example" in p.stderr, p.stderr
     assert not (tmp_path/"out").exists()
+
+
+@pytest.mark.parametrize("c", [2, 4])
+def test_npz_of_other_channel_counts_refused(tmp_path, c):
+    "(N, 2, H, W) images: refused naming the channels (main: a tensor size error in training, after the folder was made)."
+    fn = tmp_path/"c.npz"; np.savez(fn, images=np.zeros((6, c, 4, 4), np.uint8), labels=np.arange(6) % 2)
+    with pytest.raises(ValueError, match=f"{c} channels, but images have 1"): load_npz(fn)
+
+
+def test_class_names_too_few_said(tmp_path):
+    fn = _npz(tmp_path/"n.npz", [0, 1, 2], class_names=np.array(["a", "b"]))
+    with pytest.raises(ValueError, match="2 class_names given"): load_npz(fn)

@@ -45,3 +45,10 @@ def test_finished_audit_left_untouched(audits, tmp_path):
     assert after["results.json"] == before["results.json"]
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     assert set(changed) <= {"config.json", "fingerprints.json", ".mapd.lock"}, changed   # rewritten with the same settings at most
+
+
+@pytest.mark.parametrize("y", [np.repeat("a", 30), np.zeros(30, int)])
+def test_knn_of_one_category_refused(y):
+    "A k-NN fitted on probes of one category gives every row p = 1 for it: refused (main returned it)."
+    from mapd.knn import MAPD
+    with pytest.raises(ValueError, match="at least two categories"): MAPD(k=3).fit(np.random.default_rng(0).random((30, 4)), y)

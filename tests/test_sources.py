@@ -45,6 +45,34 @@ def test_cli_audits_a_saved_hugging_face_dataset_in_its_row_order(tmp_path):
     assert (back.label.to_numpy() == np.array(train["kind"])).all()                           # row i of the table is row i of the data set
 
 
+@pytest.mark.parametrize("saved", ["save_to_disk", "parquet"])
+def test_a_hugging_face_dataset_of_image_files_keeps_their_paths_and_quiet_means_quiet(tmp_path, saved):
+    "Rows made from image files keep the file each came from (saved data sets record the name, Parquet the whole path), so a"
+    " FiftyOne dataset of the same files matches every training row; --quiet silences datasets' own bars too."
+    datasets = pytest.importorskip("datasets")
+    from mapd.integrations.fiftyone import match_rows
+    ims, ys = _images(240)
+    files = []
+    for i, im in enumerate(ims):
+        f = tmp_path/"files"/f"img_{i:03d}.png"; f.parent.mkdir(exist_ok=True); im.save(f); files.append(str(f))
+    ds = datasets.Dataset.from_dict(dict(image=files, label=ys.tolist())).cast_column("image", datasets.Image())
+    root = tmp_path/"hf"
+    if saved == "save_to_disk": ds.save_to_disk(str(root))
+    else: root.mkdir(); ds.to_parquet(str(root/"train.parquet"))
+    out = tmp_path/"a"
+    r = subprocess.run(mapd_cmd() + ["audit", "--dataset", "hf", "--data-root", str(root), *TINY, "--out", str(out), "--quiet"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "examples/s" not in r.stderr and "Generating" not in r.stderr, r.stderr   # no bar of datasets' own under --quiet
+    table = pd.read_parquet(out/"metadata.parquet")
+    train = table[table.path.notna() & (table.path != "")]
+    assert len(train) >= 200 and train.path.is_unique
+    rows = match_rows(table.path, files)   # the samples a FiftyOne dataset of these files would hold
+    matched = table.iloc[rows[rows >= 0]]
+    assert (rows >= 0).sum() == len(train)
+    assert (matched["index"].to_numpy() == np.flatnonzero(rows >= 0)).all()   # sample i is the table's row of data set row i
+
+
 def test_cli_names_a_missing_hugging_face_column(tmp_path):
     datasets = pytest.importorskip("datasets")
     ims, ys = _images(30)

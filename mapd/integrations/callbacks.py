@@ -83,6 +83,14 @@ def _batch_labels(batch, key, index_key):
     return None
 
 # %% ../../nbs/16_callbacks.ipynb #2b888a96
+def _as_ids(rows, device=None) -> torch.Tensor:
+    "A batch's row ids as a tensor, refused (TypeError) where they are not integers."
+    try: r = torch.as_tensor(rows, device=device)
+    except (TypeError, ValueError, RuntimeError): r = None   # strings, objects: torch cannot hold them
+    if r is None or r.dtype.is_floating_point or r.dtype == torch.bool or r.dtype.is_complex:
+        raise TypeError(f"row ids must be integers (each example's row 0..R-1), but the batch holds {r.dtype if r is not None else getattr(rows, 'dtype', type(rows).__name__)}")
+    return r
+
 class _Recording:
     "A callback's recording: rows and labels, the store, and a `Recorder` made at the first batch (once K is known)."
     def __init__(self, rows: pd.DataFrame, store, *, config: dict, overwrite: bool, max_logit_bytes: int, keep_probs, label_key="auto"):
@@ -100,10 +108,9 @@ class _Recording:
                logits: torch.Tensor,       # (B, K)
                labels=None):               # (B,) the labels the batch carries, checked against those given for its rows; None: not checked
         "Note a batch's logits; the checks of its row ids and labels are kept on the device and read at the end of the epoch."
-        if self.recorder is None: self._begin(rows, logits.shape[1])
-        rows = torch.as_tensor(rows, device=self.recorder.device)
-        if rows.dtype.is_floating_point or rows.dtype == torch.bool or rows.dtype.is_complex:
-            raise TypeError(f"row ids must be integers (each example's row 0..R-1), but the batch holds {rows.dtype}")
+        if getattr(logits, "ndim", None) != 2: raise ValueError(f"logits must be (B, K), one row of class scores per example, but have shape {tuple(getattr(logits, 'shape', ()))}")
+        if self.recorder is None: self._begin(_as_ids(rows), logits.shape[1])
+        rows = _as_ids(rows, self.recorder.device)
         if rows.shape != logits.shape[:1]: raise ValueError(f"the batch holds {tuple(rows.shape)} row ids for {tuple(logits.shape[:1])} logit rows: one row id per example")
         rows = rows.long()
         lo, hi = torch.aminmax(rows)
@@ -151,7 +158,7 @@ class _Recording:
         lo, hi = int(self._lo), int(self._hi)
         if lo < 0 or hi >= R: raise ValueError(f"row ids must lie in [0, {R}), the rows of the recording, but a batch of epoch {e} held {lo if lo < 0 else hi}: "
                                                "each example's row id must be its row (0..R-1) in the labels or rows given")
-        count = self._count.cpu().numpy()
+        count = self._seen = self._count.cpu().numpy()
         twice = np.flatnonzero(count > 1)
         if twice.size: raise ValueError(f"{twice.size} row ids were recorded more than once in epoch {e} (first: row {twice[0]}, {count[twice[0]]} times): "
                                         "each example must carry its own row id, and each row be in one batch per epoch (no sampling with replacement)")
@@ -170,7 +177,10 @@ class _Recording:
         self._check_epoch()
         cols = self.recorder.end_epoch(self.labels, self.epoch)
         self._reset_checks()
-        unseen = int(np.isnan(cols["loss"]).sum())
+        nan = np.isnan(cols["loss"])
+        diverged, unseen = int((nan & (self._seen > 0)).sum()), int((nan & (self._seen == 0)).sum())
+        if diverged: warnings.warn(f"{diverged} of {len(nan)} rows got a NaN loss in epoch {self.epoch + 1} from logits that are not finite: "
+                                   "the training diverged (lower the learning rate) or the model outputs NaN")
         if unseen: warnings.warn(f"{unseen} of {len(cols['loss'])} rows were in no recorded batch of epoch {self.epoch + 1} "
                                  "(a sampler that skips rows, a limit on steps or batches, or a resume within the epoch): "
                                  "their loss and margin are NaN in that epoch")

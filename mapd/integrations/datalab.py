@@ -29,15 +29,15 @@ __all__ = ['ISSUE_CATEGORIES', 'MAPD_ISSUE_MANAGERS', 'metadata_from', 'find_map
            'register_mapd_issue_types']
 
 # %% ../../nbs/17_datalab.ipynb #7612e06d
-def _store_table(store: TrajectoryStore, k: int, alpha: float) -> pd.DataFrame:
+def _store_table(store: TrajectoryStore, k: int | None, alpha: float | None) -> pd.DataFrame:
     "The metadata table of `store`, its flags calibrated on its held-out probes where it has natural ones."
     rows = store.rows
     if not ((rows.role == "probe") & (rows.split == "heldout")).any(): return metadata_table(store, k=k)
     return calibrated_table(store, k=k, alpha=alpha)[0]
 
 def metadata_from(source,              # an audit (anything with a `.table`), its folder, a metadata table, a TrajectoryStore or its folder
-                  *, k: int = 20,      # neighbours of the k-NN, when `source` is a store
-                  alpha: float = 0.05, # false-flag rate of the flags, when `source` is a store
+                  *, k: int | None = None,      # neighbours of the k-NN, when `source` is a store; None: mapd.knn.DEFAULT_K
+                  alpha: float | None = None,   # false-flag rate of the flags, when `source` is a store; None: mapd.metadata.DEFAULT_ALPHA
                   ) -> pd.DataFrame:
     "MAP-D's metadata table (index, label, p_<category>, category, flag_<category>; one row per training example) from `source`."
     if isinstance(source, (str, Path)):
@@ -106,7 +106,7 @@ def find_mapd_issues(source,                 # an audit, its folder, a metadata 
                      rows=None,              # (N,) example id (the table's `index`) of each row to report, e.g. of each Datalab row; the table's rows when None
                      missing: str = "error", # ids in `rows` the table does not score (the probes' sources): "error", or "clean" (no issue, score 1)
                      rule: str = "flag",     # the issues: "flag", the table's calibrated flag_<category> (else its category); "argmax", the k-NN's most probable category
-                     k: int = 20, alpha: float = 0.05) -> pd.DataFrame:  # the k-NN and its flags, when `source` is a store
+                     k: int | None = None, alpha: float | None = None) -> pd.DataFrame:  # the k-NN and its flags, when `source` is a store (None: the defaults)
     "One row per example: `is_mapd_<category>_issue` and `mapd_<category>_score` (1 - p_<category>, lower = more severe) per category, and their union."
     if missing not in ("error", "clean"): raise ValueError(f"missing must be 'error' or 'clean', got {missing!r}")
     if rule not in ("flag", "argmax"): raise ValueError(f"rule must be 'flag' or 'argmax', got {rule!r}")
@@ -156,7 +156,7 @@ class MAPDIssueManager(IssueManager):
                  missing: str = "error",  # Datalab rows the table does not score: "error", or "clean" (no issue, score 1)
                  rule: str = "flag",      # the issues: "flag", the table's calibrated flag_<category> (else its category); "argmax", the k-NN's most probable category
                  check_labels: bool = True,  # refuse a table whose labels differ from the Datalab's (integer labels only)
-                 k: int = 20, alpha: float = 0.05):  # the k-NN and its flags, when `source` is a store
+                 k: int | None = None, alpha: float | None = None):  # the k-NN and its flags, when `source` is a store (None: the defaults)
         super().__init__(datalab)
         if source is None: raise ValueError(f"the {self.issue_name!r} issue type needs source=, an audit, its folder, a metadata table or a TrajectoryStore: "
                                             f"issue_types={{{self.issue_name!r}: {{'source': audit}}}}")

@@ -6,11 +6,9 @@ Docs: https://mapd-dev.github.io/mapd/hf.html.md"""
 
 # %% ../../nbs/16b_hf.ipynb #f63c2c1b
 from __future__ import annotations
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader

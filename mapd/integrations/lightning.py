@@ -6,11 +6,9 @@ Docs: https://mapd-dev.github.io/mapd/lightning.html.md"""
 
 # %% ../../nbs/16a_lightning.ipynb #f1767836
 from __future__ import annotations
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader

@@ -1,0 +1,25 @@
+"The package's shape: no module imports the package it is part of, and each version stamp reads the one version."
+import ast
+from pathlib import Path
+
+import mapd
+from mapd.core import mapd_version
+
+PKG = Path(mapd.__file__).parent
+
+def _package_imports(f: Path) -> list[str]:
+    "The lines of `f` that import the package itself (`import mapd`, `from mapd import X`, `from . import X` at the top level)."
+    out = []
+    for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import) and any(a.name == "mapd" for a in node.names): out.append(f"{f.name}:{node.lineno}")
+        elif isinstance(node, ast.ImportFrom) and (node.module == "mapd" or node.module is None and node.level == (2 if f.parent != PKG else 1)):
+            out.append(f"{f.name}:{node.lineno}")
+    return out
+
+def test_no_module_imports_the_package():
+    "Only the command line, which nothing imports, may import `mapd` itself: elsewhere it runs mapd/__init__.py, which imports the audit, which imports the module."
+    found = [hit for f in sorted(PKG.rglob("*.py")) if f.name not in ("cli.py", "__init__.py", "_modidx.py") for hit in _package_imports(f)]
+    assert found == [], f"modules that import the package they are part of: {found}"
+
+def test_the_version_is_read_from_one_place():
+    assert mapd_version() == mapd.__version__
