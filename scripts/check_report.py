@@ -85,7 +85,7 @@ FLIPS = ("flip_symmetric", "flip_asymmetric", "flip_instance")
 # summaries the comparison wrote from the audits' per-row tables; those tables of the noisy audits are git-ignored, so a
 # row rebuilt from one of these is checked against the comparison's own output, not recomputed from the rows
 SUMMARIES = {"compare/comparison.csv", "compare/flag_promise.csv", "compare/flags.csv", "compare/mislabeled_vs_atypical.csv"}
-PER_ROW = "audit_noise20/metadata.parquet, audit_asym20/metadata.parquet, audit_inst20/metadata.parquet"
+PER_ROW = "the audits' recordings (outputs/audit*/trajectories)"
 
 
 def rebuild(c: dict, f: Files):
@@ -113,20 +113,20 @@ def rebuild(c: dict, f: Files):
             m = r.groupby(["level", "method"]).final_test_acc.mean().unstack()
             return float((m["mapd_binary"] - m["mapd"]).mean())
     if run == "compare" and "compare/rankings.parquet" in f.tracked:   # from the rows: every mislabeled AUROC and every flag
-        rk = f.rankings("compare/rankings.parquet")
-        def auroc(noise, problem, method): return auroc_of_ranking(rk[f"rank:{noise}/{problem}/{method}"])
+        def rk(): return f.rankings("compare/rankings.parquet")   # read only by the claims it answers, so the others name their own source
+        def auroc(noise, problem, method): return auroc_of_ranking(rk()[f"rank:{noise}/{problem}/{method}"])
         def best(noise, problem):
-            mine = [n for n in rk if n.startswith(f"rank:{noise}/{problem}/") and not n.split("/", 2)[2].startswith("MAP-D")]
+            mine = [n for n in rk() if n.startswith(f"rank:{noise}/{problem}/") and not n.split("/", 2)[2].startswith("MAP-D")]
             if not mine: raise KeyError(f"no single-axis ranking of {noise}/{problem} in compare/rankings.parquet")
-            return max(auroc_of_ranking(rk[n]) for n in mine)
+            return max(auroc_of_ranking(rk()[n]) for n in mine)
         head, _, rest = key.partition(".")
         if head in ("promise_f1", "promise_precision", "promise_fdr"):
-            return float(_flag_prf(rk[f"flag:{rest}/table"])[head.split("_", 1)[1]])
+            return float(_flag_prf(rk()[f"flag:{rest}/table"])[head.split("_", 1)[1]])
         if head == "promise_wrong_estimated":   # the audit's own count (confident learning on its held-out models), in its results.json
             src = {"clean": "audit", "symmetric": "audit_noise20", "asymmetric": "audit_asym20", "instance": "audit_inst20"}[rest]
             return float(f.json(f"{src}/results.json")["prevalence"]["random_labels"]["share"])
         if key == "best_own_rule_f1.symmetric":
-            return max(_flag_prf(b)["f1"] for n, b in rk.items() if n.startswith("flag:symmetric/") and n != "flag:symmetric/table"
+            return max(_flag_prf(b)["f1"] for n, b in rk().items() if n.startswith("flag:symmetric/") and n != "flag:symmetric/table"
                        and not n.split("/", 1)[1].startswith("MAP-D"))
     else:
         comp = f.csv("compare/comparison.csv") if run == "compare" else None
