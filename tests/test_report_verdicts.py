@@ -129,7 +129,10 @@ def test_check_report_fails_on_a_number_that_does_not_rebuild(tmp_path):
     r = _check(out)
     assert r.returncode == 1 and "MISMATCH label_noise" in r.stdout, r.stdout
     readme = out/"README.md"; _git(tmp_path, "checkout", "HEAD~1", "--", "."); assert _check(out).returncode == 0
-    readme.write_text(readme.read_text().replace("| 0.995 |", "| 0.999 |", 1))   # a README row typed by hand
+    first = load_plan(PLAN)["claims"][0]["claim"]   # a claim row typed by hand: its value cell changed
+    lines = readme.read_text().splitlines(); i = next(i for i, l in enumerate(lines) if l.startswith(f"| {first} |"))
+    cells = lines[i].split(" | "); cells[2] = "12.34%"; lines[i] = " | ".join(cells)
+    readme.write_text("\n".join(lines) + "\n")
     r = _check(out)
     assert r.returncode == 1 and "the README's row differs" in r.stdout, r.stdout
 
