@@ -128,8 +128,8 @@ def rebuild(c: dict, f: Files):
         if key == "best_own_rule_f1.symmetric":
             return max(_flag_prf(b)["f1"] for n, b in rk().items() if n.startswith("flag:symmetric/") and n != "flag:symmetric/table"
                        and not n.split("/", 1)[1].startswith("MAP-D"))
-    else:
-        comp = f.csv("compare/comparison.csv") if run == "compare" else None
+    elif run == "compare":   # no rankings committed: the comparison's summary
+        comp = f.csv("compare/comparison.csv")
         def auroc(noise, problem, method): return float(comp[(comp.noise == noise) & (comp.problem == problem) & (comp.method == method)].auroc.iloc[0])
         def best(noise, problem):
             g = comp[(comp.noise == noise) & (comp.problem == problem) & ~comp.method.str.startswith("MAP-D")]
