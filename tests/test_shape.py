@@ -23,3 +23,8 @@ def test_no_module_imports_the_package():
 
 def test_the_version_is_read_from_one_place():
     assert mapd_version() == mapd.__version__
+
+def test_no_module_links_to_documentation_nothing_builds():
+    # nbdev writes "Docs: <url>" into every module's docstring when pyproject names a Documentation site; the project builds none.
+    linked = [p.name for p in PKG.rglob("*.py") if "Docs: http" in p.read_text()]
+    assert not linked, linked
