@@ -37,4 +37,5 @@ say "nbdev-test (the notebooks' inline tests; nbs/experiments and nbs/explore ru
 OMP_NUM_THREADS=1 nbdev-test --n-workers 2 --timing
 
 say "pytest"
-python -m pytest -q "$@"
+# the 20 slowest cases are listed at the end, so a run shows where the time budget (30 minutes on 2 cores) goes
+python -m pytest -q --durations=20 "$@"
