@@ -18,7 +18,8 @@ from .core import Presets, with_defaults, seed_everything, write_json, atomic_wr
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .sources import as_image_data
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, label_issues, DEFAULT_SCORE_CONFIG
-from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, corrupt_std_setting, CATEGORIES, MAIN_CATEGORIES, _ood_source
+from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, corrupt_std_setting, CATEGORIES, _ood_source
+from .categories import MAIN_CATEGORIES
 from .models import MODELS, make_model
 from .knn import DEFAULT_K
 from .train import TrainConfig, TRAIN_PRESETS, fit, world, on_rank0, process_device

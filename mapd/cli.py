@@ -78,7 +78,7 @@ def _add_config_flags(p: argparse.ArgumentParser):
     for f in dataclasses.fields(AuditConfig):
         (kind, *_), optional = _kinds(f.type)
         flag, default, rule = "--" + f.name.replace("_", "-"), f.default, AUDIT_RULES.get(f.name)
-        choices = [c for c in rule if c != "custom"] if isinstance(rule, tuple) else None   # custom data comes from Python only
+        choices = [c for c in rule if c != "custom"] if isinstance(rule, (tuple, dict)) else None   # custom data comes from Python only; a dict: the names it holds (the category table)
         shown = "none" if default is None else " ".join(map(str, default)) if isinstance(default, tuple) else default
         kw = dict(default=argparse.SUPPRESS, help=f"{docs.get(f.name) or ''} (default: {shown})".replace("%", "%%"))
         if kind == "tuple":

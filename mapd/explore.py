@@ -19,7 +19,7 @@ from fastcore.basics import patch
 
 from .data import ImageDataset, load_dataset
 from .metadata import calibrated_table, ranked, edited_sources, NATURAL
-from .plots import category_color
+from .categories import category_color
 
 # %% auto #0
 __all__ = ['parse_indices', 'Explorer', 'open_explorer']

@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .core import atomic_write, mapd_version
 from .metadata import ranked, ranking
-from .plots import category_color
+from .categories import category_color
 from .explore import _png_uri, _fig_png, _color, _name
 
 # %% auto #0

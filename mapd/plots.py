@@ -10,20 +10,14 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 import torch
 
+from .categories import category_color
 from .store import TrajectoryStore
 from .metadata import ranked
 
 # %% auto #0
-__all__ = ['CATEGORY_COLORS', 'category_color', 'plot_trajectories', 'plot_confusion', 'image_grid', 'plot_surfaced']
+__all__ = ['plot_trajectories', 'plot_confusion', 'image_grid', 'plot_surfaced']
 
 # %% ../nbs/10_plots.ipynb #985197de
-CATEGORY_COLORS = {"typical": "#1b9e77", "atypical": "#d95f02", "random_labels": "#7570b3", "random_inputs": "#e7298a",
-                   "corrupted": "#66a61e", "ood": "#e6ab02", "random_sample": "#a6761d"}
-
-def category_color(c: str) -> str:
-    "A fixed colour for category `c`."
-    return CATEGORY_COLORS.get(c, sns.color_palette("tab10")[hash(c) % 10])
-
 def plot_trajectories(store: TrajectoryStore, categories=None, *, split: str = "heldout", quantity: str = "loss",
                       n_lines: int = 50,     # individual trajectories drawn per category, translucent
                       ax=None, seed: int = 0):

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .categories import CATEGORIES, CATEGORY_TABLE, NATURAL, category
 from .core import as_numpy, check_labels, check_same_length
 from .corruptions import SEVERITIES, check_corruptions, corrupt_each
 from .data import ImageDataset, load_digits
@@ -20,14 +21,11 @@ from .train import fit
 from .scores import DEFAULT_SCORE_CONFIG, confused_class
 
 # %% auto #0
-__all__ = ['CATEGORIES', 'MAIN_CATEGORIES', 'CORRUPT_STD_WORDS', 'OOD_SOURCES', 'INDEX_CATEGORIES', 'ProbeSuite', 'corrupt',
-           'random_images', 'sketch', 'corrupt_std_setting', 'paper_corrupt_std', 'random_shapes', 'make_probe_suite',
+__all__ = ['CORRUPT_STD_WORDS', 'OOD_SOURCES', 'INDEX_CATEGORIES', 'ProbeSuite', 'corrupt', 'random_images', 'sketch',
+           'corrupt_std_setting', 'paper_corrupt_std', 'random_shapes', 'examples_taken', 'make_probe_suite',
            'choose_corrupt_std', 'probe_from_indices', 'probe_from_transform', 'with_probes', 'index_probes']
 
 # %% ../nbs/06_probes.ipynb #03d26f74
-CATEGORIES = ("typical", "atypical", "random_labels", "random_inputs", "corrupted", "ood")
-MAIN_CATEGORIES = ("typical", "atypical", "random_labels", "corrupted")
-
 @dataclass(eq=False)
 class ProbeSuite:
     "Probe examples: images, the labels they are trained with, their category, split and source example."
@@ -175,6 +173,28 @@ def _ood_source(ds: ImageDataset, ood) -> ImageDataset | str | None:
         return ImageDataset(images, torch.zeros(len(images), dtype=torch.long), ["digit"], "digits")
     raise ValueError(f"ood must be one of {', '.join(map(repr, OOD_SOURCES))} or an ImageDataset, got {ood!r}")
 
+# %% ../nbs/06_probes.ipynb #e80fb557
+def examples_taken(name: str, ds: ImageDataset, ood="auto") -> str:
+    "Which training examples category `name`'s probes use on `ds`: 'drawn' (as they are), 'edited' or 'none'; the ood probe's as its source `ood` decides."
+    takes = category(name).takes
+    if name == "ood" and _ood_source(ds, ood) is not None and not (isinstance(ood, str) and ood == "mixed"): return "none"
+    return takes
+
+# %% ../nbs/06_probes.ipynb #46c1a68c
+def _registered_probes(name: str, ds: ImageDataset, pick, n: int, g: torch.Generator) -> tuple:
+    "Images, labels and sources of `n` probes of registered category `name`, from its builder, checked."
+    out = category(name).make(ds, pick, n, g)
+    images, labels = out if isinstance(out, tuple) else (out, None)
+    images = torch.as_tensor(images)
+    if images.dtype != torch.uint8 or tuple(images.shape) != (n, *ds.shape):
+        raise ValueError(f"the {name} builder must return {n} uint8 images of shape {ds.shape}, got {images.dtype} of shape {tuple(images.shape)}")
+    if labels is None:
+        if pick is None: raise ValueError(f"the {name} builder makes probes from no example (takes='none'): it must return (images, labels)")
+        labels = ds.labels[pick]
+    labels = torch.from_numpy(check_labels(labels, ds.n_classes, f"the {name} builder's labels"))
+    if len(labels) != n: raise ValueError(f"the {name} builder returned {len(labels)} labels for {n} images")
+    return images, labels, (ds.index[pick].numpy() if pick is not None else np.full(n, -1))
+
 # %% ../nbs/06_probes.ipynb #d7cd603c
 def make_probe_suite(ds: ImageDataset,            # the training set the probes are made from
                      scores=None,                 # (N,) consistency scores; needed for typical and atypical
@@ -194,8 +214,8 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
                      avoid=None,                  # (N,) bool: examples no probe is made from (those another run made its probes from)
                      seed: int = 0) -> ProbeSuite:
     "The paper's probe suite made from `ds`: `n_fit + n_heldout` examples in each of `categories`."
-    unknown = [c for c in categories if c not in CATEGORIES]
-    if unknown: raise ValueError(f"unknown probe categories {unknown}; the built-in ones are {list(CATEGORIES)} (add your own with probe_from_indices)")
+    unknown = [c for c in categories if c not in CATEGORY_TABLE]
+    if unknown: raise ValueError(f"unknown probe categories {unknown}; registered: {list(CATEGORY_TABLE)} (add your own with mapd.categories.register_category)")
     n = n_fit + n_heldout
     if flip_to not in ("uniform", "confused", "mixed"): raise ValueError(f"flip_to must be 'uniform', 'confused' or 'mixed', got {flip_to!r}")
     if flip_to != "uniform" and "random_labels" in categories:
@@ -216,9 +236,10 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
         taken |= avoid   # as if already drawn: neither natural probes nor edited ones come from them
     src = _ood_source(ds, ood) if "ood" in categories else None
     n_sketch = n if src is None else n - n // 2 if isinstance(ood, str) and ood == "mixed" else 0   # ood probes sketched from training examples
-    need = sum(c not in ("random_inputs", "ood") for c in categories) * n + ("ood" in categories) * n_sketch  # training examples used up
+    takes = {c: examples_taken(c, ds, ood) for c in categories}
+    need = sum((n_sketch if c == "ood" else n) for c in categories if takes[c] != "none")  # training examples used up
     if need > N: raise ValueError(f"{len(categories)} categories of {n} probes need {need} training examples, but the data set has {N}")
-    edits = edit_pool is not None and any(c in ("random_labels", "corrupted") or (c == "ood" and n_sketch) for c in categories)
+    edits = edit_pool is not None and "edited" in takes.values()
     if "typical" in categories or "atypical" in categories or edits:
         if scores is None: raise ValueError("typical and atypical probes, and edit_pool, need consistency scores: pass scores= (see mapd.scores)")
         scores = as_numpy(scores, np.float64)
@@ -290,6 +311,9 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
                 labels.append(torch.randint(0, K, (m,), generator=g)); source.append(np.full(m, -1)); made += [src if isinstance(src, str) else src.name or "foreign"] * m
             says = isinstance(ood, str) and ood in ("mixed", "shapes")   # the ways the table names; the others make the probe one way
             add(cat, torch.cat(images), torch.cat(labels), np.concatenate(source), made if says else None)
+        else:   # a registered category: its own builder, on examples drawn as the edited probes' are
+            pick = sample() if takes[cat] == "edited" else None
+            add(cat, *_registered_probes(cat, ds, pick, n, g))
     suite = parts[0]
     for p in parts[1:]: suite = suite + p
     return suite
@@ -369,7 +393,7 @@ def with_probes(ds: ImageDataset, suite: ProbeSuite) -> tuple[ImageDataset, pd.D
     rest = ds.subset(np.flatnonzero(keep))
     # typical and atypical probes are their source examples as they are: they keep its true label and file; made probes have none
     pos = pd.Series(np.arange(len(ds)), index=ds.index.numpy())
-    same = np.isin(suite.category, ("typical", "atypical")) & (suite.source >= 0)
+    same = np.isin(suite.category, NATURAL) & (suite.source >= 0)
     src = pos.reindex(suite.source[same]).to_numpy().astype(np.int64)
     true = None
     if ds.true_labels is not None:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..core import as_numpy
 from ..metadata import calibrated_table, load_table, metadata_table
-from ..probes import CATEGORIES
+from ..categories import CATEGORY_TABLE
 from ..store import TrajectoryStore
 
 try:  # cleanlab is no dependency of mapd: only this module needs it
@@ -23,8 +23,8 @@ except ImportError as e:
     raise ImportError('mapd.integrations.datalab needs cleanlab with Datalab: pip install "cleanlab[datalab]"') from e
 
 # %% auto #0
-__all__ = ['ISSUE_CATEGORIES', 'MAPD_ISSUE_MANAGERS', 'metadata_from', 'find_mapd_issues', 'MAPDIssueManager',
-           'register_mapd_issue_types']
+__all__ = ['ISSUE_CATEGORIES', 'MAPD_ISSUE_MANAGERS', 'metadata_from', 'issue_categories', 'find_mapd_issues', 'MAPDIssueManager',
+           'category_manager', 'register_mapd_issue_types']
 
 # %% ../../nbs/17_datalab.ipynb #7612e06d
 def _store_table(store: TrajectoryStore, k: int | None, alpha: float | None) -> pd.DataFrame:
@@ -54,13 +54,17 @@ def metadata_from(source,              # an audit (anything with a `.table`), it
     return table
 
 # %% ../../nbs/17_datalab.ipynb #63067394
-ISSUE_CATEGORIES = ("random_labels", "random_inputs", "corrupted", "ood", "atypical")  # reported by default: every category but typical, the absence of an issue
+def issue_categories() -> tuple[str, ...]:
+    "The categories reported by default: every registered problem category (the paper's and yours), then atypical; typical is the absence of an issue."
+    return (*(c for c, r in CATEGORY_TABLE.items() if r.kind != "natural"), "atypical")
+
+ISSUE_CATEGORIES = issue_categories()   # the paper's: random_labels, random_inputs, corrupted, ood, atypical
 
 def _categories(categories, known: list) -> list:
     "The categories to report, checked against those the table has."
     if categories is None:
-        cats = [c for c in ISSUE_CATEGORIES if c in known]
-        if not cats: raise ValueError(f"the table has none of the default issue categories {list(ISSUE_CATEGORIES)}, only {known}: name the categories to report")
+        cats = [c for c in issue_categories() if c in known]
+        if not cats: raise ValueError(f"the table has none of the default issue categories {list(issue_categories())}, only {known}: name the categories to report")
         return cats
     cats = [categories] if isinstance(categories, str) else list(categories)
     unknown = [c for c in cats if c not in known]
@@ -130,15 +134,6 @@ def find_mapd_issues(source,                 # an audit, its folder, a metadata 
     return out
 
 # %% ../../nbs/17_datalab.ipynb #a32c1021
-_DESCRIPTIONS = {
-    "typical": "Learned early and easily, like the most typical examples of its class.",
-    "atypical": "Learned late, like rare or hard examples of its class: valid but unusual, worth a look rather than a fix.",
-    "random_labels": "Learned like examples given a random label: the given label is likely wrong.",
-    "random_inputs": "Learned like images of pure noise: the input carries nothing of its class.",
-    "corrupted": "Learned like images with added noise: a degraded input.",
-    "ood": "Learned like images from another data set: likely out of distribution.",
-}
-
 class MAPDIssueManager(IssueManager):
     "Datalab issue type `mapd`: MAP-D's categories (Siddiqui et al., 2023) as issue types `mapd_<category>`, and their union."
     description: ClassVar[str] = ("MAP-D (Siddiqui et al., 2023) compares each example's loss trajectory with those of probe examples of known kind; "
@@ -203,7 +198,7 @@ class MAPDIssueManager(IssueManager):
         "Set `issues`, `summary` and `info`; the `mapd` issue type also adds the issue type of each category to the Datalab."
         if self.category is None:
             for c in self.frame.attrs["categories"]:
-                sub = MAPD_ISSUE_MANAGERS[c]._of(self.datalab, self.frame)
+                sub = category_manager(c)._of(self.datalab, self.frame)
                 sub.find_issues()
                 self.datalab.data_issues.collect_issues_from_issue_manager(sub)
         cols = [f"is_{self.issue_name}_issue", self.issue_score_key] + (["mapd_category"] if self.category is None else [])
@@ -220,15 +215,20 @@ class MAPDIssueManager(IssueManager):
 def _category_manager(c: str) -> type:
     "The issue manager of issue type `mapd_<c>`."
     return type(f"MAPD{''.join(w.title() for w in c.split('_'))}IssueManager", (MAPDIssueManager,),
-                dict(issue_name=f"mapd_{c}", category=c, description=f"MAP-D's {c!r} category. " + _DESCRIPTIONS.get(c, ""),
+                dict(issue_name=f"mapd_{c}", category=c, description=f"MAP-D's {c!r} category. " + (CATEGORY_TABLE[c].description if c in CATEGORY_TABLE else ""),
                      __doc__=f"Datalab issue type `mapd_{c}`: examples whose training dynamics resemble the {c} probes.", __module__=__name__))
 
-MAPD_ISSUE_MANAGERS = {c: _category_manager(c) for c in CATEGORIES}   # category -> issue manager of issue type mapd_<category>
+MAPD_ISSUE_MANAGERS = {c: _category_manager(c) for c in CATEGORY_TABLE}   # category -> issue manager of issue type mapd_<category>
+
+def category_manager(c: str) -> type:
+    "The issue manager of `mapd_<c>`, made on first use for a category registered after import (or one a table names that no one registered)."
+    if c not in MAPD_ISSUE_MANAGERS: MAPD_ISSUE_MANAGERS[c] = _category_manager(c)
+    return MAPD_ISSUE_MANAGERS[c]
 
 def register_mapd_issue_types():
-    "Register the issue types `mapd` and `mapd_<category>` with cleanlab's Datalab, for classification (done on import)."
+    "Register the issue types `mapd` and `mapd_<category>` with cleanlab's Datalab, for classification (done on import; again after `register_category`)."
     registry = REGISTRY[Task.CLASSIFICATION]
-    for cls in (MAPDIssueManager, *MAPD_ISSUE_MANAGERS.values()):
+    for cls in (MAPDIssueManager, *(category_manager(c) for c in CATEGORY_TABLE)):
         old = registry.get(cls.issue_name)
         if old is not None and (old.__module__, old.__qualname__) == (cls.__module__, cls.__qualname__): registry[cls.issue_name] = cls  # ours, from an earlier import: replaced without cleanlab's warning
         else: register(cls, task="classification")
