@@ -83,6 +83,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'mapd.categories': { 'mapd.categories.ProbeCategory': ('categories.html#probecategory', 'mapd/categories.py'),
                                  'mapd.categories.ProbeCategory.__post_init__': ( 'categories.html#probecategory.__post_init__',
                                                                                   'mapd/categories.py'),
+                                 'mapd.categories.advice': ('categories.html#advice', 'mapd/categories.py'),
                                  'mapd.categories.category': ('categories.html#category', 'mapd/categories.py'),
                                  'mapd.categories.category_color': ('categories.html#category_color', 'mapd/categories.py'),
                                  'mapd.categories.image_problems': ('categories.html#image_problems', 'mapd/categories.py'),

@@ -18,13 +18,13 @@ from .core import Presets, with_defaults, seed_everything, write_json, atomic_wr
 from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .sources import as_image_data
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, label_issues, DEFAULT_SCORE_CONFIG
-from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, corrupt_std_setting, CATEGORIES, _ood_source
-from .categories import MAIN_CATEGORIES
+from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, corrupt_std_setting, examples_taken, CATEGORIES
+from .categories import CATEGORY_TABLE, MAIN_CATEGORIES, image_problems
 from .models import MODELS, make_model
 from .knn import DEFAULT_K
 from .train import TrainConfig, TRAIN_PRESETS, fit, world, on_rank0, process_device
 from .store import TrajectoryStore
-from .metadata import calibrated_table, probe_check, save_table, load_table, detection_scores, probe_diagnostics, ranking, ranked, IMAGE_PROBLEMS, FLAG_RULES, prevalence, DEFAULT_Q, DEFAULT_ALPHA
+from .metadata import calibrated_table, probe_check, save_table, load_table, detection_scores, probe_diagnostics, ranking, ranked, FLAG_RULES, prevalence, DEFAULT_Q, DEFAULT_ALPHA
 from .plots import image_grid
 from .explore import Explorer
 from .page import write_page
@@ -40,7 +40,7 @@ from .corruptions import CORRUPTIONS
 AUDIT_RULES = dict(dataset=(*DATASETS, "custom"), image_size=">=1", channels=(1, 3), noise="[0,1)", noise_kind=("symmetric", "asymmetric", "instance"),
                    model=tuple(MODELS), epochs=">=1", batch_size=">=1", lr=">0", weight_decay=">=0", record=("eval", "online"), el2n_at="(0,1]",
                    score_model=tuple(MODELS), score_kind=("confidence", "accuracy"), score_ratios="(0,1)", score_runs=">=1", score_epochs=">=1",
-                   categories=CATEGORIES, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", atypical_pool="(0,1]", edit_pool="(0,1]",
+                   categories=CATEGORY_TABLE, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", atypical_pool="(0,1]", edit_pool="(0,1]",
                    exclude_mislabeled="(0,1]", exclude_unrecognised=">=1", exclude_doubted=">0", flags=FLAG_RULES, q="(0,1)", alpha="(0,1)", ood=("auto", "sketch", "digits", "shapes", "mixed"),
                    flip_to=("auto", "uniform", "confused", "mixed"), cover=("auto", "all", "trained"), k=">=1", seed=">=0",
                    knn_input=("loss", "margin", "loss+margin"), corrupt_with=tuple(CORRUPTIONS))
@@ -422,7 +422,7 @@ def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_i
     pairs, warnings = probe_diagnostics(pred, thresholds, advice=_advice(config, std))
     save_table(pairs, out/"probe_separability.csv")
     flag_rates = {c: float(table[f"flag_{c}"].mean()) for c in thresholds.index} if thresholds is not None else {}
-    for c in IMAGE_PROBLEMS:
+    for c in image_problems():
         if flag_rates.get(c, 0) > 0.1:
             warnings.append(f"flag_{c} is raised on {flag_rates[c]:.0%} of the training rows; unless the data really holds that many {c.replace('_', ' ')} "
                             f"images, ordinary examples look like the {c} probes to this model: look at the flagged images before acting on them")
@@ -438,7 +438,7 @@ def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_i
         category_counts={str(k): int(v) for k, v in table.category.value_counts().items()},
         knn_category_counts={str(k): int(v) for k, v in table.knn_category.value_counts().items()} if "knn_category" in table else None,
         flag_counts={c: int(table[f"flag_{c}"].sum()) for c in flag_rates}, flag_rates=flag_rates,
-        image_problem_flag_rate=float(table[[f"flag_{c}" for c in IMAGE_PROBLEMS if c in flag_rates]].any(axis=1).mean()) if any(c in flag_rates for c in IMAGE_PROBLEMS) else None,
+        image_problem_flag_rate=float(table[[f"flag_{c}" for c in image_problems() if c in flag_rates]].any(axis=1).mean()) if any(c in flag_rates for c in image_problems()) else None,
         flag_thresholds=thresholds.reset_index().to_dict("records") if thresholds is not None else None, alpha=config.alpha,
         flag_rule=config.flags, q=config.q, flag_any_rows=int(table.flag_any.sum()) if "flag_any" in table else None,
         prevalence={c: {**{k: (int(v) if k.startswith("rows") else float(v)) for k, v in row.items()},
@@ -573,14 +573,14 @@ _PROBE_SHARE = 0.25   # at most this share of the examples becomes probes, over 
 _MIN_SCORE_STEPS = 300   # optimiser steps each held-out model takes at least (score_epochs=None)
 
 def _taking(config: AuditConfig, train: ImageDataset) -> int:
-    "How many of the configured probe categories take training examples (the ood probe does when it sketches them)."
-    return sum(c in ("typical", "atypical", "random_labels", "corrupted") or (c == "ood" and _ood_source(train, config.ood) is None) for c in config.categories)
+    "How many of the configured probe categories take training examples (the category table's `takes`; the ood probe's as its source decides)."
+    return sum(examples_taken(c, train, config.ood) != "none" for c in config.categories)
 
 _COVER_AUTO = 20_000   # cover="auto" runs the second run up to this many examples, where its cost is small and the sources are a large share
 
 def _covers(config: AuditConfig, train: ImageDataset) -> bool:
     "Whether the audit runs a second run to score the examples its edited probes were made from (`cover`)."
-    edits = any(c in ("random_labels", "corrupted") or (c == "ood" and _ood_source(train, config.ood) is None) for c in config.categories)
+    edits = any(examples_taken(c, train, config.ood) == "edited" for c in config.categories)
     return edits and (config.cover == "all" or config.cover == "auto" and len(train) <= _COVER_AUTO)
 
 def sized(config: AuditConfig, train: ImageDataset) -> AuditConfig:
@@ -620,7 +620,7 @@ def _not_applied(config: AuditConfig, train: ImageDataset) -> dict:
     for f in ("exclude_mislabeled", "exclude_unrecognised", "exclude_doubted"):
         if getattr(c, f) is not None and (c.scores != "heldout" or not natural):
             why[f] = f"it needs held-out models' probabilities (scores='heldout' and a typical or atypical probe), but this audit has {src if c.scores != 'heldout' else 'no natural probe'}"
-    edits = any(k in ("random_labels", "corrupted") or (k == "ood" and _ood_source(train, c.ood) is None) for k in cats)
+    edits = any(examples_taken(k, train, c.ood) == "edited" for k in cats)
     for f, cat in (("typical_pool", "typical"), ("atypical_pool", "atypical"), ("flip_to", "random_labels"), ("corrupt_with", "corrupted"), ("ood", "ood")):
         if cat not in cats and getattr(c, f) is not None: why[f] = f"the audit has no {cat} probe"
     if "corrupted" not in cats: why["corrupt_std"] = "the audit has no corrupted probe"

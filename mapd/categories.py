@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 # %% auto #0
-__all__ = ['KINDS', 'TAKES', 'CATEGORY_TABLE', 'CATEGORIES', 'MAIN_CATEGORIES', 'NATURAL', 'ProbeCategory', 'register_category',
-           'unregister_category', 'category', 'image_problems', 'category_color']
+__all__ = ['KINDS', 'TAKES', 'DEFAULT_ADVICE', 'CATEGORY_TABLE', 'CATEGORIES', 'MAIN_CATEGORIES', 'NATURAL', 'ProbeCategory',
+           'register_category', 'unregister_category', 'category', 'advice', 'image_problems', 'category_color']
 
 # %% ../nbs/05a_categories.ipynb #a4de5af4
 KINDS = ("natural", "label", "image")   # what a category's probes stand for: real clean examples, a label problem, an image problem
 TAKES = ("drawn", "edited", "none")     # which training examples its probes use: as they are, changed, or none
+DEFAULT_ADVICE = "training longer, a stronger model or more probes (--n-fit)"   # what may separate a category no record advises on
 
 @dataclass(frozen=True)
 class ProbeCategory:
@@ -22,7 +23,7 @@ class ProbeCategory:
     kind: str                      # one of KINDS
     takes: str                     # one of TAKES (the ood probe's depends on its source: `mapd.probes.examples_taken`)
     description: str               # what an example found in it is like (the Datalab issue text)
-    advice: str = "training longer, a stronger model or more probes (--n-fit)"  # what may tell it from typical where held-out probes do not
+    advice: str = DEFAULT_ADVICE   # what may tell it from typical where held-out probes do not
     color: str = "#666666"         # its colour in every figure
     main: bool = False             # one of the paper's four main categories (its held-out probe accuracy on them)
     make: Callable | None = None   # (ds, pick, n, generator) -> images or (images, labels); None: built into make_probe_suite
@@ -86,6 +87,10 @@ def category(name: str) -> ProbeCategory:
     if name not in CATEGORY_TABLE:
         raise ValueError(f"unknown probe category {name!r}; registered: {', '.join(CATEGORY_TABLE)} (add your own with mapd.categories.register_category)")
     return CATEGORY_TABLE[name]
+
+def advice(name: str) -> str:
+    "What may tell category `name` from typical where its held-out probes are not (the report's warning); the generic advice for a name no one registered."
+    return CATEGORY_TABLE[name].advice if name in CATEGORY_TABLE and CATEGORY_TABLE[name].advice else DEFAULT_ADVICE
 
 def image_problems() -> tuple[str, ...]:
     "The registered categories of a broken or foreign image (a real data set seldom holds many)."

@@ -13,16 +13,16 @@ import torch
 from scipy.optimize import lsq_linear
 from sklearn.metrics import confusion_matrix, roc_auc_score, average_precision_score
 
+from .categories import NATURAL, image_problems, advice as category_advice
 from .core import atomic_write, as_numpy
 from .knn import MAPD
 from .store import TrajectoryStore
 
 # %% auto #0
-__all__ = ['DEFAULT_ALPHA', 'DEFAULT_Q', 'NATURAL', 'SCORED_BY', 'IMAGE_PROBLEMS', 'FLAG_RULES', 'knn_input', 'probe_check',
-           'flag_scores', 'knn_columns', 'flag_thresholds', 'apply_flags', 'conformal_pvalues', 'bh_qvalues',
-           'fdr_thresholds', 'prevalence', 'probe_diagnostics', 'metadata_table', 'ranking', 'ranked', 'save_table',
-           'load_table', 'detection_scores', 'best_f1', 'check_thresholds', 'flag_table', 'edited_sources',
-           'calibrated_table']
+__all__ = ['DEFAULT_ALPHA', 'DEFAULT_Q', 'SCORED_BY', 'FLAG_RULES', 'knn_input', 'probe_check', 'flag_scores', 'knn_columns',
+           'flag_thresholds', 'apply_flags', 'conformal_pvalues', 'bh_qvalues', 'fdr_thresholds', 'prevalence',
+           'probe_diagnostics', 'metadata_table', 'ranking', 'ranked', 'save_table', 'load_table', 'detection_scores',
+           'best_f1', 'check_thresholds', 'flag_table', 'edited_sources', 'calibrated_table']
 
 # %% ../nbs/08_metadata.ipynb #0cd14ad0
 def knn_input(store: TrajectoryStore,
@@ -69,9 +69,7 @@ def probe_check(store: TrajectoryStore,
 # %% ../nbs/08_metadata.ipynb #9056e7e5
 DEFAULT_ALPHA = 0.05   # the false-flag rate a flag promises on natural examples (flags="rate"); None means this everywhere
 DEFAULT_Q = 0.1        # the false discovery rate a flag promises among its rows (flags="fdr"); None means this everywhere
-NATURAL = ("typical", "atypical")  # real, clean examples: the null of the flags
 SCORED_BY = ("trained", "natural probe, held out", "natural probe, left out", "second run")   # how a table row was scored (`metadata_table`, `mapd.audit`'s cover)
-IMAGE_PROBLEMS = ("random_inputs", "corrupted", "ood")  # categories of a broken or foreign image (a real data set seldom holds many)
 
 def _null_of(c: str, classes) -> list[str]:
     "The natural categories a flag for `c` is tested against (typical and atypical; typical alone for atypical); none for typical."
@@ -196,7 +194,7 @@ def apply_flags(table: pd.DataFrame,       # a metadata table with p_<category> 
     for c in thresholds.index:   # BH's flags are its q-values at most q (over several runs no one score threshold says it); else the threshold
         fdr = "rule" in thresholds and thresholds.rule[c] == "fdr" and f"q_{c}" in t
         raised = t[f"q_{c}"].to_numpy() <= thresholds.q[c] if fdr else t[col[c]].to_numpy() > thresholds.threshold[c]
-        if c in IMAGE_PROBLEMS:
+        if c in image_problems():
             raised = raised & ~known
             if flip is not None and f"score_{c}" in t: raised &= t[f"score_{c}"].to_numpy(np.float64) > flip
         t[f"flag_{c}"] = raised
@@ -342,19 +340,11 @@ def prevalence(predictions: pd.DataFrame,  # held-out probes: `category` and `sc
     return out[["share", "low", "high", "rows", "rows_low", "rows_high", "threshold", "power"]]
 
 # %% ../nbs/08_metadata.ipynb #3cccbbe4
-_ADVICE = {   # what may separate a category better, where the caller (`mapd.audit`, which knows the settings in force) names nothing sharper
-    "corrupted": "a stronger corruption of the probe (--corrupt-std) or a model that memorises noise less readily",
-    "random_inputs": "training longer (--epochs), so that memorised noise is learned later than real images",
-    "ood": "an out-of-distribution source further from the data (--ood)",
-    "random_labels": "training longer (--epochs), so that random labels stay unlearned longer than atypical examples",
-    "atypical": "consistency scores from more held-out models (--score-runs) or published C-scores (--scores FILE.npz)",
-}
-
 def probe_diagnostics(predictions: pd.DataFrame,  # held-out probes: `category` and `p_<category>` columns (probe_check's predictions)
                       thresholds: pd.DataFrame | None = None,  # from `flag_thresholds`, for the recall check
                       *, min_auroc: float = 0.9,   # below this a category is not told from typical
                       min_recall: float = 0.5,     # flags catching fewer of the category's own held-out probes warn too
-                      advice: dict | None = None,  # category -> a change that may separate it, for this run (else `_ADVICE`)
+                      advice: dict | None = None,  # category -> a change that may separate it, for this run (else the category table's, `mapd.categories.advice`)
                       ) -> tuple[pd.DataFrame, list[str]]:
     "Pairwise separability of the categories on held-out probes, and warnings for categories that cannot be told from typical."
     classes = [c[2:] for c in predictions.columns if c.startswith("p_")]
@@ -383,7 +373,7 @@ def probe_diagnostics(predictions: pd.DataFrame,  # held-out probes: `category` 
         col = f"score_{c}" if f"score_{c}" in predictions else f"p_{c}"
         if auc < min_auroc: why.append(f"held-out AUROC against {against} {auc:.3f}, below {min_auroc:.2f}")
         if rec < min_recall: why.append(f"its flag catches {rec:.1%} of its own held-out probes")
-        hint = (advice or {}).get(c, _ADVICE.get(c, "training longer, a stronger model or more probes (--n-fit)"))
+        hint = (advice or {}).get(c, category_advice(c))
         if auc < min_auroc: warnings.append(f"'{c}' is hard to tell from natural examples with this model and data ({'; '.join(why)}): "
                                             f"rank by {col} with caution; what may separate it: {hint}")
         elif why:   # ranked well, flagged little: the natural probes the threshold is set on score as high as some of c's

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from mapd.audit import AuditConfig, PAPER_PROBES, Audit, run_audit
-from mapd.metadata import IMAGE_PROBLEMS
+from mapd.categories import image_problems
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_likely_mislabeled_column_vetoes_image_flags(two_audits):
     lm = t.likely_mislabeled.to_numpy()
     assert lm.sum() == new["likely_mislabeled_rows"] > 0
     assert t.is_noisy[lm].mean() > t.is_noisy[~lm].mean()   # the held-out models' disagreement points at the flipped labels
-    for c in IMAGE_PROBLEMS:
+    for c in image_problems():
         assert not (t[f"flag_{c}"].to_numpy() & lm).any()
     assert all(t[c].dtype == bool for c in t.columns if c.startswith("flag_")), t.dtypes
     assert "likely_mislabeled" not in pd.read_parquet(d/"paper"/"metadata.parquet")
