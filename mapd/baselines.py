@@ -14,7 +14,7 @@ import torch
 from scipy import stats
 
 from .core import as_numpy, check_labels, check_same_length, check_trajectories, progress
-from .metadata import apply_flags, check_thresholds, detection_scores, fdr_thresholds, knn_columns, probe_check, NATURAL, _flag_tests, _log_kth
+from .metadata import apply_flags, check_thresholds, detection_scores, fdr_thresholds, knn_columns, probe_check, NATURAL, _flag_tests
 from .models import make_model
 from .scores import DEFAULT_SCORE_CONFIG
 from .store import TrajectoryStore
@@ -353,7 +353,7 @@ def trajectory_scores(store: TrajectoryStore, categories=None,  # probe categori
     knn, classes, radii = check["model"], check["classes"], {}
     X = store.trajectories("loss")
     P, cols = knn_columns(knn, X, radii)
-    m = pd.DataFrame({**cols, **{f"logr_{c}": radii[(c,)] if (c,) in radii else _log_kth(knn, X, [c]) for c in classes}})
+    m = pd.DataFrame({**cols, **{f"logr_{c}": radii[(c,)] for c in classes}})
     rows = store.rows
     examples = ((rows.role == "train") | (rows.category.isin(NATURAL) & (rows["index"] >= 0))).to_numpy()   # the rows a table has
     if flags == "rate": thresholds = check_thresholds(check, alpha=alpha, seed=seed)

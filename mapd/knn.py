@@ -9,20 +9,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+from fastcore.basics import patch
 
 from .core import resolve_device, check_trajectories, check_same_length, as_numpy, progress
 
 # %% auto #0
-__all__ = ['DEFAULT_K', 'cuml_available', 'knn_fractions', 'MAPD']
+__all__ = ['DEFAULT_K', 'cuml_available', 'MAPD', 'knn_fractions']
 
 # %% ../nbs/07_knn.ipynb #fa8b17e1
 DEFAULT_K = 20   # neighbours of the k-NN: the paper's k
 
-# %% ../nbs/07_knn.ipynb #760d876e
+# %% ../nbs/07_knn.ipynb #36905375
 def cuml_available() -> bool:
     "True when RAPIDS cuML is installed and a CUDA GPU is visible."
     return importlib.util.find_spec("cuml") is not None and torch.cuda.is_available()
 
+# %% ../nbs/07_knn.ipynb #1eb6f307
 def _center(G: torch.Tensor) -> torch.Tensor:
     """The mean of the rows of `G`, taken in float64: distances do not change when queries and probes are both moved by it, and the float32 product
     `|x|² - 2 x·g + |g|²` cancels far less when they lie around 0 (trajectories far from the origin or nearly equal would otherwise tie or swap)."""
@@ -34,6 +36,7 @@ def _nearest(x: torch.Tensor, G: torch.Tensor, g2: torch.Tensor, k: int) -> tupl
     d, j = d2.topk(k, dim=1, largest=False)       # sorted, nearest first
     return (d + (x * x).sum(1, keepdim=True)).clamp_min_(0), j  # ... so it is added to the k winners only
 
+# %% ../nbs/07_knn.ipynb #fd0b7d4e
 def _levels(M: int, k: int) -> tuple[int, ...]:
     "Group sizes of the CPU's candidate filter over `M` probes, the fewest values left for `topk` to scan; () where one `topk` over all `M` is as cheap."
     best, cost = (), M / 2  # the filter's own passes (minima, gathers) cost about as much again as what it saves
@@ -80,6 +83,7 @@ class _CPUSearch:
             j = cand.gather(1, p)
         return v.view(torch.float32), j.clamp_(max=self.M - 1)  # a padding probe is never among the k nearest of finite rows
 
+# %% ../nbs/07_knn.ipynb #1ace5740
 def _in_chunks(n: int, chunk: int, work, threads: int, quiet: bool = True):
     "Call `work(start, stop, buffers)` on chunks of `n` rows from `threads` threads, each taking the next chunk when done (torch's own threads set to 1 meanwhile)."
     starts, lock, stop = iter(range(0, n, chunk)), threading.Lock(), []
@@ -104,19 +108,7 @@ def _in_chunks(n: int, chunk: int, work, threads: int, quiet: bool = True):
         finally: torch.set_num_threads(before)
     finally: bar.close()
 
-@torch.no_grad()
-def knn_fractions(x: torch.Tensor,      # (N, E) queries
-                  G: torch.Tensor,      # (M, E) references (probe trajectories), on x's device
-                  codes: torch.Tensor,  # (M,) int64 category of each reference, in [0, n_classes)
-                  k: int, n_classes: int) -> torch.Tensor:
-    "`(N, n_classes)` fraction of each query's k nearest references in each category, left on the device: the online k-NN of a training step."
-    if len(G) < k: raise ValueError(f"k={k} neighbours asked for, but only {len(G)} references were given")
-    if x.device.type == "cpu": _, j = _CPUSearch(G, k)(x.float(), sorted=False)
-    else:
-        mu = _center(G.float()); Gc = G.float() - mu
-        _, j = _nearest(x.float() - mu, Gc, (Gc * Gc).sum(1), k)
-    return torch.zeros(len(x), n_classes, device=x.device).scatter_add_(1, codes[j], torch.ones(j.shape, device=x.device)) / k
-
+# %% ../nbs/07_knn.ipynb #0b7bad5e
 class MAPD:
     "k-NN over loss trajectories: probabilities of each metadata category (MAP-D, equations 6-7)."
     def __init__(self, k: int | None = None,       # neighbours; None: DEFAULT_K (the paper's 20)
@@ -164,74 +156,178 @@ class MAPD:
                              f"cut both at the same epoch t (trajectories[:, :t])")
         return X
 
-    @torch.no_grad()
-    def _search(self, X: torch.Tensor, mode: str, among: np.ndarray | None = None):
-        """On the host: `mode` "proba", vote fractions `(N, C)`; "neighbors", distances and probe indices `(N, k)`, nearest first;
-        "kth", `(N,)` distance to the k-th nearest of the probes in the mask `among` (all when None)."""
-        dev, k, N, C = resolve_device(self.device), self.k, len(X), len(self.classes_)
-        G = self._X if among is None else self._X[torch.as_tensor(among)]
-        if dev.type == "cpu":   # the results, filled chunk by chunk on the host (the GPU's stay on the device, copied once at the end)
-            if mode == "proba": P = torch.zeros(N, C)
-            elif mode == "neighbors": D, J = torch.empty(N, k), torch.empty(N, k, dtype=torch.long)
-            else: R = torch.empty(N)
-            key = None if among is None else np.packbits(among).tobytes()
-            if key not in self._cpu: self._cpu[key] = _CPUSearch(G, k)
-            s = self._cpu[key]
-            chunk = max(1, min(4096, 2**20 // s.Mp, self.max_block // s.Mp))  # a block of about 4 MiB per thread stays in the cache
-            def work(i, e, buf):
-                if not buf: buf["a"], buf["d"] = s.buffers(chunk); buf["ones"] = torch.ones(chunk, k)
-                v, j = s(X[i:e], (buf["a"][:e - i], buf["d"][:e - i]), sorted=mode == "neighbors")
-                if mode == "proba": P[i:e].scatter_add_(1, self._y[j], buf["ones"][:e - i])
-                elif mode == "neighbors": D[i:e], J[i:e] = v.clamp_min_(0).sqrt_(), j
-                else: R[i:e] = v.amax(1).clamp_min_(0).sqrt_()
-            _in_chunks(N, chunk, work, torch.get_num_threads(), self.quiet)
-        else:   # every result stays on the device until the last chunk: one copy to the host, no sync per chunk
-            G = G.to(dev); mu = _center(G); G = G - mu; g2 = (G * G).sum(1); y = self._y.to(dev)
-            chunk = max(1, min(8192, self.max_block // len(G)))
-            ones = torch.ones(min(chunk, N), k, device=dev)
-            if mode == "proba": Pd = torch.zeros(N, C, device=dev)
-            elif mode == "neighbors": Dd, Jd = torch.empty(N, k, device=dev), torch.empty(N, k, dtype=torch.long, device=dev)
-            else: Rd = torch.empty(N, device=dev)
-            for i in progress(range(0, N, chunk), quiet=self.quiet, desc="k-NN", unit="chunk"):
-                d, j = _nearest(X[i:i + chunk].to(dev, non_blocking=True) - mu, G, g2, k)
-                n = len(j)
-                if mode == "proba": Pd[i:i + n].scatter_add_(1, y[j], ones[:n])
-                elif mode == "neighbors": Dd[i:i + n], Jd[i:i + n] = d.sqrt_(), j
-                else: Rd[i:i + n] = d[:, -1].sqrt_()
-            if mode == "proba": P = Pd.cpu()
-            elif mode == "neighbors": D, J = Dd.cpu(), Jd.cpu()
-            else: R = Rd.cpu()
-        return P.div_(k).numpy() if mode == "proba" else (D.numpy(), J.numpy()) if mode == "neighbors" else R.numpy()
-
-    def kneighbors(self, X) -> tuple[np.ndarray, np.ndarray]:
-        "Distances `(N, k)` and probe indices `(N, k)` of each row's k nearest probes, nearest first."
-        return self._search(self._check(X), "neighbors")
-
-    def predict_proba(self, X) -> np.ndarray:
-        "`(N, C)` fraction of each row's k nearest probes in each category (columns in `classes_` order)."
-        X = self._check(X)
-        if self.backend_ == "cuml": return np.asarray(self._cu.predict_proba(X.numpy()), dtype=np.float32)
-        return self._search(X, "proba")
-
-    def kth_distance(self, X,
-                     among=None,   # a category or several: the probes searched; all when None
-                     ) -> np.ndarray:
-        """`(N,)` distance from each row to its k-th nearest probe of the categories `among`: the radius of the k-NN estimate of
-        their density at that row, `k / (n V r^E)` (`metadata.flag_scores` compares them); on torch whatever the backend."""
-        X = self._check(X)
-        if among is None: return self._search(X, "kth")
-        among = [among] if isinstance(among, str) else list(among)
-        unknown = [c for c in among if c not in set(self.classes_.tolist())]
-        if unknown: raise ValueError(f"unknown categories {unknown}; this MAPD was fitted on {list(self.classes_)}")
-        return self._search(X, "kth", np.isin(self.classes_[self._y.numpy()], among))
-
-    def predict(self, X) -> np.ndarray:
-        "The most probable category of each row (equation 7); ties go to the first in `classes_`, as in scikit-learn."
-        p = self.predict_proba(X)
-        return self.classes_[p.argmax(1)]
-
-    def score(self, X, y) -> float:
-        "Accuracy of `predict(X)` against categories `y`."
-        return float((self.predict(X) == as_numpy(y)).mean())
-
     def __repr__(self): return f"MAPD(k={self.k}, backend={self.backend!r})"
+
+# %% ../nbs/07_knn.ipynb #b4532387
+@patch
+@torch.no_grad()
+def _search(self: MAPD, X: torch.Tensor, mode: str, among: np.ndarray | None = None):
+    """On the host: `mode` "proba", vote fractions `(N, C)`; "neighbors", distances and probe indices `(N, k)`, nearest first;
+    "kth", `(N,)` distance to the k-th nearest of the probes in the mask `among` (all when None)."""
+    dev, k, N, C = resolve_device(self.device), self.k, len(X), len(self.classes_)
+    G = self._X if among is None else self._X[torch.as_tensor(among)]
+    if dev.type == "cpu":   # the results, filled chunk by chunk on the host (the GPU's stay on the device, copied once at the end)
+        if mode == "proba": P = torch.zeros(N, C)
+        elif mode == "neighbors": D, J = torch.empty(N, k), torch.empty(N, k, dtype=torch.long)
+        else: R = torch.empty(N)
+        key = None if among is None else np.packbits(among).tobytes()
+        if key not in self._cpu: self._cpu[key] = _CPUSearch(G, k)
+        s = self._cpu[key]
+        chunk = max(1, min(4096, 2**20 // s.Mp, self.max_block // s.Mp))  # a block of about 4 MiB per thread stays in the cache
+        def work(i, e, buf):
+            if not buf: buf["a"], buf["d"] = s.buffers(chunk); buf["ones"] = torch.ones(chunk, k)
+            v, j = s(X[i:e], (buf["a"][:e - i], buf["d"][:e - i]), sorted=mode == "neighbors")
+            if mode == "proba": P[i:e].scatter_add_(1, self._y[j], buf["ones"][:e - i])
+            elif mode == "neighbors": D[i:e], J[i:e] = v.clamp_min_(0).sqrt_(), j
+            else: R[i:e] = v.amax(1).clamp_min_(0).sqrt_()
+        _in_chunks(N, chunk, work, torch.get_num_threads(), self.quiet)
+    else:   # every result stays on the device until the last chunk: one copy to the host, no sync per chunk
+        G = G.to(dev); mu = _center(G); G = G - mu; g2 = (G * G).sum(1); y = self._y.to(dev)
+        chunk = max(1, min(8192, self.max_block // len(G)))
+        ones = torch.ones(min(chunk, N), k, device=dev)
+        if mode == "proba": Pd = torch.zeros(N, C, device=dev)
+        elif mode == "neighbors": Dd, Jd = torch.empty(N, k, device=dev), torch.empty(N, k, dtype=torch.long, device=dev)
+        else: Rd = torch.empty(N, device=dev)
+        for i in progress(range(0, N, chunk), quiet=self.quiet, desc="k-NN", unit="chunk"):
+            d, j = _nearest(X[i:i + chunk].to(dev, non_blocking=True) - mu, G, g2, k)
+            n = len(j)
+            if mode == "proba": Pd[i:i + n].scatter_add_(1, y[j], ones[:n])
+            elif mode == "neighbors": Dd[i:i + n], Jd[i:i + n] = d.sqrt_(), j
+            else: Rd[i:i + n] = d[:, -1].sqrt_()
+        if mode == "proba": P = Pd.cpu()
+        elif mode == "neighbors": D, J = Dd.cpu(), Jd.cpu()
+        else: R = Rd.cpu()
+    return P.div_(k).numpy() if mode == "proba" else (D.numpy(), J.numpy()) if mode == "neighbors" else R.numpy()
+
+# %% ../nbs/07_knn.ipynb #9eb3fe25
+@patch
+def kneighbors(self: MAPD, X) -> tuple[np.ndarray, np.ndarray]:
+    "Distances `(N, k)` and probe indices `(N, k)` of each row's k nearest probes, nearest first."
+    return self._search(self._check(X), "neighbors")
+
+@patch
+def predict_proba(self: MAPD, X) -> np.ndarray:
+    "`(N, C)` fraction of each row's k nearest probes in each category (columns in `classes_` order)."
+    X = self._check(X)
+    if self.backend_ == "cuml": return np.asarray(self._cu.predict_proba(X.numpy()), dtype=np.float32)
+    return self._search(X, "proba")
+
+@patch
+def predict(self: MAPD, X) -> np.ndarray:
+    "The most probable category of each row (equation 7); ties go to the first in `classes_`, as in scikit-learn."
+    p = self.predict_proba(X)
+    return self.classes_[p.argmax(1)]
+
+@patch
+def score(self: MAPD, X, y) -> float:
+    "Accuracy of `predict(X)` against categories `y`."
+    return float((self.predict(X) == as_numpy(y)).mean())
+
+# %% ../nbs/07_knn.ipynb #3f47143b
+@patch
+def kth_distance(self: MAPD, X,
+                 among=None,   # a category or several: the probes searched; all when None
+                 ) -> np.ndarray:
+    """`(N,)` distance from each row to its k-th nearest probe of the categories `among`: the radius of the k-NN estimate of
+    their density at that row, `k / (n V r^E)` (`metadata.flag_scores` compares them); on torch whatever the backend."""
+    X = self._check(X)
+    if among is None: return self._search(X, "kth")
+    among = [among] if isinstance(among, str) else list(among)
+    unknown = [c for c in among if c not in set(self.classes_.tolist())]
+    if unknown: raise ValueError(f"unknown categories {unknown}; this MAPD was fitted on {list(self.classes_)}")
+    return self._search(X, "kth", np.isin(self.classes_[self._y.numpy()], among))
+
+# %% ../nbs/07_knn.ipynb #b3eb090a
+@torch.no_grad()
+def knn_fractions(x: torch.Tensor,      # (N, E) queries
+                  G: torch.Tensor,      # (M, E) references (probe trajectories), on x's device
+                  codes: torch.Tensor,  # (M,) int64 category of each reference, in [0, n_classes)
+                  k: int, n_classes: int) -> torch.Tensor:
+    "`(N, n_classes)` fraction of each query's k nearest references in each category, left on the device: the online k-NN of a training step."
+    if len(G) < k: raise ValueError(f"k={k} neighbours asked for, but only {len(G)} references were given")
+    if x.device.type == "cpu": _, j = _CPUSearch(G, k)(x.float(), sorted=False)
+    else:
+        mu = _center(G.float()); Gc = G.float() - mu
+        _, j = _nearest(x.float() - mu, Gc, (Gc * Gc).sum(1), k)
+    return torch.zeros(len(x), n_classes, device=x.device).scatter_add_(1, codes[j], torch.ones(j.shape, device=x.device)) / k
+
+# %% ../nbs/07_knn.ipynb #82d4fc7b
+def _votes_and_radii(D: torch.Tensor, J: torch.Tensor | None, own: torch.Tensor | None, k: int, masks: dict) -> tuple[torch.Tensor, dict]:
+    """Vote counts `(n, C)` and squared radii `{set: (n,)}` from each row's nearest probes of each category, in any order: `D` `(n, C, k)`
+    their squared distances (inf where a category has fewer); with `own` (each row's own probe, -1: none), `k + 1` of each and `J` their positions."""
+    n, C = D.shape[:2]
+    if own is not None:   # each category keeps k: the row's own probe is dropped where found, else the farthest (the (k + 1)-th)
+        hit = J == own[:, None, None]
+        drop = torch.where(hit.any(2), hit.byte().argmax(2), D.argmax(2))
+        D = D[torch.ones_like(hit).scatter_(2, drop[..., None], False)].view(n, C, k)
+    near = D.reshape(n, -1).topk(k, 1, largest=False, sorted=False).indices // k   # the k nearest of all: their categories
+    votes = torch.zeros(n, C, device=D.device).scatter_add_(1, near, torch.ones(near.shape, device=D.device))
+    kth = D.amax(2)   # each category's k-th nearest; a set's is the k-th of its members' k nearest
+    return votes, {s: kth[:, m.to(D.device)].squeeze(1) if m.sum() == 1 else D[:, m.to(D.device)].reshape(n, -1).topk(k, 1, largest=False, sorted=False).values.amax(1)
+                   for s, m in masks.items()}
+
+@patch
+def _host_search(self: MAPD, dev: torch.device) -> bool:
+    "Whether the search runs on the host (`_CPUSearch`) or on the device; a test sets it False to run the device path on the CPU."
+    return dev.type == "cpu"
+
+@patch
+@torch.no_grad()
+def neighbourhoods(self: MAPD, X,
+                   sets=(),             # sets of categories (tuples) whose k-th nearest probe's distance is wanted
+                   *, leave_out=None,   # (N,) for rows that are themselves fit probes: each one's position among the fit probes (-1: none), left out of its own neighbours
+                   ) -> tuple[np.ndarray, dict]:
+    """The votes `(N, C)` (`predict_proba`'s, up to ties) and, for each set of categories in `sets`, the `(N,)` distance from each row to
+    its k-th nearest probe of the set (`kth_distance`'s), from one pass over the rows: each row's k nearest probes of every category are
+    found once, and the k nearest of any set of categories are among those of its members. On torch (CPU or GPU) whatever the backend."""
+    X, classes = self._check(X), self.classes_.tolist()
+    sets = [tuple(s) for s in sets]
+    unknown = sorted({c for s in sets for c in s} - set(classes))
+    if unknown: raise ValueError(f"unknown categories {unknown}; this MAPD was fitted on {classes}")
+    N, C, k, codes = len(X), len(classes), self.k, self._y
+    own = None if leave_out is None else torch.as_tensor(np.asarray(leave_out, np.int64).reshape(-1))
+    if own is not None:
+        if len(own) != N: raise ValueError(f"leave_out has {len(own)} entries for {N} rows")
+        if ((own < -1) | (own >= len(codes))).any(): raise ValueError(f"leave_out holds positions outside [-1, {len(codes)})")
+        short = sorted({classes[i] for i in codes[own[own >= 0]].tolist() if (codes == i).sum() <= k})
+        if short: raise ValueError(f"leaving a row's own probe out needs k + 1 = {k + 1} probes of its category, but {short} have {k}")
+    kk = k + (own is not None)   # the row's own probe may be among the k + 1 nearest of its category
+    members = [torch.nonzero(codes == i).flatten() for i in range(C)]
+    widths = [min(kk, len(m)) for m in members]
+    masks = {s: torch.tensor([c in s for c in classes]) for s in sets}
+    dev = resolve_device(self.device)
+
+    P, R = torch.zeros(N, C, device=dev), {s: torch.empty(N, device=dev) for s in sets}
+    if self._host_search(dev):
+        search = []
+        for i, m in enumerate(members):
+            key = ("category", i, widths[i])
+            if key not in self._cpu: self._cpu[key] = _CPUSearch(self._X[m], widths[i])
+            search.append(self._cpu[key])
+        Mp = max(s.Mp for s in search)
+        chunk = max(1, min(4096, 2**20 // Mp, self.max_block // Mp))
+        def work(i, e, buf):
+            n = e - i
+            D, J = torch.full((n, C, kk), math.inf), None if own is None else torch.full((n, C, kk), -1, dtype=torch.long)
+            for c, s in enumerate(search):
+                if c not in buf: buf[c] = s.buffers(chunk)
+                v, j = s(X[i:e], tuple(b[:n] for b in buf[c]), sorted=False)
+                D[:, c, :s.k] = v.clamp_min(0)
+                if J is not None: J[:, c, :s.k] = members[c][j]
+            P[i:e], r = _votes_and_radii(D, J, None if own is None else own[i:e], k, masks)
+            for s in sets: R[s][i:e] = r[s]
+        _in_chunks(N, chunk, work, torch.get_num_threads(), self.quiet)
+    else:   # on the device until the last chunk: one copy to the host
+        G = [self._X[m].to(dev) for m in members]; mu = [_center(g) for g in G]; G = [g - u for g, u in zip(G, mu)]
+        g2, idx, o_d = [(g * g).sum(1) for g in G], [m.to(dev) for m in members], None if own is None else own.to(dev)
+        chunk = max(1, min(8192, self.max_block // max(len(g) for g in G)))
+        for i in progress(range(0, N, chunk), quiet=self.quiet, desc="k-NN", unit="chunk"):
+            x = X[i:i + chunk].to(dev, non_blocking=True); n = len(x)
+            D, J = torch.full((n, C, kk), math.inf, device=dev), None if o_d is None else torch.full((n, C, kk), -1, dtype=torch.long, device=dev)
+            for c in range(C):
+                d, j = _nearest(x - mu[c], G[c], g2[c], widths[c])
+                D[:, c, :widths[c]] = d
+                if J is not None: J[:, c, :widths[c]] = idx[c][j]
+            P[i:i + n], r = _votes_and_radii(D, J, None if o_d is None else o_d[i:i + n], k, masks)
+            for s in sets: R[s][i:i + n] = r[s]
+    return P.div_(k).cpu().numpy(), {s: r.sqrt_().cpu().numpy() for s, r in R.items()}

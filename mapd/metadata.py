@@ -21,8 +21,8 @@ from .store import TrajectoryStore
 # %% auto #0
 __all__ = ['DEFAULT_ALPHA', 'DEFAULT_Q', 'SCORED_BY', 'FLAG_RULES', 'knn_input', 'probe_check', 'flag_scores', 'knn_columns',
            'flag_thresholds', 'apply_flags', 'conformal_pvalues', 'bh_qvalues', 'fdr_thresholds', 'prevalence',
-           'probe_diagnostics', 'metadata_table', 'ranking', 'ranked', 'save_table', 'load_table', 'detection_scores',
-           'best_f1', 'check_thresholds', 'flag_table', 'edited_sources', 'calibrated_table']
+           'probe_diagnostics', 'metadata_table', 'checked_table', 'ranking', 'ranked', 'save_table', 'load_table',
+           'detection_scores', 'best_f1', 'check_thresholds', 'flag_table', 'edited_sources', 'calibrated_table']
 
 # %% ../nbs/08_metadata.ipynb #0cd14ad0
 def knn_input(store: TrajectoryStore,
@@ -42,6 +42,28 @@ def knn_input(store: TrajectoryStore,
         out.append(((store.trajectories(q, rows, epochs) - ref.mean()) / (ref.std() or 1.0)).astype(np.float32))
     return np.concatenate(out, 1)
 
+# %% ../nbs/08_metadata.ipynb #21949177
+def _fitted(store: TrajectoryStore, categories=None, *, k: int | None = None, epochs: int | None = None, quantity: str = "loss",
+            backend: str = "auto", device="auto") -> tuple[MAPD, np.ndarray]:
+    "MAP-D fitted on the fit-split probes of `categories` (all the store holds when None), and the store rows of their held-out probes."
+    rows = store.rows
+    cats = sorted(c for c in rows.category.unique() if c) if categories is None else list(categories)
+    missing = [c for c in cats if not (rows.category == c).any()]
+    if missing: raise ValueError(f"the store has no probes of categories {missing}; it has {sorted(c for c in rows.category.unique() if c)}")
+    sel = rows.category.isin(cats).to_numpy()
+    fit_rows = np.flatnonzero(sel & (rows.split == "fit").to_numpy())
+    knn = MAPD(k, backend=backend, device=device).fit(knn_input(store, quantity, fit_rows, epochs), rows.category.to_numpy()[fit_rows])
+    return knn, np.flatnonzero(sel & (rows.split == "heldout").to_numpy())
+
+def _check_of(store: TrajectoryStore, knn: MAPD, held_rows, proba, cols) -> dict:
+    "`probe_check`'s result from the votes `proba` and the k-NN columns `cols` of the held-out probes `held_rows`."
+    truth = store.rows.category.to_numpy()[held_rows]
+    pred = knn.classes_[proba.argmax(1)]
+    return dict(accuracy=float((pred == truth).mean()), classes=list(knn.classes_),
+                confusion=confusion_matrix(truth, pred, labels=knn.classes_),
+                predictions=pd.DataFrame(dict(row=held_rows, category=truth, predicted=pred, **cols)),
+                model=knn)
+
 def probe_check(store: TrajectoryStore,
                 categories=None,          # categories to include; all the store holds when None
                 *, k: int | None = None,   # neighbours; None: mapd.knn.DEFAULT_K
@@ -49,22 +71,8 @@ def probe_check(store: TrajectoryStore,
                 quantity: str = "loss",   # what the k-NN reads (`knn_input`): "loss" (the paper), "margin", "loss+margin", ...
                 backend: str = "auto", device="auto") -> dict:
     "Fit MAP-D on the fit-split probes of `categories`, predict the held-out ones: accuracy, confusion matrix, predictions (votes `p_` and `flag_scores`)."
-    rows = store.rows
-    cats = sorted(c for c in rows.category.unique() if c) if categories is None else list(categories)
-    missing = [c for c in cats if not (rows.category == c).any()]
-    if missing: raise ValueError(f"the store has no probes of categories {missing}; it has {sorted(c for c in rows.category.unique() if c)}")
-    sel = rows.category.isin(cats).to_numpy()
-    fit_rows = np.flatnonzero(sel & (rows.split == "fit").to_numpy())
-    held_rows = np.flatnonzero(sel & (rows.split == "heldout").to_numpy())
-    knn = MAPD(k, backend=backend, device=device).fit(knn_input(store, quantity, fit_rows, epochs), rows.category.to_numpy()[fit_rows])
-    truth = rows.category.to_numpy()[held_rows]
-    X = knn_input(store, quantity, held_rows, epochs)
-    proba, cols = knn_columns(knn, X)
-    pred = knn.classes_[proba.argmax(1)]
-    return dict(accuracy=float((pred == truth).mean()), classes=list(knn.classes_),
-                confusion=confusion_matrix(truth, pred, labels=knn.classes_),
-                predictions=pd.DataFrame(dict(row=held_rows, category=truth, predicted=pred, **cols)),
-                model=knn)
+    knn, held_rows = _fitted(store, categories, k=k, epochs=epochs, quantity=quantity, backend=backend, device=device)
+    return _check_of(store, knn, held_rows, *knn_columns(knn, knn_input(store, quantity, held_rows, epochs)))
 
 # %% ../nbs/08_metadata.ipynb #9056e7e5
 DEFAULT_ALPHA = 0.05   # the false-flag rate a flag promises on natural examples (flags="rate"); None means this everywhere
@@ -75,9 +83,18 @@ def _null_of(c: str, classes) -> list[str]:
     "The natural categories a flag for `c` is tested against (typical and atypical; typical alone for atypical); none for typical."
     return [] if c == "typical" else [n for n in NATURAL if n != c and n in set(classes)]
 
+def _score_sets(classes) -> set:
+    "The sets of categories whose k-th distances `flag_scores` reads: each flagged category, and the natural ones it is tested against."
+    return {s for c in classes if (n := _null_of(c, classes)) for s in ((c,), tuple(n))}
+
+def _log_radii(knn: MAPD, X, sets, leave_out=None) -> tuple[np.ndarray, dict]:
+    "The votes `(N, C)` and the float64 log k-th distance of each set of categories in `sets`, from one neighbour search (`MAPD.neighbourhoods`)."
+    proba, R = knn.neighbourhoods(X, sorted(sets), leave_out=leave_out)
+    return proba, {s: np.log(np.maximum(r.astype(np.float64), 1e-12)) for s, r in R.items()}
+
 def flag_scores(knn: MAPD,   # fitted on probes that include natural ones
                 X,           # (N, E) what the k-NN reads, of the rows to score
-                log_radii: dict | None = None,  # filled with the log k-th distances computed, by tuple of categories, for reuse
+                log_radii: dict | None = None,  # log k-th distances by tuple of categories (`knn_columns` fills it): those missing are searched, and added
                 ) -> np.ndarray:
     """`(N, C)`, for each category `c` of `knn.classes_`: `log r_null - log r_c`, where `r_c` is the distance from the row to its
     k-th nearest probe of `c` and `r_null` to its k-th nearest natural probe (`_null_of(c)`); NaN for `typical`, which is not flagged.
@@ -85,60 +102,32 @@ def flag_scores(knn: MAPD,   # fitted on probes that include natural ones
     natural examples, up to a constant: by Neyman and Pearson the statistic that catches the most of `c` at a given false-flag rate."""
     classes, out = list(knn.classes_), np.full((len(X), len(knn.classes_)), np.nan)
     logr = {} if log_radii is None else log_radii
-    def log_radius(cats):
-        if tuple(cats) not in logr: logr[tuple(cats)] = _log_kth(knn, X, cats)
-        return logr[tuple(cats)]
+    if missing := _score_sets(classes) - set(logr): logr.update(_log_radii(knn, X, missing)[1])
     for j, c in enumerate(classes):
-        if null := _null_of(c, classes): out[:, j] = log_radius(null) - log_radius([c])
+        if null := _null_of(c, classes): out[:, j] = logr[tuple(null)] - logr[(c,)]
     return out
-
-def _log_kth(knn: MAPD, X, cats) -> np.ndarray:
-    "`(N,)` float64 log distance to the k-th nearest probe of `cats`."
-    return np.log(np.maximum(knn.kth_distance(X, cats).astype(np.float64), 1e-12))
-
 
 # %% ../nbs/08_metadata.ipynb #b83cbd82
 def _radius_sets(classes) -> set:
-    "Every set of categories whose k-th distance `knn_columns` reads."
-    return {(c,) for c in classes} | {tuple(n) for c in classes if (n := _null_of(c, classes))} | {tuple(c for c in NATURAL if c in classes)} - {()}
-
-def _left_out(knn: MAPD, X, leave_out) -> tuple[np.ndarray, dict]:
-    "Votes and log k-th distances of rows that are themselves fit probes of `knn` (`leave_out`: each one's position among them), each row's own probe left out."
-    leave_out, k = np.asarray(leave_out, np.int64), knn.k
-    wider = MAPD(k + 1, backend="torch", device=knn.device).fit(knn._X, knn.classes_[knn._y.numpy()])
-    J = wider.kneighbors(X)[1]                  # the k + 1 nearest: the row's own probe among them (at distance 0) ...
-    own = J == leave_out[:, None]
-    drop = np.where(own.any(1), own.argmax(1), k)   # ... is dropped, or else the farthest (an exact duplicate of it came first)
-    keep = np.ones(J.shape, bool); keep[np.arange(len(J)), drop] = False
-    codes = knn._y.numpy()[J[keep].reshape(len(J), k)]
-    proba = np.stack([(codes == i).mean(1) for i in range(len(knn.classes_))], 1).astype(np.float32)
-    own_cat = knn.classes_[knn._y.numpy()[leave_out]]
-    logr = {}
-    for cats in _radius_sets(list(knn.classes_)):   # the k-th nearest of a set holding the row's own probe is the (k+1)-th with it
-        r = np.where(np.isin(own_cat, cats), wider.kth_distance(X, cats), knn.kth_distance(X, cats))
-        logr[cats] = np.log(np.maximum(r.astype(np.float64), 1e-12))
-    return proba, logr
+    "Every set of categories whose k-th distance `knn_columns` reads: each category alone, those `flag_scores` reads, and all the natural ones."
+    return {(c,) for c in classes} | _score_sets(classes) | {tuple(c for c in NATURAL if c in classes)} - {()}
 
 def knn_columns(knn: MAPD,   # fitted on probes
                 X,           # (N, E) what the k-NN reads, of the rows to score
-                log_radii: dict | None = None,  # filled with the log k-th distances computed (as in `flag_scores`), for reuse
-                *, leave_out=None,  # (N,) for rows that are themselves fit probes: each one's position among the k-NN's fit probes, left out of its own neighbours
+                log_radii: dict | None = None,  # filled with the log k-th distances of `_radius_sets` (as in `flag_scores`), for reuse
+                *, leave_out=None,  # (N,) for rows that are themselves fit probes: each one's position among the k-NN's fit probes, left out of its own neighbours (-1: a row that is not)
                 ) -> tuple[np.ndarray, dict]:
     """The votes `(N, C)` and the table's k-NN columns, float32: the vote `p_<c>` of every category, the flag score `score_<c>` of every
     flagged one, and `score_unusual`, the log distance to the k-th nearest natural probe: how far the row lies from every real, clean
-    example, whatever its problem (where the k-NN has natural probes)."""
+    example, whatever its problem (where the k-NN has natural probes). All from one neighbour search (`MAPD.neighbourhoods`)."""
     classes, logr = list(knn.classes_), {} if log_radii is None else log_radii
-    if leave_out is not None: proba, loo = _left_out(knn, X, leave_out); logr.update(loo)
-    else: proba = knn.predict_proba(X)
+    proba, found = _log_radii(knn, X, _radius_sets(classes), leave_out)
+    logr.update(found)
     S = flag_scores(knn, X, logr)
     cols = {**{f"p_{c}": proba[:, i].astype(np.float32) for i, c in enumerate(classes)},
             **{f"score_{c}": S[:, i].astype(np.float32) for i, c in enumerate(classes) if _null_of(c, classes)}}
-    natural = tuple(c for c in NATURAL if c in classes)
-    if natural:
-        if natural not in logr: logr[natural] = _log_kth(knn, X, natural)
-        cols["score_unusual"] = logr[natural].astype(np.float32)
+    if natural := tuple(c for c in NATURAL if c in classes): cols["score_unusual"] = logr[natural].astype(np.float32)
     return proba, cols
-
 
 # %% ../nbs/08_metadata.ipynb #7b4a9023
 def _conformal_threshold(null, alpha: float) -> float:
@@ -384,33 +373,22 @@ def probe_diagnostics(predictions: pd.DataFrame,  # held-out probes: `category` 
     return pairs, warnings
 
 # %% ../nbs/08_metadata.ipynb #6d2e9bb9
-def metadata_table(store: TrajectoryStore,
-                   knn: MAPD | None = None,   # a fitted MAPD; fitted on all fit-split probes when None
-                   *, k: int | None = None,   # neighbours of the k-NN fitted when `knn` is None; None: mapd.knn.DEFAULT_K
-                   epochs: int | None = None, quantity: str = "loss",
-                   thresholds: pd.DataFrame | None = None,  # from `flag_thresholds`: adds flag_<category> columns and the flagged category
-                   likely_mislabeled: pd.Series | None = None,  # bool by example index (`mapd.scores.likely_mislabeled`): a column that vetoes image-problem flags
-                   backend: str = "auto", device="auto") -> pd.DataFrame:
-    """One row per training example, in the order of their index: labels, a probability (vote) and a flag score per metadata category,
-    the assigned category, the store `row` it was read from and how it was scored (`scored_by`)."""
+def _table_rows(store: TrajectoryStore, knn: MAPD, quantity: str, E: int) -> tuple[np.ndarray, np.ndarray]:
+    """The store rows of the table: the trained rows and held-out natural probes (never fitted on), then the natural probes the k-NN was
+    fitted on, each to be scored without itself; and the `leave_out` of each (its position among the fit probes, -1 for the others)."""
     rows = store.rows
-    if knn is None:
-        fit_rows = np.flatnonzero(((rows.role == "probe") & (rows.split == "fit")).to_numpy())
-        if not len(fit_rows): raise ValueError(f"{store.path} holds no fit-split probe rows to fit the k-NN on")
-        knn = MAPD(k, backend=backend, device=device).fit(knn_input(store, quantity, fit_rows, epochs), rows.category.to_numpy()[fit_rows])
-    E = epochs if epochs is not None else knn.n_epochs_ // len(quantity.split("+"))
     natural = (rows.role == "probe").to_numpy() & rows.category.isin(NATURAL).to_numpy() & (rows["index"].to_numpy() >= 0)
     held = np.flatnonzero(((rows.role == "train").to_numpy()) | (natural & (rows.split == "heldout").to_numpy()))   # never fitted on
     own = np.flatnonzero(natural & (rows.split == "fit").to_numpy())   # natural probes the k-NN was fitted on: scored without themselves
     fitted = np.flatnonzero((rows.category.isin(list(knn.classes_)) & (rows.split == "fit")).to_numpy())
     if len(own) and (len(fitted) != len(knn._X) or not np.array_equal(knn._X[torch.as_tensor(np.searchsorted(fitted, own))].numpy(), knn_input(store, quantity, own, E))):
         raise ValueError("knn was not fitted on this store's fit-split probes of its categories (in store order): pass knn=None, or the model of probe_check")
-    X = knn_input(store, quantity, held, E)
-    proba, cols = knn_columns(knn, X)
-    if len(own):
-        p2, c2 = knn_columns(knn, knn_input(store, quantity, own, E), leave_out=np.searchsorted(fitted, own))
-        proba, cols = np.concatenate([proba, p2]), {c: np.concatenate([v, c2[c]]) for c, v in cols.items()}
-    ids = np.r_[held, own]
+    return np.r_[held, own], np.r_[np.full(len(held), -1), np.searchsorted(fitted, own)]
+
+def _table_of(store: TrajectoryStore, knn: MAPD, ids, proba, cols,
+              thresholds: pd.DataFrame | None = None, likely_mislabeled: pd.Series | None = None) -> pd.DataFrame:
+    "`metadata_table`'s frame of the store rows `ids` (`_table_rows`) from their votes `proba` and k-NN columns `cols`."
+    rows = store.rows
     how = np.where(rows.role.to_numpy()[ids] == "train", "trained", np.where(rows.split.to_numpy()[ids] == "fit", "natural probe, left out", "natural probe, held out"))
     t = pd.DataFrame({"index": rows["index"].to_numpy()[ids], "label": rows["label"].to_numpy()[ids]})
     if "path" in rows: t["path"] = rows["path"].to_numpy()[ids]  # where the data came from files
@@ -430,6 +408,34 @@ def metadata_table(store: TrajectoryStore,
         t = apply_flags(t, thresholds)
         t["knn_category"] = pd.Categorical(knn.classes_[proba.argmax(1)], categories=list(knn.classes_))
     return t.sort_values("index", kind="stable").reset_index(drop=True)
+
+def metadata_table(store: TrajectoryStore,
+                   knn: MAPD | None = None,   # a fitted MAPD; fitted on all fit-split probes when None
+                   *, k: int | None = None,   # neighbours of the k-NN fitted when `knn` is None; None: mapd.knn.DEFAULT_K
+                   epochs: int | None = None, quantity: str = "loss",
+                   thresholds: pd.DataFrame | None = None,  # from `flag_thresholds`: adds flag_<category> columns and the flagged category
+                   likely_mislabeled: pd.Series | None = None,  # bool by example index (`mapd.scores.likely_mislabeled`): a column that vetoes image-problem flags
+                   backend: str = "auto", device="auto") -> pd.DataFrame:
+    """One row per training example, in the order of their index: labels, a probability (vote) and a flag score per metadata category,
+    the assigned category, the store `row` it was read from and how it was scored (`scored_by`)."""
+    if knn is None:
+        if not ((store.rows.role == "probe") & (store.rows.split == "fit")).any(): raise ValueError(f"{store.path} holds no fit-split probe rows to fit the k-NN on")
+        knn = _fitted(store, k=k, epochs=epochs, quantity=quantity, backend=backend, device=device)[0]
+    E = epochs if epochs is not None else knn.n_epochs_ // len(quantity.split("+"))
+    ids, leave_out = _table_rows(store, knn, quantity, E)
+    proba, cols = knn_columns(knn, knn_input(store, quantity, ids, E), leave_out=leave_out)
+    return _table_of(store, knn, ids, proba, cols, thresholds, likely_mislabeled)
+
+def checked_table(store: TrajectoryStore, categories=None, *, k: int | None = None, epochs: int | None = None, quantity: str = "loss",
+                  likely_mislabeled: pd.Series | None = None, backend: str = "auto", device="auto") -> tuple[pd.DataFrame, dict]:
+    """`metadata_table` and `probe_check` of one k-NN fitted on the fit-split probes of `categories`, from one neighbour search over
+    the rows of both (the table's and the held-out probes)."""
+    knn, held_rows = _fitted(store, categories, k=k, epochs=epochs, quantity=quantity, backend=backend, device=device)
+    ids, leave_out = _table_rows(store, knn, quantity, knn.n_epochs_ // len(quantity.split("+")))
+    proba, cols = knn_columns(knn, knn_input(store, quantity, np.r_[ids, held_rows], epochs), leave_out=np.r_[leave_out, np.full(len(held_rows), -1)])
+    n = len(ids)
+    return (_table_of(store, knn, ids, proba[:n], {c: v[:n] for c, v in cols.items()}, likely_mislabeled=likely_mislabeled),
+            _check_of(store, knn, held_rows, proba[n:], {c: v[n:] for c, v in cols.items()}))
 
 def ranking(table: pd.DataFrame, category: str) -> str:
     "The column that ranks rows as `category`: its flag score `score_<category>` where the table has one, else its vote `p_<category>`."
@@ -524,8 +530,7 @@ def flag_table(table: pd.DataFrame,   # a metadata table without flags (`metadat
 
 def _covered(store: TrajectoryStore, sources, categories=None, **kw) -> tuple[pd.DataFrame, dict]:
     "A second run's table rows of the examples `sources` (trained as themselves there), and its probe check with the run's natural probes to calibrate on."
-    check = probe_check(store, categories, k=kw["k"], epochs=kw["epochs"], quantity=kw["quantity"], device=kw["device"])
-    full = metadata_table(store, check["model"], epochs=kw["epochs"], quantity=kw["quantity"], likely_mislabeled=kw["likely_mislabeled"])
+    full, check = checked_table(store, categories, **kw)
     t = full[full["index"].isin(np.asarray(sources)).to_numpy() & (full.scored_by == "trained").to_numpy()].copy()
     t["scored_by"], t["probe"] = pd.Categorical(["second run"] * len(t), categories=SCORED_BY), ""
     return t, dict(check, predictions=_calibration(check["predictions"], full))
@@ -546,9 +551,8 @@ def calibrated_table(store: TrajectoryStore,
                      epochs: int | None = None,  # cut trajectories at this many epochs
                      cover: tuple | None = None,  # (a second run's store, the example indices it scores): those rows join the table, flagged with the rest
                      device="auto") -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
-    "The metadata table with flags on its scores (`flag_table`), the held-out probe check (`probe_check`) and the thresholds (None without natural probes)."
-    check = probe_check(store, categories, k=k, epochs=epochs, quantity=quantity, device=device)
-    table = metadata_table(store, check["model"], epochs=epochs, quantity=quantity, likely_mislabeled=likely_mislabeled)
+    "The metadata table with flags on its scores (`flag_table`), the held-out probe check (`probe_check`) and the thresholds (None without natural probes); one neighbour search per k-NN (`checked_table`)."
+    table, check = checked_table(store, categories, k=k, epochs=epochs, quantity=quantity, likely_mislabeled=likely_mislabeled, device=device)
     more = [_covered(cover[0], cover[1], categories, k=k, epochs=epochs, quantity=quantity, likely_mislabeled=likely_mislabeled, device=device)] if cover else []
     table, thresholds = flag_table(table, check, flags=flags, q=q, alpha=alpha, seed=seed, null_shares=null_shares, more=more)
     if more: table = table.sort_values("index", kind="stable").reset_index(drop=True)

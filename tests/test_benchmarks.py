@@ -115,3 +115,14 @@ def test_gpu_check_script_refuses_a_missing_gpu(tmp_path):
     r = subprocess.run(["bash", str(REPO/"scripts"/"gpu_check.sh"), "--out", str(tmp_path/"g")], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert r.returncode == 2 and "no CUDA device" in r.stdout
     assert not (tmp_path/"g"/"steps.tsv").read_text()
+
+
+def test_metadata_bench_smoke(tmp_path):
+    "The metadata step's benchmark: one neighbour search against the old sequence of searches, and today's step against the module at cb7de79."
+    out = tmp_path/"metadata.json"
+    r = _run("bench_metadata.py", "--size", "tiny", "--repeats", "1", "--json", str(out))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    for line in ("now 1 neighbourhoods", "searches, before / now:", "the metadata step, before / now:"): assert line in r.stdout
+    res = json.loads(out.read_text())
+    assert res["votes_differ"] == 0 and res["radius_max_rel_err"] < 1e-4 and res["flags_differ"] == 0
+    assert res["search_ratio_median"] > 0 and res["step_ratio_median"] > 0
