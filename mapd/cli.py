@@ -11,8 +11,8 @@ import torch.distributed
 import yaml
 from fastcore.docments import docments
 
-import mapd
-from .core import _kinds
+from . import core
+from .core import _kinds, mapd_version
 from .audit import AUDIT_PRESETS, AUDIT_RULES, AuditConfig, audit_config, run_audit
 from .train import join_world
 
@@ -24,7 +24,7 @@ _PLAN = "nbs/experiments/report.yaml"   # the report's plan, from the repository
 
 def _plan_runs(plan: str = _PLAN) -> list[str]:
     "The run names of the report plan in the working folder, else in the checkout mapd is installed from ([] where neither has one): what --only takes."
-    for p in (Path(plan), Path(mapd.__file__).resolve().parents[1]/plan):
+    for p in (Path(plan), Path(core.__file__).resolve().parents[1]/plan):
         try: return [str(r["name"]) for r in yaml.safe_load(p.read_text(encoding="utf-8"))["runs"]]
         except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError): continue
     return []
@@ -95,7 +95,7 @@ def config_from_args(args: argparse.Namespace) -> AuditConfig:
 def parser() -> argparse.ArgumentParser:
     "The argument parser of the `mapd` command."
     p = argparse.ArgumentParser(prog="mapd", description="Metadata Archaeology via Probe Dynamics: audit a labelled data set with training dynamics.")
-    p.add_argument("--version", action="version", version=f"mapd {mapd.__version__}")
+    p.add_argument("--version", action="version", version=f"mapd {mapd_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("audit", help="run one MAP-D audit and write its metadata table, trajectories and results.json")
     a.add_argument("--out", default="audit", help="output folder (default: audit)")
