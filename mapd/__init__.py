@@ -3,7 +3,8 @@
 What a user needs first is here; everything else stays in its module (`mapd.baselines`, `mapd.metadata`, `mapd.probes`, ...)."""
 __version__ = "0.1.0"
 
-from .audit import Audit, AuditConfig, audit_config, run_audit
+from .audit import Audit, run_audit
+from .settings import AuditConfig, audit_config
 from .data import ImageDataset, load_dataset, load_fashion_mnist, load_image_folder, load_npz
 from .knn import MAPD
 from .store import TrajectoryStore

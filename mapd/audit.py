@@ -4,9 +4,9 @@
 
 # %% ../nbs/09_audit.ipynb #9bbe65bf
 from __future__ import annotations
-import json, math, os, shutil, time, warnings
+import json, shutil, time, warnings
 from contextlib import ExitStack
-from dataclasses import dataclass, asdict, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,145 +14,25 @@ import pandas as pd
 import torch
 from fastcore.basics import patch
 
-from .core import Presets, with_defaults, seed_everything, write_json, atomic_write, check_fields, fingerprint, folder_lock, remove_temporaries, located, mapd_version
-from .data import DATASETS, ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
+from .core import with_defaults, seed_everything, write_json, atomic_write, fingerprint, folder_lock, remove_temporaries, mapd_version
+from .data import ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .sources import as_image_data
 from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, label_issues, DEFAULT_SCORE_CONFIG
-from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, corrupt_std_setting, examples_taken, CATEGORIES
-from .categories import CATEGORY_TABLE, MAIN_CATEGORIES, image_problems
-from .models import MODELS, make_model
-from .knn import DEFAULT_K
-from .train import TrainConfig, TRAIN_PRESETS, fit, world, on_rank0, process_device
+from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, corrupt_std_setting
+from .categories import MAIN_CATEGORIES, image_problems
+from .models import make_model
+from .train import fit, world, on_rank0, process_device
 from .store import TrajectoryStore
-from .metadata import calibrated_table, probe_check, save_table, load_table, detection_scores, probe_diagnostics, ranking, ranked, FLAG_RULES, prevalence, DEFAULT_Q, DEFAULT_ALPHA
+from .settings import AuditConfig, sized, _taking, _covers, _given, _not_applied, _absolute_paths, _paths_from, _config_changes, _located_config
+from .metadata import calibrated_table, probe_check, save_table, load_table, detection_scores, probe_diagnostics, ranking, ranked, prevalence
 from .plots import image_grid
 from .explore import Explorer
 from .page import write_page
 
 # %% auto #0
-__all__ = ['AUDIT_RULES', 'AUDIT_PRESETS', 'PAPER_PROBES', 'AUDIT_FILES', 'AUDIT_MARK', 'AuditConfig', 'audit_config',
-           'run_audit', 'sized', 'Audit']
+__all__ = ['AUDIT_FILES', 'AUDIT_MARK', 'run_audit', 'Audit']
 
-# %% ../nbs/09_audit.ipynb #458809a4
-from .corruptions import CORRUPTIONS
-
-# what each setting may be: an interval, or the values allowed (checked by `AuditConfig`, offered as choices by `mapd audit`)
-AUDIT_RULES = dict(dataset=(*DATASETS, "custom"), image_size=">=1", channels=(1, 3), noise="[0,1)", noise_kind=("symmetric", "asymmetric", "instance"),
-                   model=tuple(MODELS), epochs=">=1", batch_size=">=1", lr=">0", weight_decay=">=0", record=("eval", "online"), el2n_at="(0,1]",
-                   score_model=tuple(MODELS), score_kind=("confidence", "accuracy"), score_ratios="(0,1)", score_runs=">=1", score_epochs=">=1",
-                   categories=CATEGORY_TABLE, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", atypical_pool="(0,1]", edit_pool="(0,1]",
-                   exclude_mislabeled="(0,1]", exclude_unrecognised=">=1", exclude_doubted=">0", flags=FLAG_RULES, q="(0,1)", alpha="(0,1)", ood=("auto", "sketch", "digits", "shapes", "mixed"),
-                   flip_to=("auto", "uniform", "confused", "mixed"), cover=("auto", "all", "trained"), k=">=1", seed=">=0",
-                   knn_input=("loss", "margin", "loss+margin"), corrupt_with=tuple(CORRUPTIONS))
-
-@dataclass
-class AuditConfig:
-    "Everything that defines one audit run."
-    dataset: str = "fashion_mnist"   # see mapd.data.DATASETS; "imagefolder" (data_root: DIR/train/<class>/<images>) or "npz" (data_root: the file)
-    data_root: str | None = None     # folder with the data set's files; searched for when None
-    image_size: int | None = None    # imagefolder: images are resized to this square size; the most common size when None
-    channels: int | None = None      # imagefolder: 1 or 3; 1 when every image is greyscale when None
-    noise: float = 0.0               # fraction of training labels to corrupt (0 = none)
-    noise_kind: str = "symmetric"    # "symmetric", "asymmetric" (the data set's class pairs) or "instance" (Xia et al.'s instance-dependent flips)
-    model: str = "mlp"               # "mlp", "cnn", "resnet18", "resnet50"
-    epochs: int = 20                 # training epochs = trajectory length
-    batch_size: int = 128            # appendix A
-    lr: float = 0.1                  # appendix A
-    weight_decay: float = 5e-4       # appendix A
-    augment: bool = False            # crop + flip (the paper's CIFAR augmentation)
-    augment_probes: bool = False     # augment the probes too; the authors' code keeps them fixed (never augmented), as here by default
-    record: str = "eval"             # "eval" (the paper's way) or "online"
-    el2n_at: float | None = 0.1      # keep full probabilities after this share of the epochs, for EL2N (Paul et al.: epoch 20 of 200); None: keep none
-    scores: str = "heldout"          # "heldout" (C-score estimate), "speed" (learning-speed proxy) or a path to a .npz file
-    score_model: str = "mlp"         # architecture of the held-out models: a small one keeps the estimate cheap whatever `model` is
-    score_kind: str = "confidence"   # held-out estimate from the label's probability ("confidence") or 0/1 hits ("accuracy", Jiang et al.)
-    score_ratios: tuple = (0.25, 0.5, 0.75)  # subset ratios of the held-out estimate
-    score_runs: int = 4              # models per ratio
-    score_epochs: int | None = None  # epochs of each held-out model; None: 4, or enough for 300 steps on small data (`sized`)
-    categories: tuple = CATEGORIES   # probe categories
-    n_fit: int | None = None         # probes per category fitting the k-NN; None: the paper's 250 where the data has room, fewer below (`sized`)
-    n_heldout: int | None = None     # probes per category held out; None: as n_fit
-    typical_pool: float | None = 0.8 # typical probe drawn at random from this most consistent share; None: the n most consistent (the paper)
-    atypical_pool: float | None = 0.2  # atypical probe drawn at random from this least consistent share; None: the n least consistent (the paper)
-    exclude_unrecognised: float | None = 2.0  # keep out of the natural probes examples on which held-out models give no class more than this / K (noise, foreign images); None: keep them
-    exclude_doubted: float | None = 1.0  # keep out of the typical and atypical probes examples to which held-out models give their label less than this / K (below a uniform guess: flips the models see through without being sure of the true class); None: keep them
-    exclude_mislabeled: float | None = 0.5  # keep out of the typical and atypical probes examples that held-out models give another class with at least this probability; None: keep them
-    edit_pool: float | None = 0.8    # random-label, corrupted and sketch probes edit examples drawn from this most consistent share (minus the examples kept out of the natural probes); None: from all (the paper)
-    flip_to: str = "auto"            # random_labels probe: "mixed" (half each of the two below), "uniform" other label (the paper), "confused" (the other class held-out models rate highest, as annotators err); "auto": mixed where held-out probabilities exist (scores="heldout"), else uniform
-    corrupt_std: str = "auto"        # noise of the corrupted probe: "auto" (chosen by a proxy run, see choose_corrupt_std), "paper" (0.1 CIFAR, 0.25 else) or a number
-    corrupt_with: tuple | None = None  # corrupted probe drawn from these corruptions of mapd.corruptions, one per probe at severity 2 to 5 (then corrupt_std is unused); None: Gaussian noise at corrupt_std
-    flags: str = "fdr"               # "fdr": at most q of each flag's rows are expected false (Benjamini-Hochberg on conformal p-values against held-out natural probes); "rate": at most alpha of clean examples like those probes carry any problem flag
-    q: float = DEFAULT_Q             # the false discovery rate of each flag_<category> (flags="fdr")
-    alpha: float = DEFAULT_ALPHA     # the false-flag rate on held-out natural probes (flags="rate")
-    ood: str = "auto"                # "auto", "sketch", "digits", "shapes" (synthetic) or "mixed" (half sketches, half foreign images)
-    k: int | None = None             # neighbours; None: the paper's 20, or half of n_fit where that is below 40
-    cover: str = "auto"              # "all": a second run, in which the examples the edited probes were made from train as themselves, gives every example a row (twice the training); "trained": trained rows and natural probes only; "auto": all up to 20,000 examples
-    knn_input: str = "loss"          # trajectories the k-NN reads: "loss" (the paper), "margin", or "loss+margin" (both, each scaled on the fit probes)
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self):
-        self.score_ratios, self.categories = tuple(self.score_ratios), tuple(self.categories)
-        self.corrupt_std = str(self.corrupt_std)
-        if self.corrupt_with is not None: self.corrupt_with = (self.corrupt_with,) if isinstance(self.corrupt_with, str) else tuple(self.corrupt_with)
-        check_fields(self, **AUDIT_RULES)
-        if self.corrupt_with == (): raise ValueError("AuditConfig: corrupt_with must name at least one corruption, or be None for Gaussian noise")
-        if len(set(self.categories)) != len(self.categories) or len(self.categories) < 2:
-            raise ValueError(f"AuditConfig: categories must name at least two different probe categories, got {list(self.categories)}")
-        if not self.score_ratios: raise ValueError("AuditConfig: score_ratios must hold at least one ratio")
-        if self.scores not in ("heldout", "speed") and not Path(self.scores).is_file():
-            raise ValueError(f"AuditConfig: scores must be 'heldout', 'speed' or the path of a .npz file of scores, but {self.scores!r} is neither (no such file)")
-        if self.dataset in ("imagefolder", "npz") and not self.data_root: raise ValueError(f"AuditConfig: dataset={self.dataset!r} needs data_root (--data-root): the folder or file to audit")
-        for f in ("image_size", "channels"):   # settings that apply to one kind of data only: refused elsewhere rather than recorded as if applied
-            if getattr(self, f) is not None and self.dataset != "imagefolder":
-                raise ValueError(f"AuditConfig: {f}={getattr(self, f)} (--{f.replace('_', '-')}) applies only to dataset='imagefolder', but the data is "
-                                 f"{self.dataset!r}, whose images are read at their own size; leave {f} unset")
-        if self.data_root is not None and self.dataset in ("digits", "synthetic", "custom"):
-            raise ValueError(f"AuditConfig: data_root={self.data_root!r} (--data-root) does not apply to dataset={self.dataset!r}, which reads no files; leave it unset")
-        if self.device != "auto":   # a device torch knows but that trains nothing here (meta, xla, ...) is refused before the folder is made
-            try: ok = torch.device(self.device).type in ("cpu", "cuda", "mps")
-            except RuntimeError: ok = False
-            if not ok: raise ValueError(f"AuditConfig: device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
-        if self.flip_to in ("confused", "mixed") and "random_labels" in self.categories and (
-                self.scores != "heldout" or not {"typical", "atypical"} & set(self.categories)):
-            raise ValueError(f"AuditConfig: flip_to={self.flip_to!r} flips labels to the classes held-out models confuse, which needs their probabilities "
-                             f"(scores='heldout' and a typical or atypical probe), but scores={self.scores!r}; use flip_to='uniform' or 'auto'")
-        if self.n_fit is not None and self.k is not None and self.n_fit < self.k:
-            raise ValueError(f"AuditConfig: n_fit={self.n_fit} probes per category are fewer than k={self.k} neighbours: "
-                             "each category needs at least k fit-split probes; raise n_fit or lower k")
-        try: corrupt_std_setting(self.corrupt_std)   # kept as its text (so config.json compares as before), read through this one parser
-        except ValueError as e: raise ValueError(f"AuditConfig: {e}") from None
-
-    def null_shares(self) -> dict | None:
-        "The share of the rows each natural probe's pool stands for (`mapd.metadata.prevalence`), where both are drawn from shares of the data."
-        return None if self.typical_pool is None or self.atypical_pool is None else {"typical": self.typical_pool, "atypical": self.atypical_pool}
-
-    def train_config(self) -> TrainConfig:
-        "The `TrainConfig` of the main run."
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                           augment=self.augment, record=self.record, seed=self.seed,
-                           keep_probs=() if self.el2n_at is None else (max(1, round(self.el2n_at * self.epochs)),))
-
-# %% ../nbs/09_audit.ipynb #5d27f815
-AUDIT_PRESETS = Presets("audit", {
-    "default": {},
-    # appendix A's CIFAR protocol (mapd.train's "paper-cifar" preset, as far as AuditConfig has its fields), a ResNet-18
-    "paper-cifar10": dict(TRAIN_PRESETS.only("paper-cifar", AuditConfig), dataset="cifar10", model="resnet18", score_epochs=10),
-    "paper-cifar100": dict(base="paper-cifar10", dataset="cifar100"),
-    # the paper names only "variants of the ResNet architecture"; the authors' code trains a ResNet-50 on CIFAR too
-    "paper-cifar10-resnet50": dict(base="paper-cifar10", model="resnet50"),
-    "gpu-fashion-mnist": dict(dataset="fashion_mnist", model="resnet18", epochs=60, batch_size=128, augment=True, score_runs=8, score_epochs=8),
-})
-
-def audit_config(preset: str = "default", **overrides) -> AuditConfig:
-    "An `AuditConfig` from a named preset, with `overrides` on top."
-    return AuditConfig(**AUDIT_PRESETS.settings(preset, **overrides))
-
-# the paper's probe suite: AuditConfig(**PAPER_PROBES) (or audit_config(**PAPER_PROBES)) audits with it: AuditConfig(**PAPER_PROBES) (or audit_config(**PAPER_PROBES)) audits with it
-PAPER_PROBES = dict(typical_pool=None, atypical_pool=None, exclude_mislabeled=None, exclude_unrecognised=None, exclude_doubted=None, edit_pool=None,
-                    flip_to="uniform", corrupt_std="paper")
-
-# %% ../nbs/09_audit.ipynb #b32b72f2
+# %% ../nbs/09_audit.ipynb #efe2dd5f
 def _load_data(config: AuditConfig, data=None, quiet: bool = False):   # quiet: no bars while image files are read
     "The training set (with the configured noise) and the test set (None where the data has no test split), checked."
     if data is not None:
@@ -195,6 +75,7 @@ def _fingerprints(config: AuditConfig, train: ImageDataset, test: ImageDataset |
     if config.scores not in ("heldout", "speed"): fp["score_file"] = fingerprint(np.fromfile(config.scores, np.uint8))
     return fp
 
+# %% ../nbs/09_audit.ipynb #78ed4386
 def _corrupt_std(config: AuditConfig, train, out: Path | None, device, quiet: bool) -> tuple[float | None, dict]:
     "The corrupted probe's noise: chosen by a proxy run (cached in out/corrupt_std.json), the paper's, or the configured number."
     std = corrupt_std_setting(config.corrupt_std)
@@ -211,6 +92,7 @@ def _corrupt_std(config: AuditConfig, train, out: Path | None, device, quiet: bo
     d = on_rank0(keep)   # rank 0's choice on every process
     return d["chosen"], d
 
+# %% ../nbs/09_audit.ipynb #da5a5de7
 def _heldout_flags(config: AuditConfig, train, probs) -> dict:
     """From held-out models' probabilities, as the config asks: `mislabeled` (another class >= exclude_mislabeled), `unrecognised` (no class
     above exclude_unrecognised / K) and `doubted` (the label below exclude_doubted / K), each (N,) bool or None (not asked, no
@@ -245,6 +127,7 @@ def _make_suite(config: AuditConfig, train, scores, corrupt_std=None,
                              flip_to=config.flip_to if config.flip_to != "auto" else "mixed" if probs is not None else "uniform")
     return (suite, *with_probes(train, suite))
 
+# %% ../nbs/09_audit.ipynb #237ddcbb
 # every file and folder an audit writes: what is cleared when an unfinished audit of another configuration is replaced
 AUDIT_FILES = ("config.json", "fingerprints.json", "scores.npy", "heldout_probs.npy", "corrupt_std.json", "probes.csv", "trajectories", "history.csv", "cover", "metadata.parquet",
                "probe_predictions.csv", "probe_separability.csv", "results.json", "report.html")
@@ -273,6 +156,7 @@ def _check_out(out_dir) -> Path:
     if out.exists() and not out.is_dir(): raise NotADirectoryError(f"{out} is a file, not a folder: choose another output folder")
     return out
 
+# %% ../nbs/09_audit.ipynb #05a68968
 def _read_json(fn: Path, fix: str, kind=dict):
     "The JSON object in `fn`, or a ValueError naming the file, what is wrong and `fix`."
     try: v = json.loads(fn.read_text())
@@ -323,6 +207,7 @@ def _has_finished_work(out: Path) -> bool:
     try: return json.loads((out/"trajectories"/"meta.json").read_text()).get("completed_epochs", 0) > 0
     except (FileNotFoundError, json.JSONDecodeError): return False
 
+# %% ../nbs/09_audit.ipynb #cf88a505
 def _load_scores(out: Path):
     "The cached consistency scores and held-out probabilities of an audit folder (None for what it does not hold)."
     def load(fn):
@@ -360,6 +245,7 @@ def _consistency_scores(config: AuditConfig, train, out: Path, device, quiet: bo
     # with many processes, rank 0's numbers everywhere: GPUs may differ in the last bits, and every process must build the same probes
     return _load_scores(out) if world()[1] > 1 else (scores, probs)
 
+# %% ../nbs/09_audit.ipynb #18dcc9b0
 def _train(config: AuditConfig, train, test, combined, rows, out: Path, cfg_dict: dict, device, quiet: bool) -> tuple[TrajectoryStore, pd.DataFrame]:
     """Train with the recorder into out/trajectories, resuming from its last complete epoch; the store and the per-epoch history.
     With many processes rank 0 creates (or checks) the store and every process trains its share; the others get no history (None)."""
@@ -383,6 +269,7 @@ def _train(config: AuditConfig, train, test, combined, rows, out: Path, cfg_dict
         on_rank0(lambda: save_table(res.history, out/"history.csv"))
     return store, load_table(out/"history.csv") if world()[0] == 0 else None
 
+# %% ../nbs/09_audit.ipynb #2fece085
 def _label_issue_share(probs, labels, *, n_boot: int = 200, level: float = 0.9, seed: int = 0) -> tuple[float, float, float] | None:
     "The share of labels confident learning counts as wrong from held-out probabilities (`label_issues`), with a bootstrap interval over the examples; None without them."
     if probs is None: return None
@@ -403,6 +290,7 @@ def _advice(config: AuditConfig, std) -> dict:
             "corrupted": " or ".join(corr) or "probes of other corruptions",
             "ood": "an out-of-distribution source further from the data (--ood " + ("sketch" if config.ood in ("auto", "digits") else "digits") + ")"}
 
+# %% ../nbs/09_audit.ipynb #0fd94388
 def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_info: dict, device,
               likely_mislabeled: pd.Series | None = None,   # bool by example index: vetoes image-problem flags
               labels_wrong: tuple | None = None,   # (share, low, high) of wrong labels from the held-out models (`_label_issue_share`)
@@ -448,6 +336,7 @@ def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_i
         corrupt_std=std, corrupt_std_choice=std_info or None,
         separability={f"{r.a}|{r.b}": r.auroc for r in pairs.itertuples()}, warnings=warnings, table=table)
 
+# %% ../nbs/09_audit.ipynb #d905c60c
 def _row_trajectories(table: pd.DataFrame, store: TrajectoryStore, second: TrajectoryStore | None, quantity: str = "loss") -> np.ndarray:
     "`(rows, E)` trajectories of the table's rows, each from the run that scored it (`row` indexes that run's store)."
     two = (table.scored_by == "second run").to_numpy()
@@ -471,6 +360,7 @@ def _noise_results(train, suite, store: TrajectoryStore, table: pd.DataFrame, se
         if len(src): res[f"{c}_probe_noisy_fraction"] = float(train.is_noisy.numpy()[pos[src].to_numpy()].mean())
     return res
 
+# %% ../nbs/09_audit.ipynb #8238c9d6
 def _check_same_rows(combined: ImageDataset, rows: pd.DataFrame):
     "With many processes: raise on every one unless all built the same rows and probe images (the same data, scores and seed must)."
     import torch.distributed as dist
@@ -482,6 +372,7 @@ def _check_same_rows(combined: ImageDataset, rows: pd.DataFrame):
         raise RuntimeError(f"the processes built different probe suites: ranks {[i for i, f in enumerate(every) if f != every[0]]} differ from rank 0 "
                            "in their rows or probe images; every process must load the same data in the same order")
 
+# %% ../nbs/09_audit.ipynb #03c23482
 def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", *,
               data=None,             # (train, test) ImageDatasets (test may be None), a Hugging Face Dataset/DatasetDict or a PyTorch Dataset of (image, label), to audit instead of config.dataset
               quiet: bool = False) -> Audit | None:
@@ -568,114 +459,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
     if rank == 0: _write_page(audit, say)
     return audit
 
-# %% ../nbs/09_audit.ipynb #5a97d557
-_PROBE_SHARE = 0.25   # at most this share of the examples becomes probes, over all categories that take examples
-_MIN_SCORE_STEPS = 300   # optimiser steps each held-out model takes at least (score_epochs=None)
-
-def _taking(config: AuditConfig, train: ImageDataset) -> int:
-    "How many of the configured probe categories take training examples (the category table's `takes`; the ood probe's as its source decides)."
-    return sum(examples_taken(c, train, config.ood) != "none" for c in config.categories)
-
-_COVER_AUTO = 20_000   # cover="auto" runs the second run up to this many examples, where its cost is small and the sources are a large share
-
-def _covers(config: AuditConfig, train: ImageDataset) -> bool:
-    "Whether the audit runs a second run to score the examples its edited probes were made from (`cover`)."
-    edits = any(examples_taken(c, train, config.ood) == "edited" for c in config.categories)
-    return edits and (config.cover == "all" or config.cover == "auto" and len(train) <= _COVER_AUTO)
-
-def sized(config: AuditConfig, train: ImageDataset) -> AuditConfig:
-    "`config` with the sizes it leaves unset (None) chosen for `train`: probes per category, neighbours, the held-out models' epochs."
-    N, chosen = len(train), {}
-    if config.n_fit is None or config.n_heldout is None:
-        given = config.n_fit if config.n_fit is not None else config.n_heldout
-        if given is not None: chosen.update(n_fit=config.n_fit or given, n_heldout=config.n_heldout or given)
-        else:
-            n = min(500, int(_PROBE_SHARE * N / max(_taking(config, train), 1)))
-            chosen.update(n_fit=-(-n // 2), n_heldout=n // 2)
-    n_fit = chosen.get("n_fit", config.n_fit)
-    if config.k is None: chosen["k"] = DEFAULT_K if n_fit >= 2 * DEFAULT_K else max(3, n_fit // 2)
-    if config.score_epochs is None:
-        steps = math.ceil(max(config.score_ratios) * N / DEFAULT_SCORE_CONFIG.batch_size)   # per epoch, on the largest subset
-        chosen["score_epochs"] = int(min(200, max(4, math.ceil(_MIN_SCORE_STEPS / max(steps, 1)))))
-    if chosen.get("n_fit", 99) < 5:
-        raise ValueError(f"{N} training examples are too few to audit: {_taking(config, train)} probe categories take examples, and each "
-                         f"needs at least 10 (5 to fit the k-NN, 5 held out); audit at least {40 * _taking(config, train) * 2} examples")
-    return replace(config, **chosen)
-
-# %% ../nbs/09_audit.ipynb #b3f9e2a4
-def _not_applied(config: AuditConfig, train: ImageDataset) -> dict:
-    "Setting -> why it had no effect on this audit: the settings that others, or the data, made moot."
-    c, cats, why = config, set(config.categories), {}
-    natural = bool(cats & {"typical", "atypical"})   # consistency scores are computed for the natural probes only
-    src = "scores='speed'" if c.scores == "speed" else "a score file"
-    auto_std = "corrupted" in cats and c.corrupt_with is None and c.corrupt_std == "auto"   # the proxy runs that choose the noise use score_model
-    if not natural:
-        for f in ("score_kind", "score_ratios", "score_runs", "score_epochs"): why[f] = "no consistency scores are computed without a typical or atypical probe"
-        if not auto_std: why["score_model"] = "no consistency scores are computed without a typical or atypical probe"
-    elif c.scores != "heldout":
-        for f in ("score_kind", "score_ratios", "score_runs"): why[f] = f"only the held-out estimate (scores='heldout') uses it; this audit's scores come from {src}"
-        if c.scores != "speed":
-            why["score_epochs"] = "the scores come from a score file"
-            if not auto_std: why["score_model"] = "the scores come from a score file"
-    for f in ("exclude_mislabeled", "exclude_unrecognised", "exclude_doubted"):
-        if getattr(c, f) is not None and (c.scores != "heldout" or not natural):
-            why[f] = f"it needs held-out models' probabilities (scores='heldout' and a typical or atypical probe), but this audit has {src if c.scores != 'heldout' else 'no natural probe'}"
-    edits = any(examples_taken(k, train, c.ood) == "edited" for k in cats)
-    for f, cat in (("typical_pool", "typical"), ("atypical_pool", "atypical"), ("flip_to", "random_labels"), ("corrupt_with", "corrupted"), ("ood", "ood")):
-        if cat not in cats and getattr(c, f) is not None: why[f] = f"the audit has no {cat} probe"
-    if "corrupted" not in cats: why["corrupt_std"] = "the audit has no corrupted probe"
-    elif c.corrupt_with is not None: why["corrupt_std"] = "corrupt_with chooses the corruptions, not Gaussian noise"
-    if not edits:
-        if c.edit_pool is not None: why["edit_pool"] = "the audit has no probe made by editing examples (random_labels, corrupted, sketched ood)"
-        why["cover"] = "the audit has no probe made by editing examples, so every example trains as itself"
-    if c.noise == 0: why["noise_kind"] = "noise=0 flips no label"
-    if c.augment_probes and not c.augment: why["augment_probes"] = "augment=False augments nothing"
-    why["alpha" if c.flags == "fdr" else "q"] = f"flags={c.flags!r} sets the flags by " + ("the false discovery rate q" if c.flags == "fdr" else "the false-flag rate alpha")
-    return why
-
-def _given(config: AuditConfig, field: str) -> bool:
-    "Whether `field` holds another value than its default (so that the user chose it)."
-    return getattr(config, field) != AuditConfig.__dataclass_fields__[field].default
-
-# %% ../nbs/09_audit.ipynb #1027f83f
-_FILE_FIELDS = ("data_root", "scores")   # settings that can name a file or folder
-
-def _names_file(field: str, v) -> bool: return v is not None and (field == "data_root" or v not in ("heldout", "speed"))
-
-def _absolute_paths(config: AuditConfig) -> AuditConfig:
-    "`config` with the files it names made absolute (normalised, symbolic links kept)."
-    return replace(config, **{f: os.path.abspath(getattr(config, f)) for f in _FILE_FIELDS if _names_file(f, getattr(config, f))})
-
-def _paths_from(out: Path, cfg: dict) -> dict:
-    "Setting -> the path of the file it names, relative to the audit folder `out` (none where there is no such path: another drive)."
-    rel = {}
-    for f in _FILE_FIELDS:
-        if not _names_file(f, cfg.get(f)): continue
-        try: rel[f] = Path(os.path.relpath(cfg[f], os.path.abspath(out))).as_posix()
-        except ValueError: pass
-    return rel
-
-# %% ../nbs/09_audit.ipynb #e681bbac
-def _config_changes(old: dict, new: dict, out: Path, rel: dict) -> dict:
-    "Setting -> (stored, given) where this run's configuration differs from the one `out` stored; files named differ only where no fingerprints can tell and they lead elsewhere."
-    fps_kept, where = (out/"fingerprints.json").exists(), lambda p, base=".": (Path(base)/p).resolve()
-    diff = {}
-    for k, v in new.items():
-        o = old.get(k)
-        if o == v: continue
-        if k in _FILE_FIELDS and _names_file(k, o) and _names_file(k, v) and (
-                fps_kept or where(o) == where(v) or (k in rel and where(rel[k], out) == where(v))): continue
-        diff[k] = (o, v)
-    return diff
-
-def _located_config(out: Path, saved: dict, data_root=None) -> dict:
-    "An audit's stored configuration with its files where they are now: `data_root` as given, else `located`."
-    cfg = {k: v for k, v in saved.items() if k != "paths_from_audit"}
-    for f in _FILE_FIELDS:
-        if _names_file(f, cfg.get(f)): cfg[f] = located(out, saved, f)
-    if data_root is not None: cfg["data_root"] = os.path.abspath(data_root)
-    return cfg
-
+# %% ../nbs/09_audit.ipynb #7c2e481f
 def _write_page(audit, say):
     "Write the audit's report.html; a failure is a warning: the audit's results are complete without it."
     try: say(f"page: {write_page(audit)}")

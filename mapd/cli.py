@@ -4,16 +4,16 @@
 
 # %% ../nbs/12_cli.ipynb #e1ab3a7d
 from __future__ import annotations
-import argparse, dataclasses, errno, json, os, sys
+import argparse, importlib.util, dataclasses, errno, json, os, sys
 from pathlib import Path
 
 import torch.distributed
 import yaml
 from fastcore.docments import docments
 
-from . import core
 from .core import _kinds, mapd_version
-from .audit import AUDIT_PRESETS, AUDIT_RULES, AuditConfig, audit_config, run_audit
+from .settings import AUDIT_PRESETS, AUDIT_RULES, AuditConfig, audit_config
+from .audit import run_audit
 from .train import join_world
 
 # %% auto #0
@@ -24,7 +24,7 @@ _PLAN = "nbs/experiments/report.yaml"   # the report's plan, from the repository
 
 def _plan_runs(plan: str = _PLAN) -> list[str]:
     "The run names of the report plan in the working folder, else in the checkout mapd is installed from ([] where neither has one): what --only takes."
-    for p in (Path(plan), Path(core.__file__).resolve().parents[1]/plan):
+    for p in (Path(plan), Path(importlib.util.find_spec("mapd").origin).resolve().parents[1]/plan):
         try: return [str(r["name"]) for r in yaml.safe_load(p.read_text(encoding="utf-8"))["runs"]]
         except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError): continue
     return []

@@ -372,7 +372,7 @@ def probe_diagnostics(predictions: pd.DataFrame,  # held-out probes: `category` 
             warnings.append(f"'{c}' is ranked well (held-out AUROC against {against} {auc:.3f}) but {why[0]}: {raise_}")
     return pairs, warnings
 
-# %% ../nbs/08_metadata.ipynb #6d2e9bb9
+# %% ../nbs/08_metadata.ipynb #76dd9699
 def _table_rows(store: TrajectoryStore, knn: MAPD, quantity: str, E: int) -> tuple[np.ndarray, np.ndarray]:
     """The store rows of the table: the trained rows and held-out natural probes (never fitted on), then the natural probes the k-NN was
     fitted on, each to be scored without itself; and the `leave_out` of each (its position among the fit probes, -1 for the others)."""
@@ -409,6 +409,7 @@ def _table_of(store: TrajectoryStore, knn: MAPD, ids, proba, cols,
         t["knn_category"] = pd.Categorical(knn.classes_[proba.argmax(1)], categories=list(knn.classes_))
     return t.sort_values("index", kind="stable").reset_index(drop=True)
 
+# %% ../nbs/08_metadata.ipynb #7bd2256b
 def metadata_table(store: TrajectoryStore,
                    knn: MAPD | None = None,   # a fitted MAPD; fitted on all fit-split probes when None
                    *, k: int | None = None,   # neighbours of the k-NN fitted when `knn` is None; None: mapd.knn.DEFAULT_K
@@ -426,6 +427,7 @@ def metadata_table(store: TrajectoryStore,
     proba, cols = knn_columns(knn, knn_input(store, quantity, ids, E), leave_out=leave_out)
     return _table_of(store, knn, ids, proba, cols, thresholds, likely_mislabeled)
 
+# %% ../nbs/08_metadata.ipynb #783998e9
 def checked_table(store: TrajectoryStore, categories=None, *, k: int | None = None, epochs: int | None = None, quantity: str = "loss",
                   likely_mislabeled: pd.Series | None = None, backend: str = "auto", device="auto") -> tuple[pd.DataFrame, dict]:
     """`metadata_table` and `probe_check` of one k-NN fitted on the fit-split probes of `categories`, from one neighbour search over
@@ -437,6 +439,7 @@ def checked_table(store: TrajectoryStore, categories=None, *, k: int | None = No
     return (_table_of(store, knn, ids, proba[:n], {c: v[:n] for c, v in cols.items()}, likely_mislabeled=likely_mislabeled),
             _check_of(store, knn, held_rows, proba[n:], {c: v[n:] for c, v in cols.items()}))
 
+# %% ../nbs/08_metadata.ipynb #d5ad5160
 def ranking(table: pd.DataFrame, category: str) -> str:
     "The column that ranks rows as `category`: its flag score `score_<category>` where the table has one, else its vote `p_<category>`."
     if f"p_{category}" not in table: raise ValueError(f"unknown category {category!r}; the table has {[c[2:] for c in table.columns if c.startswith('p_')]}")

@@ -15,7 +15,8 @@ def repo() -> Path:
 @pytest.fixture(scope="session")
 def digits_audit(tmp_path_factory):
     "A small real audit of scikit-learn's digits: real training, real trajectories (about 15 s on 2 cores), with the paper's probes."
-    from mapd.audit import AuditConfig, PAPER_PROBES, run_audit
+    from mapd.settings import AuditConfig, PAPER_PROBES
+    from mapd.audit import run_audit
     out = tmp_path_factory.mktemp("digits")/"audit"
     cfg = AuditConfig(dataset="digits", noise=0.2, epochs=15, batch_size=64, scores="speed", score_epochs=3,
                       n_fit=60, n_heldout=60, k=10, device="cpu", **PAPER_PROBES)   # the paper's probes: the figure-4 check is theirs

@@ -97,3 +97,23 @@ def test_probes_stay_unaugmented_unless_asked(tmp_path, monkeypatch):
     assert seen[-1].tolist() == (rows.role == "probe").tolist() and seen[-1].any() and not seen[-1].all()
     run_audit(replace(cfg, augment_probes=True), tmp_path/"b", quiet=True)
     assert seen[-1] is None
+
+
+def test_one_neighbour_search_per_probe_set(tmp_path, monkeypatch):
+    """The metadata step asks each fitted k-NN one search (`MAPD.neighbourhoods`), for the table's rows and the held-out probes
+    together; no vote or radius is searched on its own. A second run (cover) is a k-NN of its own probes."""
+    from mapd.knn import MAPD
+    searched, single = [], []   # the k-NN of each search, kept alive so that no two share an id
+    real = MAPD.neighbourhoods
+    def counted(self, X, *a, **kw):
+        searched.append(self)
+        return real(self, X, *a, **kw)
+    monkeypatch.setattr(MAPD, "neighbourhoods", counted)
+    for name in ("predict_proba", "kth_distance", "kneighbors"):
+        orig = getattr(MAPD, name)
+        monkeypatch.setattr(MAPD, name, lambda self, *a, _n=name, _f=orig, **kw: single.append(_n) or _f(self, *a, **kw))
+    cfg = AuditConfig(dataset="synthetic", noise=0.2, epochs=3, batch_size=64, score_runs=2, score_epochs=2, n_fit=25, n_heldout=25, k=5, ood="sketch")
+    a = run_audit(cfg, tmp_path/"a", quiet=True)
+    assert single == [], single
+    assert len({id(m) for m in searched}) == len(searched), "a k-NN searched twice"
+    assert len(searched) == 2 + (a.results["covered_rows"] > 0)   # all categories, the four main ones, and the second run's

@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mapd.audit import AuditConfig, PAPER_PROBES, Audit, run_audit
+from mapd.settings import AuditConfig, PAPER_PROBES
+from mapd.audit import Audit, run_audit
 from mapd.categories import image_problems
 
 
