@@ -24,7 +24,8 @@ from .models import make_model
 from .train import fit, world, on_rank0, process_device
 from .store import TrajectoryStore
 from .settings import AuditConfig, sized, _taking, _covers, _given, _not_applied, _absolute_paths, _paths_from, _config_changes, _located_config
-from .metadata import calibrated_table, probe_check, save_table, load_table, detection_scores, probe_diagnostics, ranking, ranked, prevalence
+from .metadata import calibrated_table, probe_check, save_table, load_table, detection_scores, probe_diagnostics, ranking, ranked
+from .flags import prevalence
 from .plots import image_grid
 from .explore import Explorer
 from .page import write_page

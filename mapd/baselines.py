@@ -14,7 +14,8 @@ import torch
 from scipy import stats
 
 from .core import as_numpy, check_labels, check_same_length, check_trajectories, progress
-from .metadata import apply_flags, check_thresholds, detection_scores, fdr_thresholds, knn_columns, probe_check, NATURAL, _flag_tests
+from .metadata import check_thresholds, detection_scores, knn_columns, probe_check, NATURAL
+from .flags import apply_flags, fdr_thresholds, _flag_tests
 from .models import make_model
 from .scores import DEFAULT_SCORE_CONFIG
 from .store import TrajectoryStore
@@ -343,7 +344,7 @@ MAPD_VOTE = "MAP-D vote p (the paper's equation 6)"   # the method name of MAP-D
 def trajectory_scores(store: TrajectoryStore, categories=None,  # probe categories of MAP-D's k-NN; all the store holds when None
                       k: int | None = None,  # neighbours; None: mapd.knn.DEFAULT_K
                       *, flags: str = "fdr", q: float | None = None,  # MAP-D's flags, as `calibrated_table`: BH at q over the examples (trained rows and natural probes) ...
-                      alpha: float | None = None, seed: int = 0,  # ... or, with flags="rate", a false-flag rate and the seed of its check (None: mapd.metadata's DEFAULT_Q, DEFAULT_ALPHA)
+                      alpha: float | None = None, seed: int = 0,  # ... or, with flags="rate", a false-flag rate and the seed of its check (None: mapd.flags' DEFAULT_Q, DEFAULT_ALPHA)
                       ) -> tuple[pd.DataFrame, dict, dict]:
     """MAP-D on every row of `store` beside `recording_scores`. The DataFrame holds, per category `c`: the vote `p_<c>`, the flag score
     `score_<c>` (`flag_scores`), `logr_<c>` (the log distance to the k-th nearest probe of `c`: `logr_a - logr_b` is the score of `b`

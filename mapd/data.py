@@ -4,16 +4,13 @@
 
 # %% ../nbs/01_data.ipynb #c9f812b7
 from __future__ import annotations
-import _compat_pickle, contextlib, gzip, hashlib, math, os, pickle, stat, struct, unicodedata, urllib.error, urllib.request, warnings, zlib
-from collections import Counter
+import gzip, hashlib, math, os, struct, unicodedata, urllib.error, urllib.request, warnings, zlib
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
-from typing import BinaryIO
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
 from sklearn.datasets import load_digits as _load
 from sklearn.model_selection import train_test_split
 
@@ -21,11 +18,10 @@ from .core import as_numpy, atomic_write, check_labels, check_same_length, progr
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_FILES', 'FASHION_MNIST_RAW_MD5',
-           'FASHION_MNIST_DEBIAN_DIR', 'CIFAR10_MD5', 'CIFAR100_MD5', 'IMAGE_EXTENSIONS', 'DATASETS',
-           'ASYMMETRIC_PAIRS', 'ImageDataset', 'read_idx', 'md5sum', 'find_fashion_mnist', 'download_file',
-           'download_fashion_mnist', 'load_fashion_mnist', 'load_digits', 'safe_unpickle', 'load_cifar',
-           'write_cifar_batch', 'write_cifar_meta', 'make_synthetic', 'SplitNotFoundError', 'load_image_folder',
-           'load_npz', 'load_dataset', 'instance_noise_labels', 'inject_label_noise']
+           'FASHION_MNIST_DEBIAN_DIR', 'DATASETS', 'ASYMMETRIC_PAIRS', 'ImageDataset', 'read_idx', 'md5sum',
+           'find_fashion_mnist', 'download_file', 'download_fashion_mnist', 'load_fashion_mnist', 'load_digits',
+           'make_synthetic', 'SplitNotFoundError', 'load_npz', 'load_dataset', 'instance_noise_labels',
+           'inject_label_noise']
 
 # %% ../nbs/01_data.ipynb #91a684ef
 def _alike(classes: list[str]) -> str | None:
@@ -274,212 +270,6 @@ def load_digits(split: str = "train",           # "train" or "test"
         x = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8)
     return ImageDataset(x, torch.from_numpy(d.target[i.numpy()]), [str(k) for k in range(10)], "digits", i)
 
-# %% ../nbs/01_data.ipynb #bfc73ef3
-_KNOWN_AS = {"posix": "os", "nt": "os", **_compat_pickle.IMPORT_MAPPING}  # module in a pickle -> the name it is known by: os.system is posix.system, Python 2's __builtin__ is builtins
-
-class _Refused(pickle.UnpicklingError):
-    "A pickle names a global that a CIFAR file never needs."
-    def __init__(self, module: str, name: str):
-        shown = f"{_KNOWN_AS.get(module, module)}.{name}"
-        self.what = shown + (f" ({module}.{name} in the file)" if shown != f"{module}.{name}" else "")
-        super().__init__(f"refused global {self.what}")
-
-class _Unfit(pickle.UnpicklingError): "A part of a pickle that no CIFAR file holds, refused by a stand-in."
-
-_PLAIN_KINDS = "biufcSU"  # dtype kinds built: booleans, integers, floats, complex numbers, byte and unicode strings; no objects, records or dates
-
-class _Dtype:
-    "Stands in for `numpy.dtype` while unpickling: a plain dtype from its type code, taking only the byte order from the state."
-    __hash__ = None  # not a dict key, so that no stand-in is left behind in a key
-    def __init__(self, code, align=False, copy=True):
-        c = code.decode("ascii", "replace") if isinstance(code, bytes) else code
-        if not isinstance(c, str): raise _Unfit(f"a dtype made from a {type(code).__name__}, not from a type code")
-        try: d = np.dtype(c)
-        except TypeError: raise _Unfit(f"an unknown dtype {c!r}") from None
-        if d.kind not in _PLAIN_KINDS or d.itemsize == 0:
-            raise _Unfit(f"a dtype {c!r}, while only booleans, numbers and sized strings are loaded (no objects, records or dates)")
-        self.dtype = d
-    def __setstate__(self, state):  # numpy's: (version, byte order, subarray, names, fields, item size, alignment, flags[, metadata])
-        if not (isinstance(state, tuple) and len(state) in (8, 9) and state[2] is None and state[3] is None and state[4] is None):
-            raise _Unfit("a dtype state with sub-arrays or fields")
-        order = state[1].decode("ascii", "replace") if isinstance(state[1], bytes) else state[1]
-        if order not in ("<", ">", "=", "|"): raise _Unfit(f"a dtype with byte order {state[1]!r}")
-        if order in "<>": self.dtype = self.dtype.newbyteorder(order)
-
-class _NDArray:
-    "Stands in for `numpy.ndarray`, the one type `_reconstruct` is asked to make; never made itself."
-    def __new__(cls, *args, **kwargs): raise _Unfit("a call of numpy.ndarray itself, not through _reconstruct")
-
-def _array(raw, dt, shape, fortran) -> np.ndarray:  # a writable array of `shape` from the bytes `raw`, after checking every part
-    if not isinstance(dt, _Dtype): raise _Unfit(f"array data with a dtype of {type(dt).__name__}")
-    if isinstance(raw, pickle.PickleBuffer): raw = raw.raw()
-    if not isinstance(raw, (bytes, bytearray, memoryview)): raise _Unfit(f"array data held as a {type(raw).__name__}, not as bytes")
-    if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
-        raise _Unfit(f"an array shape {shape!r}, not a tuple of non-negative ints")
-    n = math.prod(shape)
-    if len(raw) != n * dt.dtype.itemsize:
-        raise _Unfit(f"{len(raw)} bytes of data for an array of shape {shape} and dtype {dt.dtype}, which takes {n * dt.dtype.itemsize}")
-    return np.frombuffer(raw, dt.dtype, n).reshape(shape, order="F" if fortran else "C").copy(order="K")
-
-class _Array:
-    "Stands in for an array or NumPy scalar while unpickling: made from checked parts, swapped for what it holds once the pickle is read."
-    __hash__ = None
-    def __init__(self, array=None): self.array = array
-    def __setstate__(self, state):  # numpy's: ([version,] shape, dtype, Fortran order, data bytes)
-        if not (isinstance(state, tuple) and len(state) in (4, 5)): raise _Unfit(f"an array state of unknown layout ({type(state).__name__})")
-        shape, dt, fortran, raw = state[-4:]
-        if type(fortran) not in (bool, int): raise _Unfit(f"an array order flag that is a {type(fortran).__name__}, not a bool")
-        self.array = _array(raw, dt, shape, bool(fortran))
-
-def _reconstruct(subtype, shape=(0,), code=b"b"):
-    if subtype is not _NDArray: raise _Unfit(f"_reconstruct asked for a {getattr(subtype, '__name__', type(subtype).__name__)}, not a numpy.ndarray")
-    return _Array()
-
-def _frombuffer(buf, dt, shape, order="C"):  # NumPy's protocol-5 pickles
-    return _Array(_array(buf, dt, shape, order in ("F", b"F")))
-
-def _scalar(dt, raw=b""):  # a NumPy scalar, e.g. np.int64(3)
-    return _Array(_array(raw, dt, (), False)[()])
-
-def _latin1(text, encoding="utf-8"):  # how Python 3 writes bytes at protocol 2: codecs.encode(the bytes as latin-1 text, "latin1")
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise _Unfit(f"codecs.encode to {encoding!r}, while only latin-1 text turned back into bytes is loaded")
-    return text.encode("latin-1")
-
-def _empty_bytes(*args):  # how Python 3 writes b"" at protocol 2: bytes()
-    if args: raise _Unfit("bytes() with arguments, while only the empty bytes() is loaded")
-    return b""
-
-_CIFAR_GLOBALS = {  # (module, name) a CIFAR pickle may name -> the stand-in that builds it from checked parts
-    **{(m, "_reconstruct"): _reconstruct for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(m, "scalar"): _scalar for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(m, "_frombuffer"): _frombuffer for m in ("numpy.core.numeric", "numpy._core.numeric")},
-    ("numpy", "ndarray"): _NDArray, ("numpy", "dtype"): _Dtype,
-    ("_codecs", "encode"): _latin1, ("__builtin__", "bytes"): _empty_bytes, ("builtins", "bytes"): _empty_bytes,
-}
-
-class _CifarUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        try: return _CIFAR_GLOBALS[module, name]
-        except (KeyError, TypeError): raise _Refused(str(module), str(name)) from None
-
-def _plain(o, seen: set):  # `o` with every array stand-in replaced by its array
-    if isinstance(o, _Array):
-        if o.array is None: raise _Unfit("an array without data")
-        return o.array
-    if isinstance(o, _Dtype): return o.dtype
-    if isinstance(o, tuple): return tuple(_plain(v, seen) for v in o)
-    if isinstance(o, (list, dict)) and id(o) not in seen:  # seen: a list may hold itself
-        seen.add(id(o))
-        if isinstance(o, list): o[:] = [_plain(v, seen) for v in o]
-        else:
-            for k, v in o.items(): o[k] = _plain(v, seen)
-    return o
-
-def safe_unpickle(src: str | Path | BinaryIO, # a pickle file, or a binary file object open for reading
-                 ) -> object:                  # dicts, lists, tuples, str, bytes, numbers, None, and NumPy arrays and scalars of numbers or strings
-    "Unpickle a CIFAR file building only dicts, lists, tuples, str, bytes, numbers, None and NumPy arrays and scalars of booleans, numbers or strings (the globals allowed: NumPy's `_reconstruct`, `ndarray`, `dtype`, `scalar`, `_frombuffer`, and `codecs.encode` to latin-1 and `bytes()`); any other global raises `ValueError` before it is called."
-    name = src if isinstance(src, (str, os.PathLike)) else getattr(src, "name", "the pickle")
-    f = open(src, "rb") if isinstance(src, (str, os.PathLike)) else contextlib.nullcontext(src)
-    with f as fh:
-        try: return _plain(_CifarUnpickler(fh, encoding="bytes").load(), set())
-        except _Refused as e:
-            raise ValueError(f"{name} refers to {e.what}, which a CIFAR file never needs; refusing to load it, since unpickling it "
-                             "could run code. A CIFAR file holds only dicts, lists, str, bytes, numbers and NumPy arrays") from None
-        except _Unfit as e:
-            raise ValueError(f"{name} is not a CIFAR file: it holds {e}; refusing to load it. A CIFAR file holds only dicts, lists, "
-                             "str, bytes, numbers and NumPy arrays of numbers or strings") from None
-        except Exception as e:  # a damaged or hand-made stream: whatever broke, it is not a file this loader reads
-            raise ValueError(f"{name} cannot be read as a CIFAR pickle ({type(e).__name__}: {e}); "
-                             "a partial or corrupted download? delete it and fetch it again") from None
-
-# %% ../nbs/01_data.ipynb #9dc74643
-CIFAR10_MD5 = {"data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
-               "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
-               "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e",
-               "batches.meta": "5ff9c542aee3614f3951f8cda6e48888"}
-CIFAR100_MD5 = {"train": "16019d7e3df5f24257cddd939b257f8d", "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
-                "meta": "7973b15100ade9c7d40fb424638fde48"}
-_CIFAR = {  # name -> folder, files per split, meta file, key of the class names, key of the labels, official MD5s
-    "cifar10": ("cifar-10-batches-py", {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
-                "batches.meta", b"label_names", b"labels", CIFAR10_MD5),
-    "cifar100": ("cifar-100-python", {"train": ["train"], "test": ["test"]}, "meta", b"fine_label_names", b"fine_labels", CIFAR100_MD5),
-}
-
-def _unpickle_checked(path: Path, md5: str | None):
-    if md5 is None: raise ValueError(f"no checksum is known for {path}; refusing to unpickle it (pass checksums={{{path.name!r}: md5}})")
-    found = md5sum(path)
-    if found != md5:
-        raise ValueError(f"{path} has MD5 {found}, but {md5} was expected; refusing to unpickle it, since a pickle can run code. "
-                         "If you made this file yourself, pass its MD5 in checksums=")
-    return safe_unpickle(path)  # defence in depth: a file with the right MD5 still cannot run code
-
-def _get(d, key, path):
-    if not isinstance(d, dict) or key not in d:
-        found = list(d) if isinstance(d, dict) else type(d).__name__
-        raise ValueError(f"{path} should be a dict with key {key!r}, but holds {found}")
-    return d[key]
-
-# %% ../nbs/01_data.ipynb #1f47b63c
-def load_cifar(root: str | Path,                # folder holding cifar-10-batches-py/ (or cifar-100-python/), or that folder itself
-               name: str = "cifar10",           # "cifar10" or "cifar100" (fine labels)
-               split: str = "train",            # "train" (50,000 images) or "test" (10,000)
-               *, checksums: dict | None = None, # file name -> MD5, overriding the official ones
-              ) -> ImageDataset:                 # images (N, 3, 32, 32) uint8
-    "Load CIFAR-10 or CIFAR-100 from its Python-pickle files, verifying each file's MD5 before unpickling it."
-    name = name.lower().replace("-", "")
-    if name not in _CIFAR: raise ValueError(f"name must be 'cifar10' or 'cifar100', but is {name!r}")
-    _check_split(split)
-    folder, files, meta, names_key, labels_key, official = _CIFAR[name]
-    root = Path(root)
-    d = root / folder if (root / folder / meta).is_file() else root
-    needed = [meta, *files[split]]
-    missing = [f for f in needed if not (d / f).is_file()]
-    if missing: raise FileNotFoundError(f"{name} is not in {root}: looked in {root / folder} and {root} for {', '.join(needed)}; "
-                                        f"missing {', '.join(missing)}. Download and extract the python version from "
-                                        "https://www.cs.toronto.edu/~kriz/cifar.html")
-    sums = official | dict(checksums or {})
-    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in _get(_unpickle_checked(d / meta, sums.get(meta)), names_key, d / meta)]
-    xs, ys = [], []
-    for f in files[split]:
-        p = d / f
-        b = _unpickle_checked(p, sums.get(f))
-        x, y = np.asarray(_get(b, b"data", p)), np.asarray(_get(b, labels_key, p))
-        if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072:
-            raise ValueError(f"{p}: b'data' must be uint8 rows of 3072 values (3 x 32 x 32, channel-major), but has shape {x.shape} and dtype {x.dtype}")
-        try: y = check_labels(y, len(classes), repr(labels_key))
-        except (ValueError, TypeError) as e: raise type(e)(f"{p}: {e}") from None
-        check_same_length(**{f"{f} data": x, f"{f} labels": y})
-        xs.append(x); ys.append(y)
-    x = torch.from_numpy(np.concatenate(xs).reshape(-1, 3, 32, 32))
-    return ImageDataset(x, torch.from_numpy(np.concatenate(ys)), classes, name)
-
-# %% ../nbs/01_data.ipynb #ce5763ae
-def write_cifar_batch(path: str | Path,    # the file to write
-                      data,                # (n, 3, 32, 32) or (n, 3072) uint8
-                      labels,              # (n,) ints
-                      *, fine: bool = False, # CIFAR-100 layout (b'fine_labels') rather than CIFAR-10's (b'labels')
-                     ) -> Path:
-    "Write a batch file in CIFAR's Python-pickle format."
-    x = as_numpy(data)
-    if x.dtype != np.uint8 or x.shape[1:] not in ((3, 32, 32), (3072,)):
-        raise ValueError(f"data must be (n, 3, 32, 32) or (n, 3072) uint8, but has shape {x.shape} and dtype {x.dtype}")
-    y = as_numpy(labels).astype(np.int64)
-    check_same_length(data=x, labels=y)
-    d = {b"batch_label": Path(path).name.encode(), b"fine_labels" if fine else b"labels": y.tolist(),
-         b"data": np.ascontiguousarray(x.reshape(len(x), 3072)), b"filenames": [f"{i:06d}.png".encode() for i in range(len(x))]}
-    with atomic_write(path, "wb") as f: pickle.dump(d, f, protocol=2)
-    return Path(path)
-
-def write_cifar_meta(path: str | Path,       # the file to write (batches.meta for CIFAR-10, meta for CIFAR-100)
-                     classes: list[str],     # (K,) class names
-                     *, fine: bool = False,  # CIFAR-100 layout (b'fine_label_names')
-                    ) -> Path:
-    "Write a CIFAR meta file holding the class names."
-    d = {b"fine_label_names" if fine else b"label_names": [c.encode() for c in classes]}
-    with atomic_write(path, "wb") as f: pickle.dump(d, f, protocol=2)
-    return Path(path)
-
 # %% ../nbs/01_data.ipynb #4bdc1f01
 def make_synthetic(n: int = 512,                       # number of examples, balanced over the classes
                    *, n_classes: int = 4,              # K
@@ -498,142 +288,9 @@ def make_synthetic(n: int = 512,                       # number of examples, bal
     x = protos[y] + noise * torch.randn(n, *shape, generator=g)
     return ImageDataset(x.clamp(0, 1).mul(255).round().to(torch.uint8), y, [f"class_{k}" for k in range(n_classes)], "synthetic")
 
-# %% ../nbs/01_data.ipynb #a7267bee
-IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")  # read in any case
-
+# %% ../nbs/01_data.ipynb #d7541767
 class SplitNotFoundError(FileNotFoundError):
     "The split asked for is not in the data (no `root/test` folder, no `test_images` array): no data, rather than bad data."
-
-def _is_grey(mode: str) -> bool: return mode in ("1", "L", "LA", "La", "I", "F") or mode.startswith("I;")
-
-def _viewed_size(im) -> tuple[int, int]:  # (H, W) as a viewer shows it: EXIF orientations 5 to 8 turn the picture a quarter
-    w, h = im.size
-    return (w, h) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (h, w)
-
-def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:  # (H, W) for mode "L", (H, W, 3) for "RGB"; uint8
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode.startswith("I"):  # 16-bit grey: Pillow's conversion to L would clip everything above 255 to white
-            im = Image.fromarray(np.clip(np.asarray(im, np.float64) / 257, 0, 255).round().astype(np.uint8))
-        elif im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
-            im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
-        im = im.convert(mode)
-        if im.size != (size[1], size[0]): im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)  # Pillow wants (W, H)
-        return np.asarray(im)
-
-def _why(e: Exception) -> str:
-    return "not an image file Pillow recognises" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
-
-def _outside(top: str, real: str) -> bool:  # top: the real path of the data root; the rule the annotation loaders (mapd.groups) apply too
-    return real != top and not real.startswith(os.path.join(top, ""))
-
-_NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
-
-def _files_under(d: Path, top: str, seen: dict, dirs_seen: dict) -> tuple[list[Path], list[Path], list[tuple[Path, str]]]:
-    """(image files, other files, refused (path, why)) under `d` at any depth, hidden ones left out. Symbolic links are followed
-    only inside `top`; each real folder (`dirs_seen`) and file (`seen`, by device and inode) is read once per split."""
-    images, other, refused, stack = [], [], [], [d]
-    while stack:
-        here = stack.pop()
-        real = os.path.realpath(here)
-        if _outside(top, real): refused.append((here, f"leads through a symbolic link to {real}, outside the data root")); continue
-        if dirs_seen.setdefault(real, here) != here:
-            refused.append((here, f"leads through a symbolic link to {real}, a folder read already as {dirs_seen[real].as_posix()} (a loop or a second way in)")); continue
-        with os.scandir(here) as it: entries = sorted(it, key=lambda e: e.name)
-        for e in entries:
-            if e.name.startswith("."): continue
-            p = Path(e.path)
-            if e.is_dir(): stack.append(p); continue
-            is_image = os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
-            if e.is_symlink():
-                r = os.path.realpath(p)
-                if not os.path.exists(r): refused.append((p, f"is a dangling symbolic link to {os.readlink(p)}")); continue
-                if _outside(top, r): refused.append((p, f"leads through a symbolic link to {r}, outside the data root")); continue
-            st = os.stat(p)
-            kind = next((w for test, w in _NOT_REGULAR if test(st.st_mode)), None)
-            if kind: refused.append((p, f"is {kind}, not a regular file")); continue
-            if not is_image: other.append(p); continue
-            key = (st.st_dev, st.st_ino)
-            if key in seen: refused.append((p, f"is the same file as {seen[key].as_posix()} (a link): each file is read once")); continue
-            seen[key] = p; images.append(p)
-    return images, other, refused
-
-def _check_size(size) -> tuple[int, int] | None:
-    s = (size, size) if isinstance(size, (int, np.integer)) else size
-    if s is not None and not (isinstance(s, (tuple, list)) and len(s) == 2 and all(isinstance(v, (int, np.integer)) and v >= 1 for v in s)):
-        raise ValueError(f"size must be None (the most common size), a positive int or (H, W) of positive ints, but is {size!r}")
-    return None if s is None else (int(s[0]), int(s[1]))
-
-def _unreadable(root: Path, bad: list[tuple[str, str]], n: int, show: int = 20) -> ValueError:
-    listed = "".join(f"\n  {p}: {why}" for p, why in bad[:show]) + (f"\n  ... and {len(bad) - show} more" if len(bad) > show else "")
-    return ValueError(f"{len(bad)} of {n} image files under {root} could not be read:{listed}\n"
-                      "Remove or fix these files and load again; they are not skipped, so that no example you meant to audit goes missing.")
-
-# %% ../nbs/01_data.ipynb #3fc221a7
-def load_image_folder(root: str | Path,                  # folder holding one folder per split: root/<split>/<class name>/.../<image>
-                      split: str = "train",              # the split's folder under root
-                      *, size: int | tuple[int, int] | None = None, # (H, W), or the side of a square; the most common size among the files when None
-                      channels: int | None = None,       # 1 (grey) or 3 (RGB); 1 when every image is greyscale, else 3, when None
-                      classes: list[str] | None = None,  # (K,) class names giving the label ids; the split's class folders, sorted, when None
-                      quiet: bool = False,               # no progress bars
-                     ) -> ImageDataset:                  # images (N, channels, H, W) uint8, name "imagefolder", paths relative to root
-    "Read torchvision's ImageFolder layout, `root/split/<class>/<images>`, at one size (by default the most common) and channel count."
-    size = _check_size(size)
-    if channels not in (None, 1, 3): raise ValueError(f"channels must be None (1 when every image is grey, else 3), 1 or 3, but is {channels!r}")
-    root = Path(root)
-    if not root.is_dir(): raise FileNotFoundError(f"image folder {root} does not exist or is not a folder")
-    d = root / split
-    if not d.is_dir():
-        found = sorted(e.name for e in root.iterdir() if e.is_dir() and not e.name.startswith("."))
-        raise SplitNotFoundError(f"{root} has no {split!r} split: {d} is not a folder (found folders: {', '.join(found) or 'none'}). "
-                                 f"Expected root/<split>/<class name>/<image files>, e.g. {root / 'train' / 'cat' / '001.png'}")
-    folders = sorted(e.name for e in d.iterdir() if e.is_dir() and not e.name.startswith("."))
-    loose = sorted(e for e in d.iterdir() if e.is_file() and not e.name.startswith("."))
-    if not folders:
-        raise ValueError(f"{d} holds no class folders: expected one folder per class, e.g. {d / 'cat' / '001.png'}"
-                         + (f"; the {len(loose)} files directly in it need to go into class folders" if loose else ""))
-    if classes is None: classes = folders
-    else:
-        classes = [str(c) for c in classes]
-        if not classes or len(set(classes)) != len(classes): raise ValueError(f"classes must be distinct class names, at least one, but are {classes}")
-        unknown = [f for f in folders if f not in classes]
-        if unknown:
-            raise ValueError(f"{d} has class folders that are not among the {len(classes)} classes given: {', '.join(map(repr, unknown))} "
-                             f"(classes: {', '.join(map(repr, classes))}). Rename or remove those folders, or load with classes that hold them")
-    if why := _alike([str(c) for c in classes]): raise ValueError(f"{d}: {why}; rename one of them")
-    items, empty, ignored, refused, seen, dirs_seen = [], [], list(loose), [], {}, {os.path.realpath(d): d}
-    for f in folders: dirs_seen.setdefault(os.path.realpath(d / f), d / f)   # the class folders themselves: a link to one is a second way in
-    top = os.path.realpath(root)
-    for f in folders:
-        images, other, no = _files_under(d / f, top, seen, dirs_seen)
-        if not images and not no: empty.append(str(d / f))
-        items += [(classes.index(f), (p.relative_to(root)).as_posix(), p) for p in images]
-        ignored += other; refused += no
-    if refused: raise _unreadable(root, [(p.relative_to(root).as_posix(), why) for p, why in refused], len(items) + len(refused))
-    if empty: raise ValueError(f"class folders without image files ({' '.join(IMAGE_EXTENSIONS)}): {', '.join(empty)}; add images or remove them")
-    if ignored:
-        warnings.warn(f"{len(ignored)} files under {d} are not read, being outside the class folders or without an image extension: "
-                      + ", ".join(p.relative_to(root).as_posix() for p in ignored[:5]) + (", ..." if len(ignored) > 5 else ""), stacklevel=2)
-    items.sort(key=lambda t: t[:2])
-    bad = {}  # position -> why it could not be read
-    if size is None or channels is None:  # headers only: Image.open reads no pixels
-        sizes, grey = Counter(), True
-        for j, (_, _, p) in enumerate(progress(items, quiet=quiet, desc=f"{split}: sizes", unit="img", leave=False)):
-            try:
-                with Image.open(p) as im: sizes[_viewed_size(im)] += 1; grey &= _is_grey(im.mode)
-            except Exception as e: bad[j] = _why(e)
-        if not sizes: raise _unreadable(root, [(items[j][1], w) for j, w in bad.items()], len(items))
-        size = size or sizes.most_common(1)[0][0]
-        channels = channels or (1 if grey else 3)
-    out = np.zeros((len(items), channels, *size), np.uint8)  # preallocated: one decoded image at a time on top of the result
-    for j, (_, _, p) in enumerate(progress(items, quiet=quiet, desc=f"{split}: images", unit="img", leave=False)):
-        if j in bad: continue
-        try: a = _decode(p, "L" if channels == 1 else "RGB", size)
-        except Exception as e: bad[j] = _why(e); continue  # any failure is reported with its file below, none is skipped
-        out[j] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
-    if bad: raise _unreadable(root, [(items[j][1], bad[j]) for j in sorted(bad)], len(items))
-    return ImageDataset(torch.from_numpy(out), np.array([t[0] for t in items], np.int64), classes, "imagefolder",
-                        paths=np.array([t[1] for t in items], dtype=object))
 
 # %% ../nbs/01_data.ipynb #977343cb
 _NPZ_LAYOUT = ("images (N, H, W) or (N, C, H, W) uint8 and labels (N,) integers, optionally class_names (K,) strings "
@@ -718,9 +375,11 @@ def load_dataset(name: str,                       # one of DATASETS; "fashion-mn
     if key == "synthetic": return make_synthetic(split=split, **kwargs)
     if key in ("cifar10", "cifar100"):
         if root is None: raise ValueError(f"{name} needs root=, a folder holding the extracted python version of the data set")
+        from mapd.cifar import load_cifar   # here: mapd.cifar reads ImageDataset from this module
         return load_cifar(root, key, split, **kwargs)
     if key == "imagefolder":
         if root is None: raise ValueError(f"{name} needs root=, the folder holding <split>/<class name>/<image files>")
+        from mapd.image_folder import load_image_folder   # here, as load_cifar
         return load_image_folder(root, split, **kwargs)
     if key == "npz":
         if root is None: raise ValueError(f"{name} needs root=, the .npz file")

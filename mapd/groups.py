@@ -15,7 +15,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .core import as_numpy, check_labels, check_same_length, progress
-from .data import ImageDataset, load_fashion_mnist, _outside
+from .data import ImageDataset, load_fashion_mnist
+from .image_folder import _outside
 
 # %% auto #0
 __all__ = ['CLOTHING1M_CLASSES', 'CLOTHING1M_SPLITS', 'CLOTHING1M_GROUPS', 'WATERBIRDS_CLASSES', 'WATERBIRDS_GROUPS',

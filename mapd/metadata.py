@@ -10,19 +10,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy.optimize import lsq_linear
 from sklearn.metrics import confusion_matrix, roc_auc_score, average_precision_score
 
-from .categories import NATURAL, image_problems, advice as category_advice
+from .categories import NATURAL, advice as category_advice
 from .core import atomic_write, as_numpy
 from .knn import MAPD
+from .flags import DEFAULT_Q, _null_of, flag_thresholds, apply_flags, _flag_tests, fdr_thresholds
 from .store import TrajectoryStore
 
 # %% auto #0
-__all__ = ['DEFAULT_ALPHA', 'DEFAULT_Q', 'SCORED_BY', 'FLAG_RULES', 'knn_input', 'probe_check', 'flag_scores', 'knn_columns',
-           'flag_thresholds', 'apply_flags', 'conformal_pvalues', 'bh_qvalues', 'fdr_thresholds', 'prevalence',
-           'probe_diagnostics', 'metadata_table', 'checked_table', 'ranking', 'ranked', 'save_table', 'load_table',
-           'detection_scores', 'best_f1', 'check_thresholds', 'flag_table', 'edited_sources', 'calibrated_table']
+__all__ = ['SCORED_BY', 'FLAG_RULES', 'knn_input', 'probe_check', 'flag_scores', 'knn_columns', 'probe_diagnostics',
+           'metadata_table', 'checked_table', 'ranking', 'ranked', 'save_table', 'load_table', 'detection_scores',
+           'best_f1', 'check_thresholds', 'flag_table', 'edited_sources', 'calibrated_table']
 
 # %% ../nbs/08_metadata.ipynb #0cd14ad0
 def knn_input(store: TrajectoryStore,
@@ -75,13 +74,7 @@ def probe_check(store: TrajectoryStore,
     return _check_of(store, knn, held_rows, *knn_columns(knn, knn_input(store, quantity, held_rows, epochs)))
 
 # %% ../nbs/08_metadata.ipynb #9056e7e5
-DEFAULT_ALPHA = 0.05   # the false-flag rate a flag promises on natural examples (flags="rate"); None means this everywhere
-DEFAULT_Q = 0.1        # the false discovery rate a flag promises among its rows (flags="fdr"); None means this everywhere
 SCORED_BY = ("trained", "natural probe, held out", "natural probe, left out", "second run")   # how a table row was scored (`metadata_table`, `mapd.audit`'s cover)
-
-def _null_of(c: str, classes) -> list[str]:
-    "The natural categories a flag for `c` is tested against (typical and atypical; typical alone for atypical); none for typical."
-    return [] if c == "typical" else [n for n in NATURAL if n != c and n in set(classes)]
 
 def _score_sets(classes) -> set:
     "The sets of categories whose k-th distances `flag_scores` reads: each flagged category, and the natural ones it is tested against."
@@ -128,205 +121,6 @@ def knn_columns(knn: MAPD,   # fitted on probes
             **{f"score_{c}": S[:, i].astype(np.float32) for i, c in enumerate(classes) if _null_of(c, classes)}}
     if natural := tuple(c for c in NATURAL if c in classes): cols["score_unusual"] = logr[natural].astype(np.float32)
     return proba, cols
-
-# %% ../nbs/08_metadata.ipynb #7b4a9023
-def _conformal_threshold(null, alpha: float) -> float:
-    "The split-conformal threshold: the ceil((n+1)(1-alpha))-th smallest of `null`; inf when n is too small for `alpha`."
-    s = np.sort(np.asarray(null, np.float64)); m = math.ceil((len(s) + 1) * (1 - alpha))
-    return float(s[m - 1]) if 1 <= m <= len(s) else math.inf
-
-def flag_thresholds(scores,               # (P, C) of the held-out probes: `flag_scores` (or the votes `p_<category>`), higher is more like the category
-                    categories,           # (P,) their true categories
-                    classes,              # (C,) the columns of `proba`
-                    *, alpha: float | None = None,  # the false-flag rate promised on natural examples; None: DEFAULT_ALPHA
-                    familywise: bool = True,  # alpha bounds the chance of *any* problem flag (alpha / m per problem category); else per category
-                    seed: int = 0,        # seeds the halves of the cross-fitted check
-                    statistic: str = "p",  # the table column the thresholds apply to: "score" (`score_<category>`) or "p" (`p_<category>`)
-                    ) -> pd.DataFrame:
-    "Per category: threshold on `<statistic>_<category>` so that at most `alpha` of held-out natural probes are flagged, with measured rates."
-    if alpha is None: alpha = DEFAULT_ALPHA
-    if not 0 < alpha < 1: raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha}")
-    if statistic not in ("score", "p"): raise ValueError(f"statistic must be 'score' or 'p', got {statistic!r}")
-    P, cats, classes = np.asarray(scores, np.float64), np.asarray(categories, dtype=object), list(classes)
-    if P.shape != (len(cats), len(classes)): raise ValueError(f"scores must have shape ({len(cats)}, {len(classes)}), got {P.shape}")
-    rng, out = np.random.default_rng(seed), []
-    m = sum(c not in NATURAL for c in classes) if familywise else 1   # Bonferroni over the problem categories
-    for j, c in enumerate(classes):
-        null = np.isin(cats, _null_of(c, set(cats)))
-        if not null.any(): continue  # typical, or nothing natural to calibrate on: no flag for c
-        a = alpha if c in NATURAL else alpha / max(m, 1)
-        s, tau = P[null, j], _conformal_threshold(P[null, j], a)
-        half = rng.permutation(len(s)) < len(s) // 2   # cross-fit: a threshold from one half, measured on the other
-        cross = np.mean([np.mean(s[~h] > _conformal_threshold(s[h], a)) for h in (half, ~half)]) if len(s) >= 4 else math.nan
-        own = cats == c
-        out.append(dict(category=c, statistic=statistic, threshold=tau, alpha=a, null=" + ".join(_null_of(c, set(cats))),
-                        n_null=int(null.sum()), null_flag_rate=float(np.mean(s > tau)), null_flag_rate_crossfit=float(cross),
-                        recall=float(np.mean(P[own, j] > tau)) if own.any() else math.nan,
-                        auroc=float(roc_auc_score(np.r_[np.ones(own.sum()), np.zeros(len(s))], np.r_[P[own, j], s])) if own.any() else math.nan))
-    if not out: raise ValueError(f"flags need held-out probes of {' or '.join(NATURAL)} to calibrate on; the categories are {sorted(set(cats))}")
-    return pd.DataFrame(out).set_index("category")
-
-
-# %% ../nbs/08_metadata.ipynb #1b299169
-def apply_flags(table: pd.DataFrame,       # a metadata table with p_<category> columns (and score_<category> for score thresholds)
-                thresholds: pd.DataFrame,  # from `flag_thresholds`
-                ) -> pd.DataFrame:
-    "Add `flag_<category>` columns and assign `category`: the flagged problem with the highest statistic, else typical/atypical by the k-NN."
-    t = table.copy()
-    classes = [c[2:] for c in t.columns if c.startswith("p_")]
-    col = {c: f"{thresholds.statistic[c] if 'statistic' in thresholds else 'p'}_{c}" for c in thresholds.index}
-    # held-out models that confidently name another class have recognised the image: it is not noise nor from elsewhere
-    known = t["likely_mislabeled"].to_numpy(bool) if "likely_mislabeled" in t else np.zeros(len(t), bool)
-    # ... and a row whose trajectory lies nearer the random-label probes than the image problem's is called a flip, not a broken image:
-    # the out-of-distribution and random-input probes carry random labels too, so a flipped label alone raises their scores
-    flip = t["score_random_labels"].to_numpy(np.float64) if "score_random_labels" in t else None
-    for c in thresholds.index:   # BH's flags are its q-values at most q (over several runs no one score threshold says it); else the threshold
-        fdr = "rule" in thresholds and thresholds.rule[c] == "fdr" and f"q_{c}" in t
-        raised = t[f"q_{c}"].to_numpy() <= thresholds.q[c] if fdr else t[col[c]].to_numpy() > thresholds.threshold[c]
-        if c in image_problems():
-            raised = raised & ~known
-            if flip is not None and f"score_{c}" in t: raised &= t[f"score_{c}"].to_numpy(np.float64) > flip
-        t[f"flag_{c}"] = raised
-    P = t[[f"p_{c}" for c in classes]].to_numpy()
-    flagged = np.stack([t[f"flag_{c}"].to_numpy() if c in thresholds.index else np.zeros(len(t), bool) for c in classes], 1)
-    natural = np.isin(classes, NATURAL)
-    # a flagged problem first (the one whose statistic is highest); then a raised atypical flag (1 + p); then the natural categories' p
-    problem = flagged & ~natural
-    S = np.stack([t[col[c]].to_numpy(np.float64) if c in col else np.zeros(len(t)) for c in classes], 1)
-    base = np.where(natural, P + flagged, -1.0) if natural.any() else P
-    pick = np.where(problem.any(1), np.where(problem, S, -np.inf).argmax(1), base.argmax(1))
-    t["category"] = pd.Categorical(np.asarray(classes, dtype=object)[pick], categories=classes)
-    t["confidence"] = P[np.arange(len(t)), pick].astype(np.float32)
-    return t
-
-
-# %% ../nbs/08_metadata.ipynb #2af33a4e
-def conformal_pvalues(null,          # (n,) statistic of the calibration examples (held-out natural probes); NaN ones are left out
-                      scores,        # (N,) statistic of the rows tested, higher is more like the problem
-                      weights=None,  # (n,) weight of each calibration example (the rows it stands for); equal when None
-                      ) -> np.ndarray:
-    "`(N,)` conformal p-values: the (weighted) share of calibration examples scoring at least as high as the row, counting the row itself; 1 where the row has no score."
-    s = np.asarray(null, np.float64); w = np.ones(len(s)) if weights is None else np.asarray(weights, np.float64)
-    if w.shape != s.shape: raise ValueError(f"weights must have one entry per calibration example ({len(s)}), got shape {w.shape}")
-    keep = np.isfinite(s); s, w = s[keep], w[keep]
-    if not len(s): raise ValueError("conformal p-values need at least one calibration example with a finite score")
-    o = np.argsort(s, kind="stable"); s, w = s[o], w[o]
-    tail = np.r_[np.cumsum(w[::-1])[::-1], 0.0]   # tail[i]: weight of the calibration examples from the i-th smallest up
-    x = np.asarray(scores, np.float64)
-    p = (w.mean() + tail[np.searchsorted(s, np.nan_to_num(x, nan=-np.inf), side="left")]) / (w.sum() + w.mean())
-    return np.where(np.isnan(x), 1.0, p)
-
-def bh_qvalues(p) -> np.ndarray:
-    "`(N,)` Benjamini-Hochberg adjusted p-values: the smallest FDR level `q` at which each row is flagged (`p_(i) N / i`, made monotone)."
-    p = np.asarray(p, np.float64); n = len(p)
-    if not n: return p.copy()
-    o = np.argsort(p, kind="stable")
-    q = np.minimum.accumulate((p[o] * n / np.arange(1, n + 1))[::-1])[::-1]
-    out = np.empty(n); out[o] = np.minimum(q, 1.0)
-    return out
-
-# %% ../nbs/08_metadata.ipynb #0d5bc4b1
-def _null_weights(cats: np.ndarray, shares: dict | None) -> np.ndarray | None:
-    "Weight of each calibration probe: the share of rows its category's pool stands for, split among its probes; None (equal) without shares."
-    if not shares: return None
-    n = {str(c): int((cats == c).sum()) for c in set(cats)}
-    missing = sorted(set(n) - set(shares))
-    if missing: raise ValueError(f"null_shares has no share for the natural categories {missing}; it has {sorted(shares)}")
-    return np.array([shares[c] / n[c] for c in cats])
-
-def _flag_tests(predictions: pd.DataFrame, table: pd.DataFrame) -> dict:
-    "Category -> (its null categories, the mask of its own held-out probes), for every score column the two tables share."
-    cats = predictions.category.to_numpy().astype(str)
-    classes = [c[2:] for c in predictions.columns if c.startswith("p_")]
-    tests = {c: (_null_of(c, set(cats)), cats == c) for c in classes if f"score_{c}" in predictions and f"score_{c}" in table}
-    if "score_unusual" in predictions and "score_unusual" in table:
-        tests["unusual"] = ([c for c in NATURAL if c in set(cats)], ~np.isin(cats, NATURAL))
-    return {c: (null, own) for c, (null, own) in tests.items() if null}
-
-def fdr_thresholds(predictions: pd.DataFrame,  # held-out probes: `category` and `score_<c>` columns (probe_check's predictions)
-                   table: pd.DataFrame,        # the rows to flag, with the same `score_<c>` columns
-                   *, q: float | None = None,  # the false discovery rate promised among each flag's rows; None: DEFAULT_Q
-                   null_shares: dict | None = None,  # natural category -> share of the rows its probe's pool stands for; equal weight per probe when None
-                   more: tuple = (),           # (predictions, table) of other runs whose rows are flagged together with these, each against its own probes
-                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per category, the threshold on `score_<c>` that BH sets at FDR `q` and its checks; and the q-values `q_<c>` of every row, with
-    `q_any` (the rows of `table`, then those of each table in `more`: BH runs over all of them at once)."""
-    if q is None: q = DEFAULT_Q
-    if not 0 < q < 1: raise ValueError(f"q must lie strictly between 0 and 1, got {q}")
-    cats, tests, out, qv, pv, pnull = predictions.category.to_numpy().astype(str), _flag_tests(predictions, table), [], {}, {}, {}
-    if not tests: raise ValueError(f"flags need held-out probes of {' or '.join(NATURAL)} to calibrate on; the categories are {sorted(set(cats))}")
-    runs = [(predictions, table), *more]
-    for c, (null, own) in tests.items():
-        m, col = np.isin(cats, null), f"score_{c}"
-        s_null, s_own = predictions[col].to_numpy(np.float64)[m], predictions[col].to_numpy(np.float64)[own]
-        x = table[col].to_numpy(np.float64)
-        parts, nulls = [], []
-        for pr, tb in runs:   # each run's rows against its own null probes, made the same way
-            pc = pr.category.to_numpy().astype(str); mm = np.isin(pc, null); sn = pr[col].to_numpy(np.float64)[mm]
-            parts.append(conformal_pvalues(sn, tb[col].to_numpy(np.float64), _null_weights(pc[mm], null_shares)))
-            nulls.append(conformal_pvalues(sn, sn, _null_weights(pc[mm], null_shares)))   # each null probe's own p-value (for `any`)
-        pv[c] = np.concatenate(parts)
-        if c not in NATURAL: pnull[c] = np.concatenate(nulls)
-        qv[c] = bh_qvalues(pv[c])
-        hit = qv[c][:len(x)] <= q
-        tau = float(np.nextafter(x[hit].min(), -np.inf)) if hit.any() else math.inf   # flagged: score > tau, i.e. at least the lowest flagged score
-        out.append(dict(category=c, statistic="score", rule="fdr", threshold=tau, q=q, null=" + ".join(null), n_null=int(m.sum()),
-                        n_flagged=int((qv[c] <= q).sum()), best_q=float(qv[c].min()) if len(qv[c]) else math.nan,
-                        recall=float(np.mean(s_own > tau)) if own.any() else math.nan,
-                        auroc=float(roc_auc_score(np.r_[np.ones(own.sum()), np.zeros(m.sum())], np.r_[s_own, s_null])) if own.any() else math.nan))
-    problems = [c for c in pv if c not in NATURAL]
-    if problems:   # a row's smallest problem p-value, made a p-value again against the null probes' own smallest (a conformal max-statistic)
-        qv["any"] = bh_qvalues(conformal_pvalues(-np.min([pnull[c] for c in problems], axis=0), -np.min([pv[c] for c in problems], axis=0)))
-    return pd.DataFrame(out).set_index("category"), pd.DataFrame({f"q_{c}": v.astype(np.float32) for c, v in qv.items()})
-
-# %% ../nbs/08_metadata.ipynb #9fa99f4b
-def _adjusted_count(rows: dict, null: dict, null_w: np.ndarray, probes: dict, tau: dict, fixed: dict) -> np.ndarray:
-    "Prevalences of the categories of `tau` (in its order) from the rows', the null's and each category's probes' scores; those in `fixed` held at their share."
-    cats = list(tau)
-    r = np.array([np.mean(rows[c] > tau[c]) for c in cats])
-    f = np.array([np.sum(null_w * (null[c] > tau[c])) / null_w.sum() for c in cats])
-    A = np.array([[np.mean(probes[k][c] > tau[c]) for k in cats] for c in cats]) - f[:, None]   # A[c, k]: share of k's probes above c's threshold, minus the null's
-    held = np.array([c in fixed for c in cats]); pi = np.array([fixed.get(c, 0.0) for c in cats])
-    if (~held).any():   # least squares with each share in [0, 1]
-        pi[~held] = lsq_linear(A[:, ~held], r - f - A[:, held] @ pi[held], bounds=(0, 1)).x
-    return pi
-
-def prevalence(predictions: pd.DataFrame,  # held-out probes: `category` and `score_<c>` columns (probe_check's predictions)
-               table: pd.DataFrame,        # the rows counted, with the same `score_<c>` columns
-               *, recall: float = 0.9,     # each threshold catches this share of its category's own held-out probes
-               null_shares: dict | None = None,  # natural category -> share of the rows its probe's pool stands for; equal when None
-               fixed: dict | None = None,  # category -> (share, low, high) estimated otherwise (e.g. label issues, `mapd.scores.label_issues`): held in the equations, reported as given
-               n_boot: int = 200,          # bootstrap draws of probes and rows for the interval
-               level: float = 0.9,         # the interval's coverage
-               seed: int = 0) -> pd.DataFrame:
-    "Per problem category: the estimated share and number of rows of that kind, with a bootstrap interval (multi-class adjusted count)."
-    if not 0 < recall < 1: raise ValueError(f"recall must lie strictly between 0 and 1, got {recall}")
-    cats = predictions.category.to_numpy().astype(str)
-    nat = np.isin(cats, NATURAL)
-    probs_ = [c for c in dict.fromkeys(cats) if c not in NATURAL and f"score_{c}" in predictions and f"score_{c}" in table]
-    if not nat.any() or not probs_: return pd.DataFrame(columns=["share", "low", "high", "rows", "rows_low", "rows_high", "threshold", "power"])
-    score = lambda df, c: df[f"score_{c}"].to_numpy(np.float64)
-    pr = {k: {c: score(predictions[cats == k], c) for c in probs_} for k in probs_}
-    null = {c: score(predictions[nat], c) for c in probs_}
-    w = _null_weights(cats[nat], null_shares); w = np.ones(nat.sum()) if w is None else w
-    rows = {c: score(table, c) for c in probs_}
-    tau = {c: float(np.quantile(pr[c][c], 1 - recall)) for c in probs_}
-    fixed = {c: v for c, v in (fixed or {}).items() if c in tau}
-    point = {c: float(v[0]) for c, v in fixed.items()}
-    est = _adjusted_count(rows, null, w, pr, tau, point)
-    rng, N, boot = np.random.default_rng(seed), len(table), []
-    for _ in range(n_boot):   # resample each probe category, the natural probes and the rows; the thresholds stay
-        ri, ni = rng.integers(0, N, N), rng.integers(0, len(w), len(w))
-        pk = {k: {c: v[idx] for c, v in pr[k].items()} for k in probs_ for idx in [rng.integers(0, len(pr[k][k]), len(pr[k][k]))]}
-        boot.append(_adjusted_count({c: v[ri] for c, v in rows.items()}, {c: v[ni] for c, v in null.items()}, w[ni], pk, tau, point))
-    lo, hi = np.quantile(np.array(boot), [(1 - level) / 2, (1 + level) / 2], axis=0) if n_boot else (est.copy(), est.copy())
-    for c, (_, l, h) in fixed.items(): lo[probs_.index(c)], hi[probs_.index(c)] = l, h
-    est, lo, hi = (np.round(np.clip(v, 0, 1), 6) for v in (est, lo, hi))
-    lo, hi = np.minimum(lo, est), np.maximum(hi, est)   # a percentile interval at the boundary may miss the estimate: widened to hold it
-    power = [np.mean(pr[c][c] > tau[c]) - np.sum(w * (null[c] > tau[c])) / w.sum() for c in probs_]
-    out = pd.DataFrame(dict(share=est, low=lo, high=hi, threshold=[tau[c] for c in probs_], power=power), index=pd.Index(probs_, name="category"))
-    for col, src in (("rows", "share"), ("rows_low", "low"), ("rows_high", "high")): out[col] = np.round(out[src] * N).astype(int)
-    return out[["share", "low", "high", "rows", "rows_low", "rows_high", "threshold", "power"]]
 
 # %% ../nbs/08_metadata.ipynb #3cccbbe4
 def probe_diagnostics(predictions: pd.DataFrame,  # held-out probes: `category` and `p_<category>` columns (probe_check's predictions)

@@ -110,7 +110,7 @@ def _html(nb_path: Path):
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(nb_path, as_version=4))
     with atomic_write(nb_path.with_suffix(".html")) as f: f.write(body)
 
-# %% ../nbs/11_report.ipynb #b1ccee4e
+# %% ../nbs/11_report.ipynb #8ca401b1
 _JOURNAL = ".swap.json"   # written when every run of a report has succeeded, removed once they are in place with the manifest and README
 
 def run_report(plan_path: str | Path = "nbs/experiments/report.yaml",
@@ -179,6 +179,7 @@ def _execute(plan_path, plan, out, runs, tiny, tiny_params, html, quiet) -> dict
     _finish(out, plan, list(timings), manifest)
     return results
 
+# %% ../nbs/11_report.ipynb #71d47a30
 def _manifest(commit: str, runs: dict) -> dict:
     "The manifest: what made the report, and per run its time, commit and whether it had the tiny parameters (`tiny`: any run had)."
     return dict(commit=commit, mapd_version=mapd_version(), python=platform.python_version(), packages=_versions(),
@@ -201,6 +202,7 @@ def _tiny_params(plan_path: Path) -> dict:
         raise ValueError(f"{p}: tiny parameters are a mapping of notebook file to a mapping of parameters")
     return t
 
+# %% ../nbs/11_report.ipynb #e6272d00
 def _check_out(out_dir, plan_path: Path, plan: dict) -> Path:
     "`out_dir` resolved, if the report may write there: not the current folder, nor one holding the plan, nor someone else's files."
     fix = "choose a dedicated folder such as outputs/"
@@ -229,6 +231,7 @@ def _rmtree(p: Path):
     if p.is_symlink() or p.is_file(): p.unlink()
     elif p.exists(): shutil.rmtree(p)
 
+# %% ../nbs/11_report.ipynb #2b8cf186
 def _set_aside_failed(out: Path, dest: Path) -> Path:
     "Move a staged run that failed to out/.failed/, drop the rest of the staging; return where it went."
     failed = out/".failed"/dest.name
@@ -288,6 +291,7 @@ def _recover(out: Path, plan: dict, quiet: bool):
         _rmtree(staging)
         if left: say(f"an earlier report was interrupted before its runs {left} finished: they are in {out/'.failed'}, the report in {out} is unchanged")
 
+# %% ../nbs/11_report.ipynb #75539fe3
 def _write_readme(out: Path, plan: dict, manifest: dict):
     "Render out/README.md from the plan and the results files in `out`."
     results = {r["name"]: json.loads((out/r["name"]/"results.json").read_text()) for r in plan["runs"] if (out/r["name"]/"results.json").is_file()}

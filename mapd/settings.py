@@ -18,7 +18,8 @@ from .categories import CATEGORY_TABLE
 from .models import MODELS
 from .knn import DEFAULT_K
 from .train import TrainConfig, TRAIN_PRESETS
-from .metadata import FLAG_RULES, DEFAULT_Q, DEFAULT_ALPHA
+from .metadata import FLAG_RULES
+from .flags import DEFAULT_Q, DEFAULT_ALPHA
 
 # %% auto #0
 __all__ = ['AUDIT_RULES', 'AUDIT_PRESETS', 'PAPER_PROBES', 'AuditConfig', 'audit_config', 'sized']
@@ -114,7 +115,7 @@ class AuditConfig:
         except ValueError as e: raise ValueError(f"AuditConfig: {e}") from None
 
     def null_shares(self) -> dict | None:
-        "The share of the rows each natural probe's pool stands for (`mapd.metadata.prevalence`), where both are drawn from shares of the data."
+        "The share of the rows each natural probe's pool stands for (`mapd.flags.prevalence`), where both are drawn from shares of the data."
         return None if self.typical_pool is None or self.atypical_pool is None else {"typical": self.typical_pool, "atypical": self.atypical_pool}
 
     def train_config(self) -> TrainConfig:

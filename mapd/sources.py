@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .data import ImageDataset, _is_grey
+from .data import ImageDataset
+from .image_folder import _is_grey
 
 # %% auto #0
 __all__ = ['image_array', 'stack_items', 'from_torch', 'from_hf', 'load_hf', 'as_image_data']

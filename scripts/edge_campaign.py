@@ -289,7 +289,7 @@ def main():
 
     # ============ 2. image folders ==================================================================================
     G = "folders"
-    from mapd.data import load_image_folder
+    from mapd.image_folder import load_image_folder
     base = folder(w/"imgbase")
     def img(name, build):
         r = fresh("img_" + name); shutil.copytree(base, r, symlinks=True); (w/"outside").mkdir(exist_ok=True)

@@ -11,7 +11,8 @@ import argparse, json, sys
 import numpy as np
 from sklearn.metrics import roc_auc_score
 from mapd.audit import Audit, _label_issue_share
-from mapd.metadata import calibrated_table, prevalence
+from mapd.metadata import calibrated_table
+from mapd.flags import prevalence
 
 def best_f1(score, truth):
     o = np.argsort(-score, kind="stable"); t = truth[o]; tp = np.cumsum(t); n = np.arange(1, len(t) + 1)

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 import mapd.data as data
-from mapd.data import (ASYMMETRIC_PAIRS, CIFAR10_MD5, FASHION_MNIST_CLASSES, FASHION_MNIST_FILES, FASHION_MNIST_RAW_MD5,
-                       ImageDataset, SplitNotFoundError, download_file, find_fashion_mnist, inject_label_noise, load_cifar,
-                       load_dataset, load_digits, load_fashion_mnist, load_image_folder, load_npz, make_synthetic, md5sum,
-                       read_idx, write_cifar_batch, write_cifar_meta)
+from mapd.data import (ASYMMETRIC_PAIRS, FASHION_MNIST_CLASSES, FASHION_MNIST_FILES, FASHION_MNIST_RAW_MD5,
+                       ImageDataset, SplitNotFoundError, download_file, find_fashion_mnist, inject_label_noise,
+                       load_dataset, load_digits, load_fashion_mnist, load_npz, make_synthetic, md5sum, read_idx)
+from mapd.cifar import CIFAR10_MD5, load_cifar, write_cifar_batch, write_cifar_meta
+from mapd.image_folder import load_image_folder
 from PIL import Image
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import mapd
-import mapd.knn, mapd.metadata
+import mapd.knn, mapd.flags
 from mapd.audit import AuditConfig, _corrupt_std
 from mapd.knn import MAPD, DEFAULT_K
-from mapd.metadata import DEFAULT_ALPHA, DEFAULT_Q, flag_thresholds, fdr_thresholds
+from mapd.flags import DEFAULT_ALPHA, DEFAULT_Q, flag_thresholds, fdr_thresholds
 from mapd.probes import corrupt_std_setting
 
 PKG = Path(mapd.__file__).parent
@@ -42,7 +42,7 @@ def test_none_reads_the_one_source(monkeypatch):
     S = np.stack([rng.random(400), rng.random(400) + (cats == "random_labels")], 1)
     th = flag_thresholds(S, cats, ["typical", "random_labels"], statistic="score")
     assert th.alpha["random_labels"] == DEFAULT_ALPHA   # one problem category: the familywise share is all of alpha
-    monkeypatch.setattr(mapd.metadata, "DEFAULT_ALPHA", 0.2)
+    monkeypatch.setattr(mapd.flags, "DEFAULT_ALPHA", 0.2)
     th = flag_thresholds(S, cats, ["typical", "random_labels"], statistic="score")
     assert th.alpha["random_labels"] == 0.2
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from conftest import mapd_cmd
-from mapd.data import load_image_folder
+from mapd.image_folder import load_image_folder
 
 
 def _folder(root, n=3):

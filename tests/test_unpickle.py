@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import mapd.groups
-from mapd.data import load_cifar, md5sum, safe_unpickle, write_cifar_batch, write_cifar_meta
+from mapd.data import md5sum
+from mapd.cifar import load_cifar, safe_unpickle, write_cifar_batch, write_cifar_meta
 from mapd.groups import load_celeba, load_clothing1m, load_waterbirds, read_celeba_attributes, read_label_kv
 from test_groups import CLEAN, NOISY, save_image, write_celeba, write_clothing1m, write_waterbirds
 

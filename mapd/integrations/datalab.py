@@ -35,7 +35,7 @@ def _store_table(store: TrajectoryStore, k: int | None, alpha: float | None) -> 
 
 def metadata_from(source,              # an audit (anything with a `.table`), its folder, a metadata table, a TrajectoryStore or its folder
                   *, k: int | None = None,      # neighbours of the k-NN, when `source` is a store; None: mapd.knn.DEFAULT_K
-                  alpha: float | None = None,   # false-flag rate of the flags, when `source` is a store; None: mapd.metadata.DEFAULT_ALPHA
+                  alpha: float | None = None,   # false-flag rate of the flags, when `source` is a store; None: mapd.flags.DEFAULT_ALPHA
                   ) -> pd.DataFrame:
     "MAP-D's metadata table (index, label, p_<category>, category, flag_<category>; one row per training example) from `source`."
     if isinstance(source, (str, Path)):
