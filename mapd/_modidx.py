@@ -305,7 +305,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mapd.groups._check_codes': ('groups.html#_check_codes', 'mapd/groups.py'),
                              'mapd.groups._check_limit': ('groups.html#_check_limit', 'mapd/groups.py'),
                              'mapd.groups._check_paths': ('groups.html#_check_paths', 'mapd/groups.py'),
-                             'mapd.groups._check_split': ('groups.html#_check_split', 'mapd/groups.py'),
                              'mapd.groups._find': ('groups.html#_find', 'mapd/groups.py'),
                              'mapd.groups._inside': ('groups.html#_inside', 'mapd/groups.py'),
                              'mapd.groups._load_images': ('groups.html#_load_images', 'mapd/groups.py'),

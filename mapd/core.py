@@ -53,7 +53,7 @@ def progress(iterable=None, *, quiet: bool = False,  # no bar at all when True
     bar = text_tqdm if os.environ.get("MAPD_PROGRESS") == "text" else tqdm
     return bar(iterable, disable=quiet, dynamic_ncols=True, **kwargs)
 
-# %% ../nbs/00_core.ipynb #022b2014
+# %% ../nbs/00_core.ipynb #459a12b9
 def _umask() -> int:
     old = os.umask(0o022); os.umask(old); return old
 _UMASK = _umask()
@@ -73,6 +73,7 @@ def atomic_write(path: str | Path,  # the file to (re)write
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
 
+# %% ../nbs/00_core.ipynb #9cae0ff6
 def write_json(path: str | Path, obj, **kwargs):
     "Write `obj` as indented JSON to `path` atomically."
     with atomic_write(path) as f: json.dump(obj, f, indent=2, default=_json_default, **kwargs); f.write("\n")
@@ -137,12 +138,13 @@ def located(audit_dir: str | Path,  # the audit folder
     here = None if rel is None else os.path.abspath(Path(audit_dir)/rel)   # lexically, as the relative path was made
     return here if here is not None and os.path.exists(here) else cfg.get(field)
 
-# %% ../nbs/00_core.ipynb #2839c75d
+# %% ../nbs/00_core.ipynb #9ad2423e
 def as_numpy(x, dtype=None) -> np.ndarray:
     "`x` (array, tensor or list) as a NumPy array on the host."
     if isinstance(x, torch.Tensor): x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=dtype)
 
+# %% ../nbs/00_core.ipynb #f7f150b1
 def check_labels(labels, n_classes: int, name: str = "labels") -> np.ndarray:
     "Check that `labels` is a 1-d array of integers in `[0, n_classes)`; return it as int64."
     y = as_numpy(labels)
@@ -156,6 +158,7 @@ def check_labels(labels, n_classes: int, name: str = "labels") -> np.ndarray:
                          f"{name}[{bad[0]}] = {y[bad[0]]}" + (f", {name}[{bad[1]}] = {y[bad[1]]}" if bad.size > 1 else ""))
     return y.astype(np.int64)
 
+# %% ../nbs/00_core.ipynb #27354da3
 def check_same_length(**arrays):
     "Raise if the named arrays do not all have the same first dimension."
     lens = {k: len(v) for k, v in arrays.items()}
@@ -164,6 +167,7 @@ def check_same_length(**arrays):
         k1, n1 = next((k, n) for k, n in rest if n != n0)
         raise ValueError(f"{k0} and {k1} must be same length, but {k0} is length {n0} and {k1} is length {n1}")
 
+# %% ../nbs/00_core.ipynb #97a073c8
 def check_trajectories(x, name: str = "trajectories") -> torch.Tensor:
     "Check that `x` is a finite 2-d (examples, epochs) array; return it as a float32 tensor."
     if isinstance(x, (list, tuple)) and len(x) and hasattr(x[0], "__len__"):
@@ -223,7 +227,7 @@ def check_fields(obj, **rules):
                     raise ValueError(f"{where}: {f.name} must be {rule.replace(',', ', ') if rule[0] in '([' else rule}, got {x!r}")
             elif x not in rule: raise ValueError(f"{where}: {f.name} must be one of {', '.join(map(repr, rule))}, got {x!r}")
 
-# %% ../nbs/00_core.ipynb #03ea39ff
+# %% ../nbs/00_core.ipynb #fb85bee0
 class Presets(dict):
     "Named settings of one kind of configuration: name -> dict of field values; `base=NAME` starts a preset from another of this registry."
     def __init__(self, kind: str,      # what the presets configure, for messages ("training", "audit")
@@ -248,12 +252,14 @@ class Presets(dict):
         names = {f.name for f in dataclasses.fields(cls)}
         return {k: v for k, v in self.settings(name).items() if k in names}
 
+# %% ../nbs/00_core.ipynb #51c6a607
 def with_defaults(saved: dict,  # a dataclass's fields as written to JSON by an earlier run
                   cls) -> dict:   # the dataclass
     "`saved` with the fields `cls` has gained since at their defaults, as JSON reads them back: what resuming an older run compares against."
     return {f.name: saved.get(f.name, json.loads(json.dumps({"v": f.default}, default=_json_default))["v"]) for f in dataclasses.fields(cls)
             if f.name in saved or f.default is not dataclasses.MISSING}
 
+# %% ../nbs/00_core.ipynb #87ba8366
 def changed(given: dict,   # field -> value, e.g. a papermill notebook's parameters
             defaults) -> dict:  # a dataclass instance holding the defaults
     "The entries of `given` that differ from `defaults`: what a caller set on purpose, to be laid over a preset."

@@ -23,7 +23,7 @@ __all__ = ['FASHION_MNIST_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_FILES', 
            'make_synthetic', 'SplitNotFoundError', 'load_npz', 'load_dataset', 'instance_noise_labels',
            'inject_label_noise']
 
-# %% ../nbs/01_data.ipynb #91a684ef
+# %% ../nbs/01_data.ipynb #2a5dc4b3
 def _alike(classes: list[str]) -> str | None:
     "Why two of `classes` would be shown as one (empty, or equal up to case, white space or Unicode form); None when they would not."
     keys = {}
@@ -34,6 +34,7 @@ def _alike(classes: list[str]) -> str | None:
         keys[k] = c
     return None
 
+# %% ../nbs/01_data.ipynb #c8ca01ac
 @dataclass(eq=False)
 class ImageDataset:
     "Images, given labels, class names and a stable example index of one split of a data set."
@@ -139,7 +140,7 @@ def read_idx(path: str | Path,  # an IDX file, plain or gzipped (recognised by i
         raise ValueError(f"{path} has {have - want} bytes of data beyond the {what} its header announces")
     return np.frombuffer(raw, dt, math.prod(dims), head).astype(dt.newbyteorder("=")).reshape(dims)  # astype copies: writable
 
-# %% ../nbs/01_data.ipynb #d08a2000
+# %% ../nbs/01_data.ipynb #3e5213b9
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 FASHION_MNIST_FILES = {  # split -> ((images file, MD5), (labels file, MD5)), as published by the authors
@@ -154,6 +155,7 @@ FASHION_MNIST_RAW_MD5 = {  # MD5s of the decompressed files, the same whoever co
 }
 FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
+# %% ../nbs/01_data.ipynb #dae2b9dd
 def md5sum(path: str | Path, chunk: int = 1 << 20) -> str:
     "The MD5 of a file's bytes, as a hex string."
     h = hashlib.md5(usedforsecurity=False)

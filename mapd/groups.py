@@ -15,7 +15,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .core import as_numpy, check_labels, check_same_length, progress
-from .data import ImageDataset, load_fashion_mnist
+from .data import ImageDataset, load_fashion_mnist, _check_split
 from .image_folder import _outside
 
 # %% auto #0
@@ -97,14 +97,12 @@ def load_images(paths,                 # N image files in any format Pillow read
             for _ in progress(ex.map(read, range(len(paths))), **bar): pass
     return torch.from_numpy(out)
 
-# %% ../nbs/01b_groups.ipynb #3c5994f9
-def _check_split(split, known):
-    if split not in known: raise ValueError(f"split must be one of {', '.join(map(repr, known))}, but is {split!r}")
-
+# %% ../nbs/01b_groups.ipynb #c43033b9
 def _check_limit(limit):
     if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 0):
         raise ValueError(f"limit must be None (all examples) or a non-negative int, but is {_py(limit)!r}")
 
+# %% ../nbs/01b_groups.ipynb #974e40e4
 def _find(root: Path, name: str, dirs, layout: str) -> Path:
     "The first of `root/d/name` for `d` in `dirs` that exists, else a FileNotFoundError describing `layout`."
     cands = [root / d / name for d in dirs]
@@ -112,6 +110,7 @@ def _find(root: Path, name: str, dirs, layout: str) -> Path:
     if p is None: raise FileNotFoundError(f"{name} not found: looked for {', '.join(map(str, cands))}. Expected layout: {layout}")
     return p
 
+# %% ../nbs/01b_groups.ipynb #dfdd2882
 def _path_problem(name) -> str | None:
     "Why `name`, an image path read from an annotation file, may lead out of the folder it is relative to; None when it may not."
     if not isinstance(name, str): return f"is a {type(name).__name__}, not a file path"
@@ -148,11 +147,12 @@ def _inside(root: Path, folder: Path, names, source: Path, where) -> list[Path]:
         out.append(folder / n)
     return out
 
+# %% ../nbs/01b_groups.ipynb #2bcb0ba1
 def _load_images(paths, size, workers, quiet, layout):  # paths: from _inside
     try: return load_images(paths, size, workers=workers, quiet=quiet)
     except FileNotFoundError as e: raise FileNotFoundError(f"{e}. Expected layout: {layout}") from None
 
-# %% ../nbs/01b_groups.ipynb #f02a29a0
+# %% ../nbs/01b_groups.ipynb #cc1435a2
 CLOTHING1M_CLASSES = ["T-Shirt", "Shirt", "Knitwear", "Chiffon", "Sweater", "Hoodie", "Windbreaker", "Jacket", "Downcoat",
                       "Suit", "Shawl", "Dress", "Vest", "Underwear"]  # the order of the labels, as in category_names_eng.txt
 CLOTHING1M_SPLITS = {"noisy_train": "noisy_train_key_list.txt", "clean_train": "clean_train_key_list.txt",
@@ -162,6 +162,7 @@ _CLOTHING1M_LAYOUT = ("root/images/<a>/<bc>/<name>.jpg, and in root/ or root/ann
                       "(lines 'images/0/00/xxx.jpg 5'), noisy_train_key_list.txt, clean_train_key_list.txt, clean_val_key_list.txt, "
                       "clean_test_key_list.txt (one image path per line) and, optionally, category_names_eng.txt")
 
+# %% ../nbs/01b_groups.ipynb #3548d056
 def _read_numbered(path: Path) -> list[tuple[int, str]]:  # (line number, text) of each non-blank line, stripped
     return [(n, s) for n, s in enumerate((ln.strip() for ln in path.read_text().splitlines()), 1) if s]
 
@@ -182,6 +183,7 @@ def read_label_kv(path: str | Path,  # a Clothing1M label file: one 'image_path 
         out[f[0]] = k
     return out
 
+# %% ../nbs/01b_groups.ipynb #1e15a591
 def load_clothing1m(root: str | Path,              # folder holding images/ and the annotation files (or annotations/)
                     split: str = "noisy_train",     # one of CLOTHING1M_SPLITS
                     *, size: int = 64,              # side of the square images, in pixels
@@ -261,7 +263,7 @@ def load_waterbirds(root: str | Path,          # the folder holding metadata.csv
     ds = ImageDataset(x, y, WATERBIRDS_CLASSES, "waterbirds", df.index.to_numpy(np.int64))
     return GroupedDataset(ds, 2 * y + place, WATERBIRDS_GROUPS, df.assign(split=split))
 
-# %% ../nbs/01b_groups.ipynb #209ca493
+# %% ../nbs/01b_groups.ipynb #f8b3d7cf
 CELEBA_SPLITS = {"train": 0, "val": 1, "test": 2}  # split name -> partition in list_eval_partition
 _CELEBA_LAYOUT = ("root/img_align_celeba/<image_id>.jpg, root/list_attr_celeba.csv (image_id and 40 attribute columns of -1/1) and "
                   "root/list_eval_partition.csv (image_id,partition with 0/1/2 = train/val/test); or the original "
@@ -273,6 +275,7 @@ def _celeba_file(root: Path, stem: str) -> Path:
             if (root / d / (stem + ext)).exists(): return root / d / (stem + ext)
     raise FileNotFoundError(f"{stem}.csv (or .txt) not found in {root}, {root / 'Anno'} or {root / 'Eval'}. Expected layout: {_CELEBA_LAYOUT}")
 
+# %% ../nbs/01b_groups.ipynb #222eced3
 def read_celeba_attributes(path: str | Path,  # list_attr_celeba.csv or the original list_attr_celeba.txt
                           ) -> pd.DataFrame:   # image_id, then one int8 0/1 column per attribute
     "CelebA's attribute table, -1/1 turned into 0/1."
@@ -300,6 +303,7 @@ def _read_partition(path: Path) -> pd.DataFrame:
     _check_paths(df.image_id, path, lambda i: f"row {i}")
     return df
 
+# %% ../nbs/01b_groups.ipynb #012ed12a
 def load_celeba(root: str | Path,            # the folder holding img_align_celeba/ and the attribute and partition files
                 split: str = "train",         # "train", "val" or "test"
                 *, target: str = "Blond_Hair", # attribute predicted: the label

@@ -252,19 +252,21 @@ def knn_fractions(x: torch.Tensor,      # (N, E) queries
     return torch.zeros(len(x), n_classes, device=x.device).scatter_add_(1, codes[j], torch.ones(j.shape, device=x.device)) / k
 
 # %% ../nbs/07_knn.ipynb #82d4fc7b
-def _votes_and_radii(D: torch.Tensor, J: torch.Tensor | None, own: torch.Tensor | None, k: int, masks: dict) -> tuple[torch.Tensor, dict]:
+def _votes_and_radii(D: torch.Tensor, J: torch.Tensor | None, own: torch.Tensor | None, k: int, picks: dict) -> tuple[torch.Tensor, dict]:
     """Vote counts `(n, C)` and squared radii `{set: (n,)}` from each row's nearest probes of each category, in any order: `D` `(n, C, k)`
-    their squared distances (inf where a category has fewer); with `own` (each row's own probe, -1: none), `k + 1` of each and `J` their positions."""
-    n, C = D.shape[:2]
-    if own is not None:   # each category keeps k: the row's own probe is dropped where found, else the farthest (the (k + 1)-th)
+    their squared distances (inf where a category has fewer); with `own` (each row's own probe, -1: none), `k + 1` of each and `J` their
+    positions. `picks`: each set's categories, an int for one alone, else their positions on `D`'s device. No host sync: a step of a device loop."""
+    if own is None: kth, far = D.amax(2), D   # each category's k-th nearest
+    else:   # each category keeps k: the row's own probe is left out where found, else the farthest (the (k + 1)-th)
         hit = J == own[:, None, None]
-        drop = torch.where(hit.any(2), hit.byte().argmax(2), D.argmax(2))
-        D = D[torch.ones_like(hit).scatter_(2, drop[..., None], False)].view(n, C, k)
-    near = D.reshape(n, -1).topk(k, 1, largest=False, sorted=False).indices // k   # the k nearest of all: their categories
+        drop = torch.where(hit.any(2), hit.byte().argmax(2), D.argmax(2))[..., None]
+        kth, far = D.scatter(2, drop, -math.inf).amax(2), D.scatter(2, drop, math.inf)   # the one left out: nearest of none, farther than all
+    n, C, w = far.shape
+    near = far.reshape(n, -1).topk(k, 1, largest=False, sorted=False).indices // w   # the k nearest of all: their categories
     votes = torch.zeros(n, C, device=D.device).scatter_add_(1, near, torch.ones(near.shape, device=D.device))
-    kth = D.amax(2)   # each category's k-th nearest; a set's is the k-th of its members' k nearest
-    return votes, {s: kth[:, m.to(D.device)].squeeze(1) if m.sum() == 1 else D[:, m.to(D.device)].reshape(n, -1).topk(k, 1, largest=False, sorted=False).values.amax(1)
-                   for s, m in masks.items()}
+    # a set's k-th nearest is the k-th of its members' k nearest
+    return votes, {s: kth[:, p] if isinstance(p, int) else far[:, p].reshape(n, -1).topk(k, 1, largest=False, sorted=False).values.amax(1)
+                   for s, p in picks.items()}
 
 @patch
 def _host_search(self: MAPD, dev: torch.device) -> bool:
@@ -294,9 +296,10 @@ def neighbourhoods(self: MAPD, X,
     kk = k + (own is not None)   # the row's own probe may be among the k + 1 nearest of its category
     members = [torch.nonzero(codes == i).flatten() for i in range(C)]
     widths = [min(kk, len(m)) for m in members]
-    masks = {s: torch.tensor([c in s for c in classes]) for s in sets}
+    at = [[classes.index(c) for c in s] for s in sets]
     dev = resolve_device(self.device)
 
+    picks = {s: a[0] if len(a) == 1 else torch.tensor(a, device=dev) for s, a in zip(sets, at)}
     P, R = torch.zeros(N, C, device=dev), {s: torch.empty(N, device=dev) for s in sets}
     if self._host_search(dev):
         search = []
@@ -314,7 +317,7 @@ def neighbourhoods(self: MAPD, X,
                 v, j = s(X[i:e], tuple(b[:n] for b in buf[c]), sorted=False)
                 D[:, c, :s.k] = v.clamp_min(0)
                 if J is not None: J[:, c, :s.k] = members[c][j]
-            P[i:e], r = _votes_and_radii(D, J, None if own is None else own[i:e], k, masks)
+            P[i:e], r = _votes_and_radii(D, J, None if own is None else own[i:e], k, picks)
             for s in sets: R[s][i:e] = r[s]
         _in_chunks(N, chunk, work, torch.get_num_threads(), self.quiet)
     else:   # on the device until the last chunk: one copy to the host
@@ -328,6 +331,6 @@ def neighbourhoods(self: MAPD, X,
                 d, j = _nearest(x - mu[c], G[c], g2[c], widths[c])
                 D[:, c, :widths[c]] = d
                 if J is not None: J[:, c, :widths[c]] = idx[c][j]
-            P[i:i + n], r = _votes_and_radii(D, J, None if o_d is None else o_d[i:i + n], k, masks)
+            P[i:i + n], r = _votes_and_radii(D, J, None if o_d is None else o_d[i:i + n], k, picks)
             for s in sets: R[s][i:i + n] = r[s]
     return P.div_(k).cpu().numpy(), {s: r.sqrt_().cpu().numpy() for s, r in R.items()}
