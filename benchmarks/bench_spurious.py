@@ -11,7 +11,8 @@ import argparse, time
 
 import torch
 
-from mapd.groups import load_spurious_fashion_mnist, worst_group_accuracy
+from mapd.groups import load_spurious_fashion_mnist
+from mapd.group_metrics import worst_group_accuracy
 from mapd.models import make_model
 from mapd.train import TrainConfig, fit, predict_logits
 

@@ -5,7 +5,8 @@ __version__ = "0.1.0"
 
 from .audit import Audit, run_audit
 from .settings import AuditConfig, audit_config
-from .data import ImageDataset, load_dataset, load_fashion_mnist, load_npz
+from .data import ImageDataset, load_dataset, load_fashion_mnist
+from .npz import load_npz
 from .image_folder import load_image_folder
 from .knn import MAPD
 from .store import TrajectoryStore

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_audit.ipynb #9bbe65bf
 from __future__ import annotations
-import json, shutil, time, warnings
+import json, time, warnings
 from contextlib import ExitStack
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -14,24 +14,24 @@ import pandas as pd
 import torch
 from fastcore.basics import patch
 
-from .core import with_defaults, seed_everything, write_json, atomic_write, fingerprint, folder_lock, remove_temporaries, mapd_version
+from .core import seed_everything, write_json, atomic_write, fingerprint, folder_lock, remove_temporaries, mapd_version
 from .data import ImageDataset, SplitNotFoundError, load_dataset, inject_label_noise
 from .sources import as_image_data
-from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, label_issues, DEFAULT_SCORE_CONFIG
+from .scores import heldout_consistency, learning_speed, load_cscores, likely_mislabeled, unrecognised, DEFAULT_SCORE_CONFIG
 from .probes import ProbeSuite, make_probe_suite, with_probes, choose_corrupt_std, corrupt_std_setting
-from .categories import MAIN_CATEGORIES, image_problems
 from .models import make_model
 from .train import fit, world, on_rank0, process_device
 from .store import TrajectoryStore
-from .settings import AuditConfig, sized, _taking, _covers, _given, _not_applied, _absolute_paths, _paths_from, _config_changes, _located_config
-from .metadata import calibrated_table, probe_check, save_table, load_table, detection_scores, probe_diagnostics, ranking, ranked
-from .flags import prevalence
+from .settings import AuditConfig, sized, _taking, _covers, _given, _not_applied, _absolute_paths
+from .metadata import save_table, load_table, ranking, ranked
+from .audit_results import AuditResults, _label_issue_share, _metadata, _row_trajectories, _noise_results, summary_text
+from .audit_folder import _FINISHED, _foreign, _check_out, _claim, _check_same_data, _load_scores, read_audit
 from .plots import image_grid
 from .explore import Explorer
 from .page import write_page
 
 # %% auto #0
-__all__ = ['AUDIT_FILES', 'AUDIT_MARK', 'run_audit', 'Audit']
+__all__ = ['run_audit', 'Audit']
 
 # %% ../nbs/09_audit.ipynb #efe2dd5f
 def _load_data(config: AuditConfig, data=None, quiet: bool = False):   # quiet: no bars while image files are read
@@ -128,99 +128,7 @@ def _make_suite(config: AuditConfig, train, scores, corrupt_std=None,
                              flip_to=config.flip_to if config.flip_to != "auto" else "mixed" if probs is not None else "uniform")
     return (suite, *with_probes(train, suite))
 
-# %% ../nbs/09_audit.ipynb #237ddcbb
-# every file and folder an audit writes: what is cleared when an unfinished audit of another configuration is replaced
-AUDIT_FILES = ("config.json", "fingerprints.json", "scores.npy", "heldout_probs.npy", "corrupt_std.json", "probes.csv", "trajectories", "history.csv", "cover", "metadata.parquet",
-               "probe_predictions.csv", "probe_separability.csv", "results.json", "report.html")
-
-AUDIT_MARK = ".mapd-audit"   # written first into a folder an audit claims: only a folder carrying it is ever cleared
-_AUDIT_KEYS = {"dataset", "model", "epochs", "categories", "scores", "n_fit", "seed"}   # a config.json with these is an audit's
-
-def _old_audit(out: Path) -> bool:
-    "Whether `out` holds an audit made before the mark: a config.json of audit settings."
-    try: saved = json.loads((out/"config.json").read_text())
-    except (OSError, ValueError): return False
-    return isinstance(saved, dict) and _AUDIT_KEYS <= saved.keys()
-
-def _foreign(out: Path) -> str | None:
-    "Why `out` is not a folder an audit may write into; None when it may (missing, holding no audit file, marked, or an audit made before the mark)."
-    if not out.is_dir() or (out/AUDIT_MARK).exists(): return None
-    held = [n for n in AUDIT_FILES if (out/n).exists()]
-    if not held or _old_audit(out): return None
-    return (f"{out} is not a mapd audit folder (it holds {', '.join(held)} but not the {AUDIT_MARK} mark an audit writes first), "
-            f"so mapd neither resumes nor clears it: choose another output folder, e.g. --out {out/'audit'}")
-
-def _check_out(out_dir) -> Path:
-    "The output folder, refused when it cannot be one."
-    if str(out_dir).strip() == "": raise ValueError("the output folder is empty (''): name a folder for the audit, e.g. --out audit")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir(): raise NotADirectoryError(f"{out} is a file, not a folder: choose another output folder")
-    return out
-
-# %% ../nbs/09_audit.ipynb #05a68968
-def _read_json(fn: Path, fix: str, kind=dict):
-    "The JSON object in `fn`, or a ValueError naming the file, what is wrong and `fix`."
-    try: v = json.loads(fn.read_text())
-    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f"{fn} is damaged ({e}): {fix}") from None
-    if not isinstance(v, kind): raise ValueError(f"{fn} holds a {type(v).__name__}, not a JSON object: {fix}")
-    return v
-
-def _claim(out: Path, cfg_dict: dict, fps: dict, say):
-    "Make `out` this audit's: resume the same configuration on the same data, replace an unfinished other one that carries the mark, refuse anything else."
-    if (why := _foreign(out)): raise FileExistsError(why)
-    marked = (out/AUDIT_MARK).exists()
-    if (out/"config.json").exists():
-        saved = _read_json(out/"config.json", f"it is not the configuration of an audit; choose another output folder, or delete {out} to start over")
-        diff = _config_changes(with_defaults(saved, AuditConfig), cfg_dict, out, saved.get("paths_from_audit") or {})   # settings added since read as their defaults
-        old_fps = _read_json(out/"fingerprints.json", f"delete {out} to start over") if (out/"fingerprints.json").exists() else {}
-        other_data = [k for k in fps if k in old_fps and old_fps[k] != fps[k]]
-        if diff or (other_data and not _has_finished_work(out)):   # an unfinished audit of other settings or data is replaced
-            if not marked:
-                raise FileExistsError(f"{out} holds an audit made before mapd marked its folders ({AUDIT_MARK}), with another configuration or data "
-                                      f"{diff or other_data}: mapd does not clear it; choose another output folder, or delete this one to start over")
-            if _has_finished_work(out):
-                raise FileExistsError(f"{out} holds an audit made with another configuration (stored, given): {diff}; "
-                                      "choose another output folder, or delete this one to start over")
-            say(f"{out} holds an audit of another configuration or data that never finished an epoch {diff or other_data}: replacing it")
-            for name in AUDIT_FILES:
-                p = out/name
-                if p.is_dir(): shutil.rmtree(p)
-                elif p.exists(): p.unlink()
-        else: _check_same_data(out, fps, "Resuming would mix two data sets in one recording: audit the new data into another output folder, "
-                                         f"or delete {out} to start over")
-    elif _has_finished_work(out):
-        raise FileExistsError(f"{out} holds trajectories but no config.json: it is not an audit this version can resume; choose another output folder")
-    if not marked: write_json(out/AUDIT_MARK, {"mapd_version": mapd_version()})   # first: from here on the folder is this audit's
-    write_json(out/"config.json", {**cfg_dict, "paths_from_audit": _paths_from(out, cfg_dict)})
-    write_json(out/"fingerprints.json", fps)
-
-def _check_same_data(out: Path, fps: dict, advice: str):
-    "Raise if the data's fingerprints differ from those `out` recorded (audits older than fingerprints pass)."
-    fn = out/"fingerprints.json"
-    old = _read_json(fn, f"delete {out} to start over") if fn.exists() else {}
-    changed = [k for k in fps if k in old and old[k] != fps[k]]
-    if changed:
-        raise ValueError(f"the data changed since the audit in {out} began: {', '.join(c.replace('_', ' ') for c in changed)} differ from what {fn} recorded. {advice}")
-
-def _has_finished_work(out: Path) -> bool:
-    "Whether `out` holds results or at least one recorded epoch."
-    if (out/"results.json").exists(): return True
-    try: return json.loads((out/"trajectories"/"meta.json").read_text()).get("completed_epochs", 0) > 0
-    except (FileNotFoundError, json.JSONDecodeError): return False
-
 # %% ../nbs/09_audit.ipynb #cf88a505
-def _load_scores(out: Path):
-    "The cached consistency scores and held-out probabilities of an audit folder (None for what it does not hold)."
-    def load(fn):
-        if not (out/fn).exists(): return None
-        try: a = np.load(out/fn, allow_pickle=False)
-        except Exception as e: raise ValueError(f"{out/fn} is damaged ({type(e).__name__}: {e}): delete it (and scores.npy) to compute the scores again") from None
-        if a.dtype.kind not in "fiu" or not np.isfinite(a).all():   # strings, objects, NaN: not scores this audit wrote
-            raise ValueError(f"{out/fn} is damaged (it holds {f'dtype {a.dtype}' if a.dtype.kind not in 'fiu' else f'{int((~np.isfinite(a)).sum())} non-finite values'}, "
-                             "not scores): delete it (and scores.npy) to compute the scores again")
-        return a
-    return load("scores.npy"), load("heldout_probs.npy")
-
 def _consistency_scores(config: AuditConfig, train, out: Path, device, quiet: bool):
     "The consistency score of every training example and, from held-out models, their mean class probabilities (cached in out/); None where not needed or not made."
     if not any(c in config.categories for c in ("typical", "atypical")): return None, None
@@ -270,97 +178,6 @@ def _train(config: AuditConfig, train, test, combined, rows, out: Path, cfg_dict
         on_rank0(lambda: save_table(res.history, out/"history.csv"))
     return store, load_table(out/"history.csv") if world()[0] == 0 else None
 
-# %% ../nbs/09_audit.ipynb #2fece085
-def _label_issue_share(probs, labels, *, n_boot: int = 200, level: float = 0.9, seed: int = 0) -> tuple[float, float, float] | None:
-    "The share of labels confident learning counts as wrong from held-out probabilities (`label_issues`), with a bootstrap interval over the examples; None without them."
-    if probs is None: return None
-    y, rng = labels.numpy(), np.random.default_rng(seed)
-    share = float(label_issues(probs, y).mean())
-    boot = [label_issues(probs[i], y[i]).mean() for i in (rng.integers(0, len(y), len(y)) for _ in range(n_boot))]
-    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-    return share, float(lo), float(hi)
-
-def _advice(config: AuditConfig, std) -> dict:
-    "Category -> a change that may separate it better in this run: settings at another value than the one in force."
-    E, corr = config.epochs, []
-    if std is not None: corr.append(f"a stronger corruption of the probe (--corrupt-std {min(2 * std, 2.0):g}; this run used {std:g})")
-    if config.model == "mlp": corr.append("a convolutional model (--model cnn), which memorises pixel noise less readily than an MLP")
-    return {"random_labels": f"training longer (--epochs {2 * E}; this run trained {E}), so that random labels stay unlearned longer than atypical examples",
-            "random_inputs": f"training longer (--epochs {2 * E}; this run trained {E})",
-            "atypical": f"consistency scores from more held-out models (--score-runs {2 * config.score_runs}; this run used {config.score_runs}) or published C-scores (--scores FILE.npz)",
-            "corrupted": " or ".join(corr) or "probes of other corruptions",
-            "ood": "an out-of-distribution source further from the data (--ood " + ("sketch" if config.ood in ("auto", "digits") else "digits") + ")"}
-
-# %% ../nbs/09_audit.ipynb #0fd94388
-def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_info: dict, device,
-              likely_mislabeled: pd.Series | None = None,   # bool by example index: vetoes image-problem flags
-              labels_wrong: tuple | None = None,   # (share, low, high) of wrong labels from the held-out models (`_label_issue_share`)
-              cover: tuple | None = None) -> dict:   # (the second run's store, the examples it covers): their rows join the table
-    "The k-NN's checks on held-out probes, flags calibrated on them, the metadata table and its diagnostics (written to out)."
-    table, check6, thresholds = calibrated_table(store, config.categories, k=config.k, flags=config.flags, q=config.q, alpha=config.alpha, seed=config.seed,
-                                                 likely_mislabeled=likely_mislabeled, quantity=config.knn_input, cover=cover, device=device)
-    main = [c for c in MAIN_CATEGORIES if c in config.categories]
-    check4 = probe_check(store, main, k=config.k, quantity=config.knn_input, device=device) if len(main) == 4 else None
-    pred = check6["predictions"]
-    prev = prevalence(pred, table, null_shares=config.null_shares(), seed=config.seed,
-                      fixed={"random_labels": labels_wrong} if labels_wrong is not None else None)
-    save_table(table, out/"metadata.parquet")
-    if check4:   # the four-category check's call beside the six-category one, so both accuracies rebuild from this file
-        pred = pred.merge(check4["predictions"][["row", "predicted"]].rename(columns={"predicted": "predicted_4"}), on="row", how="left")
-    save_table(pred, out/"probe_predictions.csv")
-    pairs, warnings = probe_diagnostics(pred, thresholds, advice=_advice(config, std))
-    save_table(pairs, out/"probe_separability.csv")
-    flag_rates = {c: float(table[f"flag_{c}"].mean()) for c in thresholds.index} if thresholds is not None else {}
-    for c in image_problems():
-        if flag_rates.get(c, 0) > 0.1:
-            warnings.append(f"flag_{c} is raised on {flag_rates[c]:.0%} of the training rows; unless the data really holds that many {c.replace('_', ' ')} "
-                            f"images, ordinary examples look like the {c} probes to this model: look at the flagged images before acting on them")
-    if std_info and not std_info["reached"]:
-        warnings.append(f"no noise std up to {std} is learned clearly more slowly than clean images by a short {config.score_model} run "
-                        f"(largest accuracy drop {100 * max(std_info['grid']['drop']):.1f} points, {100 * std_info['required_drop']:.0f} points required): corrupted probes "
-                        "will resemble ordinary examples" + ("; a model that memorises noise less readily (--model cnn or resnet18) separates them better" if config.model == "mlp" else ""))
-    if thresholds is None: warnings.append("no held-out typical or atypical probes to calibrate flags on: the table has no flag_ columns, and its category is the k-NN's argmax")
-    return dict(
-        probe_accuracy_6=check6["accuracy"], probe_accuracy_4=check4["accuracy"] if check4 else None,
-        confusion_6=dict(classes=check6["classes"], matrix=check6["confusion"].tolist()),
-        confusion_4=dict(classes=check4["classes"], matrix=check4["confusion"].tolist()) if check4 else None,
-        category_counts={str(k): int(v) for k, v in table.category.value_counts().items()},
-        knn_category_counts={str(k): int(v) for k, v in table.knn_category.value_counts().items()} if "knn_category" in table else None,
-        flag_counts={c: int(table[f"flag_{c}"].sum()) for c in flag_rates}, flag_rates=flag_rates,
-        image_problem_flag_rate=float(table[[f"flag_{c}" for c in image_problems() if c in flag_rates]].any(axis=1).mean()) if any(c in flag_rates for c in image_problems()) else None,
-        flag_thresholds=thresholds.reset_index().to_dict("records") if thresholds is not None else None, alpha=config.alpha,
-        flag_rule=config.flags, q=config.q, flag_any_rows=int(table.flag_any.sum()) if "flag_any" in table else None,
-        prevalence={c: {**{k: (int(v) if k.startswith("rows") else float(v)) for k, v in row.items()},
-                        "method": "held-out models, confident learning" if c == "random_labels" and labels_wrong is not None else "scores, adjusted by the held-out probes"}
-                    for c, row in prev.drop(columns="threshold").iterrows()},
-        likely_mislabeled_rows=int(table.likely_mislabeled.sum()) if "likely_mislabeled" in table else None,
-        corrupt_std=std, corrupt_std_choice=std_info or None,
-        separability={f"{r.a}|{r.b}": r.auroc for r in pairs.itertuples()}, warnings=warnings, table=table)
-
-# %% ../nbs/09_audit.ipynb #d905c60c
-def _row_trajectories(table: pd.DataFrame, store: TrajectoryStore, second: TrajectoryStore | None, quantity: str = "loss") -> np.ndarray:
-    "`(rows, E)` trajectories of the table's rows, each from the run that scored it (`row` indexes that run's store)."
-    two = (table.scored_by == "second run").to_numpy()
-    X = np.empty((len(table), store.n_epochs), np.float32)
-    X[~two] = store.trajectories(quantity, table.row.to_numpy()[~two])
-    if two.any(): X[two] = second.trajectories(quantity, table.row.to_numpy()[two])
-    return X
-
-def _noise_results(train, suite, store: TrajectoryStore, table: pd.DataFrame, second: TrajectoryStore | None = None) -> dict:
-    "With injected noise: how well the table's ranking of random_labels (its flag score), its vote p(random_labels) and the mean loss find the flipped labels, and how many flips the probes took."
-    rows = store.rows
-    det, vote = detection_scores(table.is_noisy, table[ranking(table, "random_labels")]), detection_scores(table.is_noisy, table.p_random_labels)
-    base = detection_scores(table.is_noisy, _row_trajectories(table, store, second).mean(1))   # the same rows, from the run that scored each
-    res = dict(mislabel_auroc=det["auroc"], mislabel_average_precision=det["average_precision"],
-               mislabel_auroc_vote=vote["auroc"], mislabel_auroc_mean_loss=base["auroc"], noisy_fraction=det["prevalence"])
-    # the probes are made from the noisy data, as a user would: flipped examples have low consistency scores,
-    # so they crowd into the atypical probe and leave the training rows. Say how much.
-    pos = pd.Series(np.arange(len(train)), index=train.index.numpy())
-    for c in ("typical", "atypical"):
-        src = suite.source[(suite.category == c) & (suite.source >= 0)]
-        if len(src): res[f"{c}_probe_noisy_fraction"] = float(train.is_noisy.numpy()[pos[src].to_numpy()].mean())
-    return res
-
 # %% ../nbs/09_audit.ipynb #8238c9d6
 def _check_same_rows(combined: ImageDataset, rows: pd.DataFrame):
     "With many processes: raise on every one unless all built the same rows and probe images (the same data, scores and seed must)."
@@ -372,6 +189,23 @@ def _check_same_rows(combined: ImageDataset, rows: pd.DataFrame):
     if len(set(every)) > 1:
         raise RuntimeError(f"the processes built different probe suites: ranks {[i for i, f in enumerate(every) if f != every[0]]} differ from rank 0 "
                            "in their rows or probe images; every process must load the same data in the same order")
+
+# %% ../nbs/09_audit.ipynb #d6054c64
+def _suites(config: AuditConfig, train, scores, std, excluded, probs) -> tuple:
+    "(suite, combined, rows) of the run, and (sources, combined, rows) of the second run or None."
+    suite, combined, rows = _make_suite(config, train, scores, std, excluded, probs)
+    if not _covers(config, train): return suite, combined, rows, None
+    sources = suite.source[~np.isin(suite.category, ("typical", "atypical")) & (suite.source >= 0)]
+    return suite, combined, rows, (sources, *_make_suite(config, train, scores, std, excluded, probs, avoid=np.isin(train.index.numpy(), sources))[1:])
+
+# %% ../nbs/09_audit.ipynb #d83e1bb0
+def _moot(config: AuditConfig, train, probs, hflags: dict, sizes_chosen: dict) -> tuple[dict, list]:
+    "(setting -> why it was not applied, the warnings of those given)."
+    moot = _not_applied(config, train)
+    said = [f"{f}={getattr(config, f)!r} was not applied: {why}" for f, why in moot.items() if _given(config, f) and f not in sizes_chosen]
+    moot.update({f"exclude_{k}": "the held-out models were too weak for it (see the warnings)" for k in ("unrecognised", "doubted")
+                 if probs is not None and getattr(config, f"exclude_{k}") is not None and hflags[k] is None})   # warned by _heldout_flags
+    return moot, said
 
 # %% ../nbs/09_audit.ipynb #03c23482
 def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", *,
@@ -416,11 +250,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
         std, std_info = _corrupt_std(config, train, out, device, quiet)
         hflags = _heldout_flags(config, train, probs)
         mis, unk, excluded = hflags["mislabeled"], hflags["unrecognised"], _natural_exclusions(hflags)
-        suite, combined, rows = _make_suite(config, train, scores, std, excluded, probs)
-        second = None
-        if _covers(config, train):   # the second run's suite is made before the first run trains: an edit pool too small for it stops the audit before any training
-            sources = suite.source[~np.isin(suite.category, ("typical", "atypical")) & (suite.source >= 0)]
-            second = (sources, *_make_suite(config, train, scores, std, excluded, probs, avoid=np.isin(train.index.numpy(), sources))[1:])
+        suite, combined, rows, second = _suites(config, train, scores, std, excluded, probs)
         if n_proc > 1: _check_same_rows(combined, rows)
         on_rank0(lambda: save_table(suite.table(), out/"probes.csv"))
         say(f"probes: {suite}; training on {len(combined)} rows" + (f"; corrupted probe noise std {std}" if std is not None else ""))
@@ -437,10 +267,8 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
                                 _label_issue_share(probs, train.labels, seed=config.seed), cover)
             table = results.pop("table")
             results["warnings"] += hflags["warnings"]
-            results["not_applied"] = _not_applied(config, train)   # settings the others made moot: recorded, and said where given
-            results["warnings"] += [f"{f}={getattr(config, f)!r} was not applied: {why}" for f, why in results["not_applied"].items() if _given(config, f) and f not in sizes_chosen]
-            results["not_applied"].update({f"exclude_{k}": "the held-out models were too weak for it (see the warnings)" for k in ("unrecognised", "doubted")
-                                           if probs is not None and getattr(config, f"exclude_{k}") is not None and hflags[k] is None})   # warned by _heldout_flags
+            results["not_applied"], moot = _moot(config, train, probs, hflags, sizes_chosen)
+            results["warnings"] += moot
             results.update(test_accuracy=float(history.test_acc.iloc[-1]) if "test_acc" in history else None,
                            train_seconds=float(history.seconds.sum()), score_seconds=score_seconds,
                            n_train=int((rows.role == "train").sum()), n_probes=int((rows.role == "probe").sum()), n_rows=len(table), classes=list(train.classes),
@@ -451,7 +279,7 @@ def run_audit(config: AuditConfig | None = None, out_dir: str | Path = "audit", 
             if config.noise > 0: results.update(_noise_results(train, suite, store, table, cover[0] if cover else None))
             results.update(seconds=time.perf_counter() - t_start, parameters=cfg_dict, mapd_version=mapd_version(),
                            torch_version=torch.__version__, device=str(device), processes=n_proc)
-            write_json(out/"results.json", results)
+            write_json(out/"results.json", AuditResults(**results).to_json())   # a misspelt figure fails here, not in a reader
             return results
         results = on_rank0(finish)   # the other processes wait (a process leaving a gloo group early can abort at exit)
     audit = Audit.load(out, data=data)
@@ -467,12 +295,9 @@ def _write_page(audit, say):
     except Exception as e: warnings.warn(f"{audit.path/'report.html'} was not written ({type(e).__name__}: {e}); Audit.page() writes it", stacklevel=3)
 
 # %% ../nbs/09_audit.ipynb #d8b01a3d
-_FINISHED = ("config.json", "results.json", "metadata.parquet")   # what a finished audit folder holds for sure
-_RESULT_KEYS = ("n_train", "n_probes", "n_rows", "category_counts", "parameters")   # what every audit's results.json holds (its summary reads them)
-
 class Audit:
-    "A finished MAP-D audit: its `config`, metadata `table` (a DataFrame), trajectory `store` and `results`."
-    def __init__(self, path: str | Path, config: AuditConfig, store: TrajectoryStore, table: pd.DataFrame, results: dict,
+    "A finished MAP-D audit: its `config`, metadata `table` (a DataFrame), trajectory `store` and `results` (an `AuditResults`)."
+    def __init__(self, path: str | Path, config: AuditConfig, store: TrajectoryStore, table: pd.DataFrame, results: AuditResults,
                  data=None):  # the (train, test) given to run_audit(data=...), to rebuild the images of such an audit
         self.path, self.config, self.store, self.table, self.results = Path(path), config, store, table, results
         self._data, self._sets, self._trained_on = data, None, None
@@ -481,27 +306,10 @@ class Audit:
     def load(cls, out_dir: str | Path,  # a folder written by `run_audit` or `mapd audit`
              *, data=None,              # the (train, test) given to run_audit(data=...), to rebuild the images of such an audit
              data_root: str | Path | None = None) -> Audit:  # where the audited data is now, if it moved; else where config.json says (`located`)
-        "Reopen the finished audit in `out_dir`."
+        "Reopen the finished audit in `out_dir` (its configuration and results read by `read_audit`)."
+        config, results = read_audit(out_dir, data_root)
         out = Path(out_dir)
-        for fn in _FINISHED:
-            if not (out/fn).exists(): raise FileNotFoundError(f"{out/fn} not found: {out} is not a finished audit (run_audit writes it)")
-        saved = _read_json(out/"config.json", f"{out} cannot be reopened; run the audit again into another folder")
-        results = _read_json(out/"results.json", f"delete it and run the audit again into {out} to recompute it")
-        params = results.get("parameters")
-        lacks = [k for k in _RESULT_KEYS if k not in results or (k == "parameters" and not isinstance(params, dict))]
-        if lacks: raise ValueError(f"{out/'results.json'} lacks {', '.join(lacks)}: it is not what a finished audit writes (damaged or edited); "
-                                   f"delete it and run the audit again into {out} to recompute it")
-        where = lambda k: k in ("data_root", "device") or (k == "scores" and {saved[k], params[k]}.isdisjoint({"heldout", "speed"}))   # where things are, not what was audited: a moved folder or a resume elsewhere changes them
-        if isinstance(params, dict) and (other := sorted(k for k in params if k in saved and saved[k] != params[k] and not where(k))):
-            raise ValueError(f"{out/'results.json'} belongs to another audit than {out/'config.json'} (they differ in {', '.join(other)}): "
-                             f"put back this audit's results.json, or delete it and run the audit again into {out}")
-        if not (out/"trajectories"/"meta.json").exists():
-            raise FileNotFoundError(f"{out/'trajectories'} is missing: the folder holds an audit's table but not its trajectories (a checkout's "
-                                    "outputs/audit leaves them out; `mapd report --only audit` remakes it); elsewhere run the audit again")
-        cfg_dict = _located_config(out, saved, data_root)
-        for k in ("atypical_pool", "exclude_mislabeled", "exclude_unrecognised", "exclude_doubted", "edit_pool"): cfg_dict.setdefault(k, None)   # audits made before these settings drew the paper's probes
-        cfg_dict.setdefault("flags", "rate")   # audits made before FDR flags flagged at a false-flag rate
-        return cls(out, AuditConfig(**cfg_dict), TrajectoryStore(out/"trajectories"), load_table(out/"metadata.parquet"), results, data)
+        return cls(out, config, TrajectoryStore(out/"trajectories"), load_table(out/"metadata.parquet"), results, data)
 
     def __repr__(self):
         return f"Audit({str(self.path)!r}: {self.config.dataset}, {len(self.table):,} examples, {self.store.completed} epochs, {len(self.config.categories)} categories)"
@@ -550,53 +358,10 @@ def trajectories(self: Audit, quantity: str = "loss") -> np.ndarray:
     return _row_trajectories(self.table, self.store, self.cover_store, quantity)
 
 # %% ../nbs/09_audit.ipynb #34bc7644
-class _Text(str):
-    "A string that a notebook shows as text, not as its repr."
-    def __repr__(self): return str(self)
-
-def _pct(x) -> str: return "n/a" if x is None else f"{x:.1%}"
-
-_KIND = {"random_labels": "mislabeled", "random_inputs": "like random noise", "corrupted": "corrupted", "ood": "out of distribution"}   # how a user says each problem
-
 @patch
 def summary(self: Audit) -> str:
-    "What to read first: the data, the model, how well held-out probes are told apart, the categories and flags, and the warnings."
-    r, c, n = self.results, self.config, len(self.table)
-    lines = [f"MAP-D audit of {c.dataset} ({self.path}): {r['n_train']:,} training examples, {r['n_probes']:,} probes",
-             f"model {c.model}, {c.epochs} epochs recorded in {c.record} mode, on {r.get('device', '?')} in {r.get('seconds', 0):.0f} s; "
-             f"test accuracy {_pct(r.get('test_accuracy'))}"]
-    if c.noise > 0: lines.append(f"label noise injected: {c.noise:.0%} {c.noise_kind}; AUROC for the flipped labels of the random_labels flag score "
-                                 f"{r['mislabel_auroc']:.3f}" + (f", of its vote p {r['mislabel_auroc_vote']:.3f}" if "mislabel_auroc_vote" in r else "")
-                                 + f" (mean loss: {r['mislabel_auroc_mean_loss']:.3f})")
-    lines.append(f"probes per category: {c.n_fit} fit the k-NN (k = {c.k}), {c.n_heldout} held out"
-                 + (f"; chosen for {r.get('n_rows', n):,} examples: " + ", ".join(f"{k} = {v}" for k, v in r["sizes_chosen"].items()) if r.get("sizes_chosen") else ""))
-    if r.get("covered_rows"): lines.append(f"every example has a row: {r['covered_rows']:,} that edited probes were made from are scored by a second run, "
-                                           f"in which they trained as themselves ({r.get('cover_seconds') or 0:.0f} s more)")
-    lines.append(f"held-out probe accuracy: {_pct(r.get('probe_accuracy_4'))} on the 4 main categories, "
-                 f"{_pct(r.get('probe_accuracy_6'))} on all {len(c.categories)} (chance: {1 / len(c.categories):.0%})")
-    lines.append("categories: " + ", ".join(f"{k} {v:,} ({v / n:.1%})" for k, v in r["category_counts"].items()))
-    for k, v in (r.get("prevalence") or {}).items():
-        if v.get("power", 1) < 0.5:
-            lines.append(f"how many rows look {_KIND.get(k, k)} cannot be told: the {k} probes are hardly told from natural examples (power {v['power']:.2f})")
-            continue
-        lines.append(f"about {v['rows']:,} rows ({v['share']:.1%}; 90% interval {v['low']:.1%} to {v['high']:.1%}) look {_KIND.get(k, k)} "
-                     f"(counted by the {v.get('method', 'scores, adjusted by the held-out probes')})")
-    if r.get("flag_counts") and r.get("flag_rule", "rate") == "fdr":
-        lines.append(f"flags (Benjamini-Hochberg at q = {c.q:.0%}: of the rows a flag takes, at most {c.q:.0%} are expected to be natural examples "
-                     "like the held-out typical and atypical probes): " + ", ".join(f"{k} {v:,} ({v / n:.1%})" for k, v in r["flag_counts"].items())
-                     + (f"; any problem {r['flag_any_rows']:,} ({r['flag_any_rows'] / n:.1%})" if r.get("flag_any_rows") is not None else ""))
-        for th in r.get("flag_thresholds") or []:
-            if th["n_flagged"] == 0 and th["best_q"] > c.q:
-                lines.append(f"flag_{th['category']} is raised on no row: no threshold on score_{th['category']} reaches q = {c.q:.0%} (the best is "
-                             f"{th['best_q']:.0%}, about {1 - th['best_q']:.0%} precision at its top rows); rank by score_{th['category']} instead")
-    elif r.get("flag_counts"):
-        lines.append(f"flags (each lets at most {c.alpha:.0%} of held-out natural probes through): "
-                     + ", ".join(f"{k} {v:,} ({v / n:.1%})" for k, v in r["flag_counts"].items()))
-    if r.get("image_problem_flag_rate") is not None: lines.append(f"rows with an image-problem flag: {r['image_problem_flag_rate']:.1%}")
-    if r.get("likely_mislabeled_rows") is not None:
-        lines.append(f"likely mislabeled (held-out models give another class >= {c.exclude_mislabeled}): {r['likely_mislabeled_rows']:,}")
-    lines += [f"warning: {w}" for w in r.get("warnings", [])]
-    return _Text("\n".join(lines))
+    "What to read first: the data, the model, how well held-out probes are told apart, the categories and flags, and the warnings (`summary_text`)."
+    return summary_text(self.results, self.config, self.path, len(self.table))
 
 # %% ../nbs/09_audit.ipynb #cd6c5f7b
 @patch

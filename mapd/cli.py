@@ -72,6 +72,7 @@ def _parse_as(kind: str, optional: bool):
                                                             f"{' or none' if optional else ''}, got {s!r}") from None
     return parse
 
+# %% ../nbs/12_cli.ipynb #b2d7a490
 def _add_config_flags(p: argparse.ArgumentParser):
     "One flag per field of `AuditConfig`: its comment as help, its allowed values as choices; only flags given are set, a preset fills the rest."
     docs, g = docments(AuditConfig), p.add_argument_group("audit settings", "each unset one takes the preset's value, else the default shown")
@@ -92,6 +93,7 @@ def config_from_args(args: argparse.Namespace) -> AuditConfig:
     "The `AuditConfig` of parsed `mapd audit` arguments: the preset's values, with the flags given on top."
     return audit_config(args.preset, **{f.name: getattr(args, f.name) for f in dataclasses.fields(AuditConfig) if hasattr(args, f.name)})
 
+# %% ../nbs/12_cli.ipynb #c29ad4b3
 def parser() -> argparse.ArgumentParser:
     "The argument parser of the `mapd` command."
     p = argparse.ArgumentParser(prog="mapd", description="Metadata Archaeology via Probe Dynamics: audit a labelled data set with training dynamics.")
@@ -116,6 +118,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true")
     return p
 
+# %% ../nbs/12_cli.ipynb #2d4af38d
 def main(argv=None) -> int:
     "Entry point of the `mapd` command; expected failures print one line and return 2 (MAPD_DEBUG=1 shows the traceback)."
     args = parser().parse_args(argv)
@@ -145,6 +148,7 @@ def main(argv=None) -> int:
         return 2
     return 0
 
+# %% ../nbs/12_cli.ipynb #da8d7159
 # failures of input, files or the run itself, as opposed to bugs (which keep their traceback)
 _EXPECTED = (ValueError, OSError, RuntimeError, ArithmeticError, yaml.YAMLError)
 

@@ -14,7 +14,7 @@ from tqdm.std import tqdm as text_tqdm
 
 # %% auto #0
 __all__ = ['mapd_version', 'resolve_device', 'seed_everything', 'progress', 'atomic_write', 'write_json', 'remove_temporaries',
-           'FolderLockedError', 'folder_lock', 'fingerprint', 'located', 'as_numpy', 'check_labels',
+           'FolderLockedError', 'folder_lock', 'fingerprint', 'located', 'current_names', 'as_numpy', 'check_labels',
            'check_same_length', 'check_trajectories', 'check_fields', 'Presets', 'with_defaults', 'changed',
            'run_fields']
 
@@ -138,7 +138,17 @@ def located(audit_dir: str | Path,  # the audit folder
     here = None if rel is None else os.path.abspath(Path(audit_dir)/rel)   # lexically, as the relative path was made
     return here if here is not None and os.path.exists(here) else cfg.get(field)
 
+# %% ../nbs/00_core.ipynb #2c796c74
+_RENAMED = {"probe_accuracy_6": "probe_accuracy", "probe_accuracy_4": "probe_accuracy_main",   # the names results.json had before: they counted
+            "confusion_6": "confusion", "confusion_4": "confusion_main"}                       # the categories (with three custom ones, _6 held three)
+
+def current_names(results: dict) -> dict:
+    "A results.json dict with the names it had before read as today's (a run of another notebook passes unchanged)."
+    return {_RENAMED.get(k, k): v for k, v in results.items()}
+
 # %% ../nbs/00_core.ipynb #9ad2423e
+def _py(v): return v.item() if isinstance(v, np.generic) else v  # shows 2, not np.int64(2), in messages
+
 def as_numpy(x, dtype=None) -> np.ndarray:
     "`x` (array, tensor or list) as a NumPy array on the host."
     if isinstance(x, torch.Tensor): x = x.detach().cpu().numpy()

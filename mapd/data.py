@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #c9f812b7
 from __future__ import annotations
-import gzip, hashlib, math, os, struct, unicodedata, urllib.error, urllib.request, warnings, zlib
+import gzip, hashlib, math, os, struct, unicodedata, urllib.error, urllib.request, zlib
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 
@@ -20,8 +20,7 @@ from .core import as_numpy, atomic_write, check_labels, check_same_length, progr
 __all__ = ['FASHION_MNIST_CLASSES', 'FASHION_MNIST_URL', 'FASHION_MNIST_FILES', 'FASHION_MNIST_RAW_MD5',
            'FASHION_MNIST_DEBIAN_DIR', 'DATASETS', 'ASYMMETRIC_PAIRS', 'ImageDataset', 'read_idx', 'md5sum',
            'find_fashion_mnist', 'download_file', 'download_fashion_mnist', 'load_fashion_mnist', 'load_digits',
-           'make_synthetic', 'SplitNotFoundError', 'load_npz', 'load_dataset', 'instance_noise_labels',
-           'inject_label_noise']
+           'make_synthetic', 'SplitNotFoundError', 'load_dataset', 'instance_noise_labels', 'inject_label_noise']
 
 # %% ../nbs/01_data.ipynb #2a5dc4b3
 def _alike(classes: list[str]) -> str | None:
@@ -294,74 +293,6 @@ def make_synthetic(n: int = 512,                       # number of examples, bal
 class SplitNotFoundError(FileNotFoundError):
     "The split asked for is not in the data (no `root/test` folder, no `test_images` array): no data, rather than bad data."
 
-# %% ../nbs/01_data.ipynb #977343cb
-_NPZ_LAYOUT = ("images (N, H, W) or (N, C, H, W) uint8 and labels (N,) integers, optionally class_names (K,) strings "
-               "and a test split as test_images and test_labels")
-
-def _npz_array(z, key: str, path: Path) -> np.ndarray:
-    try: return z[key]
-    except ValueError as e:
-        if "allow_pickle" not in str(e): raise
-        raise ValueError(f"{path}: array {key!r} holds Python objects (dtype object), which are not loaded because unpickling can run code; "
-                         "save it as a plain array, e.g. np.asarray(class_names, dtype=str)") from None
-
-def load_npz(path: str | Path,      # an .npz file written by np.savez: images, labels, optionally class_names, test_images, test_labels
-             split: str = "train",  # "train" reads images and labels; "test" reads test_images and test_labels
-            ) -> ImageDataset:      # images (N, C, H, W) uint8 (C = 1 for (N, H, W)), name "npz", no paths
-    "Load images and labels from an `.npz` file, unpickling nothing."
-    _check_split(split)
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"{path} does not exist or is not a file; expected an .npz file holding {_NPZ_LAYOUT}")
-    try: z = np.load(path, allow_pickle=False)
-    except Exception as e: raise ValueError(f"{path} cannot be read as an .npz file ({type(e).__name__}: {e}); expected one holding {_NPZ_LAYOUT}") from None
-    if not hasattr(z, "files"): raise ValueError(f"{path} holds a single array (.npy), not an .npz archive; expected {_NPZ_LAYOUT}")
-    xk, yk = ("images", "labels") if split == "train" else ("test_images", "test_labels")
-    with z:
-        keys = list(z.files)
-        if split == "test" and xk not in keys and yk not in keys:
-            raise SplitNotFoundError(f"{path} has no test split: it holds no test_images and test_labels (it holds {', '.join(keys) or 'no arrays'})")
-        missing = [k for k in (xk, yk) if k not in keys]
-        if missing: raise ValueError(f"{path} has no array {' or '.join(map(repr, missing))}; it holds {', '.join(keys) or 'no arrays'}. "
-                                     f"Expected {_NPZ_LAYOUT}")
-        x, y = _npz_array(z, xk, path), _npz_array(z, yk, path)
-        names = _npz_array(z, "class_names", path) if "class_names" in keys else None
-        other_y = _npz_array(z, "test_labels" if split == "train" else "labels", path) if {"labels", "test_labels"} <= set(keys) else None
-    if x.dtype != np.uint8:
-        raise ValueError(f"{path}: {xk!r} must be uint8 (0..255), but has dtype {x.dtype} and shape {x.shape}"
-                         + ("; scale floats in [0, 1] with (x * 255).round().astype(np.uint8)" if x.dtype.kind == "f" else ""))
-    if x.ndim not in (3, 4): raise ValueError(f"{path}: {xk!r} must be (N, H, W) or (N, C, H, W), but has shape {x.shape}")
-    if x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
-        raise ValueError(f"{path}: {xk!r} has shape {x.shape}, which looks like (N, H, W, C); save images.transpose(0, 3, 1, 2) instead")
-    if x.ndim == 4 and x.shape[1] not in (1, 3): raise ValueError(f"{path}: {xk!r} has shape {x.shape}: {x.shape[1]} channels, but images have 1 (grey) or 3 (RGB)")
-    for k, a in ((yk, y), ("the other split's labels", other_y)):
-        if a is not None and (a.ndim != 1 or a.dtype.kind not in "iu"):
-            raise ValueError(f"{path}: {k!r} must be 1-d integers, but has dtype {a.dtype} and shape {a.shape}")
-    if len(x) != len(y): raise ValueError(f"{path}: {xk!r} holds {len(x)} images but {yk!r} holds {len(y)} labels; they must match")
-    train_y = y if split == "train" else other_y
-    for k, a in ((yk, y), ("the other split's labels", other_y)):
-        if a is not None and a.size and a.min() < 0:
-            raise ValueError(f"{path}: {k!r} holds negative labels ({int((a < 0).sum())}, the first {int(a[a < 0][0])}); labels are class ids 0..K-1 "
-                             "(-1 often marks unlabelled examples: drop those before saving)")
-    if split == "test" and train_y is not None:
-        only = np.setdiff1d(y, train_y)
-        if only.size: raise ValueError(f"{path}: {yk!r} holds label{'s' * (only.size > 1)} {', '.join(map(str, only[:5].tolist()))}, which no training "
-                                       "example has: a class only the test split holds cannot be learned; drop those test examples or add training examples of it")
-    if names is None:
-        u = np.unique(train_y) if train_y is not None else np.unique(y)
-        classes = [str(k) for k in u.tolist()]
-        if u.size and (u[0] != 0 or u[-1] != u.size - 1):   # gaps: 0, 7, 5000 would otherwise be 5,001 classes, most without an example
-            warnings.warn(f"{path}: the labels are not 0..K-1 but {u.size} values from {u[0]} to {u[-1]}; they are remapped in sorted order "
-                          f"to 0..{u.size - 1}, each class named by its original value ({', '.join(classes[:5])}{', ...' if u.size > 5 else ''}); "
-                          "save class_names with labels 0..K-1 to choose the names yourself", stacklevel=2)
-        y = np.searchsorted(u, y)
-    else:
-        if names.ndim != 1 or names.dtype.kind not in "US":
-            raise ValueError(f"{path}: 'class_names' must be (K,) strings, but has dtype {names.dtype} and shape {names.shape}")
-        classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist()]
-    try: y = check_labels(y, len(classes), yk)
-    except (ValueError, TypeError) as e: raise ValueError(f"{path}: {e}" + (f" ({len(classes)} class_names given: one name per class)" if names is not None else "")) from None
-    return ImageDataset(torch.from_numpy(np.ascontiguousarray(x if x.ndim == 4 else x[:, None])), y, classes, "npz")
-
 # %% ../nbs/01_data.ipynb #7ca357d4
 DATASETS = ("fashion_mnist", "digits", "cifar10", "cifar100", "synthetic", "imagefolder", "npz")
 
@@ -385,6 +316,7 @@ def load_dataset(name: str,                       # one of DATASETS; "fashion-mn
         return load_image_folder(root, split, **kwargs)
     if key == "npz":
         if root is None: raise ValueError(f"{name} needs root=, the .npz file")
+        from mapd.npz import load_npz   # here, as load_cifar
         return load_npz(root, split, **kwargs)
     raise ValueError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
 

@@ -98,53 +98,63 @@ class Explorer:
         self._build(n_show)
         self.render()
 
-    def assignments(self, t: int | None = None) -> pd.DataFrame:  # epoch, 1..E; the slider's when None
-        "The metadata table recomputed from trajectories cut at epoch `t` (one row per training example)."
-        t = self.epoch if t is None else int(t)
-        if not 1 <= t <= self.n_epochs: raise ValueError(f"epoch must be in 1..{self.n_epochs}, got {t}")
-        if t in self._cache: self._cache.move_to_end(t); return self._cache[t]
-        # flags as run_audit sets them, from the held-out probes at the same epoch (none without natural probes: the k-NN's argmax)
-        self._cache[t] = tab = calibrated_table(self.store, self.categories, k=self.k, epochs=t, quantity=self.quantity, device=self.device,
-                                                cover=self.cover, **self.flags)[0]
-        while len(self._cache) > self.cache_size: self._cache.popitem(last=False)
-        return tab
-
-    def counts(self, t: int | None = None, klass: int | None = None) -> pd.Series:
-        "Training examples assigned to each category at epoch `t` (of class `klass`, or all)."
-        tab = self.assignments(t)
-        if klass is not None: tab = tab[tab.label == klass]
-        return tab.category.value_counts().reindex(self.categories, fill_value=0)
-
-    def top(self, t: int | None = None, category: str | None = None, klass: int | None = None, n: int | None = None) -> pd.DataFrame:
-        "The `n` training examples most probable of `category` at epoch `t`, of class `klass` (all when None); ties in table order."
-        tab, c = self.assignments(t), category or self.category
-        if c not in self.categories: raise ValueError(f"unknown category {c!r}; the audit has {self.categories}")
-        if klass is not None: tab = tab[tab.label == klass]
-        return ranked(tab, c).head(self.n_show if n is None else n)
-
-    def trajectory(self, index: int) -> np.ndarray:
-        "The `(E,)` recorded trajectory (`curves_of`) of the training example with this index."
-        if self.cover and index in self._cover_rows.index: return self.cover[0].trajectories(self.curves_of, [int(self._cover_rows[index])])[0]
-        if index not in self._train_rows.index: raise KeyError(f"no training example has index {index}")
-        return self.store.trajectories(self.curves_of, [int(self._train_rows[index])])[0]
-
-    def shown_indices(self) -> list[int]:
-        "Example indices in the image grid now, most probable first."
-        return list(self._shown)
-
-    def curve_indices(self) -> list[int]:
-        "Example indices whose curves are drawn now."
-        return list(self._curves)
-
-    # the widgets' state; setting one moves its widget, which redraws
-    epoch = property(lambda self: int(self.epoch_slider.value), lambda self, v: setattr(self.epoch_slider, "value", int(v)), doc="epoch shown, 1..E")
-    category = property(lambda self: self.category_dropdown.value, lambda self, v: setattr(self.category_dropdown, "value", v), doc="category ranked")
-    klass = property(lambda self: None if self.class_dropdown.value == -1 else int(self.class_dropdown.value),
-                     lambda self, v: setattr(self.class_dropdown, "value", -1 if v is None else int(v)), doc="class shown; None: all")
-    n_show = property(lambda self: int(self.n_slider.value), lambda self, v: setattr(self.n_slider, "value", int(v)), doc="images in the grid")
-
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
     def __repr__(self): return f"Explorer({str(self.path)!r}: {len(self.table)} examples, {self.n_epochs} epochs, {self.categories})"
+
+# %% ../nbs/13_explore.ipynb #8dda37c2
+@patch
+def assignments(self: Explorer, t: int | None = None) -> pd.DataFrame:  # epoch, 1..E; the slider's when None
+    "The metadata table recomputed from trajectories cut at epoch `t` (one row per training example)."
+    t = self.epoch if t is None else int(t)
+    if not 1 <= t <= self.n_epochs: raise ValueError(f"epoch must be in 1..{self.n_epochs}, got {t}")
+    if t in self._cache: self._cache.move_to_end(t); return self._cache[t]
+    # flags as run_audit sets them, from the held-out probes at the same epoch (none without natural probes: the k-NN's argmax)
+    self._cache[t] = tab = calibrated_table(self.store, self.categories, k=self.k, epochs=t, quantity=self.quantity, device=self.device,
+                                            cover=self.cover, **self.flags)[0]
+    while len(self._cache) > self.cache_size: self._cache.popitem(last=False)
+    return tab
+
+@patch
+def counts(self: Explorer, t: int | None = None, klass: int | None = None) -> pd.Series:
+    "Training examples assigned to each category at epoch `t` (of class `klass`, or all)."
+    tab = self.assignments(t)
+    if klass is not None: tab = tab[tab.label == klass]
+    return tab.category.value_counts().reindex(self.categories, fill_value=0)
+
+@patch
+def top(self: Explorer, t: int | None = None, category: str | None = None, klass: int | None = None, n: int | None = None) -> pd.DataFrame:
+    "The `n` training examples most probable of `category` at epoch `t`, of class `klass` (all when None); ties in table order."
+    tab, c = self.assignments(t), category or self.category
+    if c not in self.categories: raise ValueError(f"unknown category {c!r}; the audit has {self.categories}")
+    if klass is not None: tab = tab[tab.label == klass]
+    return ranked(tab, c).head(self.n_show if n is None else n)
+
+# %% ../nbs/13_explore.ipynb #6ed99050
+@patch
+def trajectory(self: Explorer, index: int) -> np.ndarray:
+    "The `(E,)` recorded trajectory (`curves_of`) of the training example with this index."
+    if self.cover and index in self._cover_rows.index: return self.cover[0].trajectories(self.curves_of, [int(self._cover_rows[index])])[0]
+    if index not in self._train_rows.index: raise KeyError(f"no training example has index {index}")
+    return self.store.trajectories(self.curves_of, [int(self._train_rows[index])])[0]
+
+@patch
+def shown_indices(self: Explorer) -> list[int]:
+    "Example indices in the image grid now, most probable first."
+    return list(self._shown)
+
+@patch
+def curve_indices(self: Explorer) -> list[int]:
+    "Example indices whose curves are drawn now."
+    return list(self._curves)
+
+# the widgets' state; setting one moves its widget, which redraws
+
+# %% ../nbs/13_explore.ipynb #8215e779
+Explorer.epoch = property(lambda self: int(self.epoch_slider.value), lambda self, v: setattr(self.epoch_slider, "value", int(v)), doc="epoch shown, 1..E")
+Explorer.category = property(lambda self: self.category_dropdown.value, lambda self, v: setattr(self.category_dropdown, "value", v), doc="category ranked")
+Explorer.klass = property(lambda self: None if self.class_dropdown.value == -1 else int(self.class_dropdown.value),
+                 lambda self, v: setattr(self.class_dropdown, "value", -1 if v is None else int(v)), doc="class shown; None: all")
+Explorer.n_show = property(lambda self: int(self.n_slider.value), lambda self, v: setattr(self.n_slider, "value", int(v)), doc="images in the grid")
 
 # %% ../nbs/13_explore.ipynb #254c5dfe
 def _remake(path: Path) -> str:
@@ -213,7 +223,7 @@ def _build(self: Explorer, n_show: int):
 
 @patch
 def _header(self: Explorer) -> str:
-    acc = self.results.get("probe_accuracy_6")
+    acc = self.results.get("probe_accuracy")
     acc = f"; held-out probes assigned correctly at epoch {self.n_epochs}: {acc:.1%}" if isinstance(acc, float) else ""
     return (f"<b>MAP-D audit of {html.escape(str(self.config.dataset))}</b> in <code>{html.escape(str(self.path))}</code>: "
             f"{len(self.table):,} training examples, {self.n_epochs} epochs, k={self.k}{acc}")

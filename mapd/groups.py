@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .core import as_numpy, check_labels, check_same_length, progress
+from .core import _py, as_numpy, check_labels, check_same_length, progress
 from .data import ImageDataset, load_fashion_mnist, _check_split
 from .image_folder import _outside
 
@@ -22,8 +22,7 @@ from .image_folder import _outside
 __all__ = ['CLOTHING1M_CLASSES', 'CLOTHING1M_SPLITS', 'CLOTHING1M_GROUPS', 'WATERBIRDS_CLASSES', 'WATERBIRDS_GROUPS',
            'WATERBIRDS_SPLITS', 'CELEBA_SPLITS', 'SPURIOUS_COLORS', 'SPURIOUS_CLASSES', 'GroupedDataset', 'load_images',
            'read_label_kv', 'load_clothing1m', 'load_waterbirds', 'read_celeba_attributes', 'load_celeba',
-           'paint_background', 'make_spurious', 'load_spurious_fashion_mnist', 'worst_group_accuracy', 'detection_prf',
-           'jtt_error_set', 'upsample_indices']
+           'paint_background', 'make_spurious', 'load_spurious_fashion_mnist']
 
 # %% ../nbs/01b_groups.ipynb #64244c8b
 @dataclass(eq=False)
@@ -66,8 +65,6 @@ class GroupedDataset:
         return f"GroupedDataset({self.ds.name!r}, {len(self)} x {self.ds.shape} uint8, {self.ds.n_classes} classes; groups {counts})"
 
 # %% ../nbs/01b_groups.ipynb #487b3282
-def _py(v): return v.item() if isinstance(v, np.generic) else v  # shows 2, not np.int64(2), in messages
-
 def _read_image(path: Path, size: int) -> np.ndarray:  # (3, size, size) uint8
     try:
         with Image.open(path) as im:
@@ -409,73 +406,3 @@ def load_spurious_fashion_mnist(split: str = "train",       # "train", "val" (he
     if limit is not None: ds = ds.subset(np.arange(min(limit, len(ds))))
     p = p_agree if p_agree is not None else 0.95 if split == "train" else 0.5
     return make_spurious(ds, p_agree=p, seed=seed + 1 + ("train", "val", "test").index(split), **kwargs)
-
-# %% ../nbs/01b_groups.ipynb #867e5a7f
-def _check_bool(x, name: str) -> np.ndarray:
-    a = as_numpy(x)
-    if a.ndim != 1: raise ValueError(f"{name} must be 1-d, but has shape {tuple(a.shape)}")
-    if a.dtype != bool:
-        bad = np.flatnonzero((a != 0) & (a != 1))
-        if bad.size: raise ValueError(f"{name} must hold booleans (or 0/1), but {name}[{bad[0]}] = {_py(a[bad[0]])!r}")
-    return a.astype(bool)
-
-def worst_group_accuracy(pred,                 # (N,) predicted classes, or (N, K) scores whose argmax is the prediction
-                         labels,               # (N,) true classes
-                         groups,               # (N,) group of each example, in [0, G)
-                         *, group_names=None,  # (G,) names; G = groups.max() + 1 and names "0", "1", ... when None
-                        ) -> tuple[float, pd.DataFrame]:  # worst accuracy over the groups with examples; one row per group
-    "The lowest accuracy over the groups, and each group's accuracy (columns group, name, n, correct, accuracy)."
-    p = as_numpy(pred)
-    if p.ndim not in (1, 2): raise ValueError(f"pred must be (N,) predicted classes or (N, K) scores, but has shape {tuple(p.shape)}")
-    p = check_labels(p.argmax(1) if p.ndim == 2 else p, np.iinfo(np.int64).max, "pred")
-    y = check_labels(labels, np.iinfo(np.int64).max, "labels")
-    G = len(group_names) if group_names is not None else int(as_numpy(groups).max(initial=-1)) + 1
-    g = check_labels(groups, max(G, 1), "groups")
-    check_same_length(pred=p, labels=y, groups=g)
-    if not len(y): raise ValueError("worst_group_accuracy needs at least one example, but got none")
-    n, hit = np.bincount(g, minlength=G), np.bincount(g, weights=(p == y).astype(np.float64), minlength=G).astype(np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"): acc = hit / n  # NaN where a group is empty
-    names = [str(s) for s in group_names] if group_names is not None else [str(k) for k in range(G)]
-    df = pd.DataFrame(dict(group=np.arange(G), name=names, n=n, correct=hit, accuracy=acc))
-    return float(np.nanmin(acc)), df
-
-# %% ../nbs/01b_groups.ipynb #4f7903e0
-def detection_prf(flagged,                  # (N,) bool: the examples a method flags
-                  truth,                    # (N,) bool: the examples that really are, e.g., in a minority group
-                  *, zero_division: float = 0.0, # the value of a ratio whose denominator is 0
-                 ) -> dict:                 # precision, recall, f1
-    "Precision, recall and F1 of the `flagged` examples at finding the `truth` ones."
-    f, t = _check_bool(flagged, "flagged"), _check_bool(truth, "truth")
-    check_same_length(flagged=f, truth=t)
-    tp, fp, fn = int((f & t).sum()), int((f & ~t).sum()), int((~f & t).sum())
-    def ratio(a, b): return a / b if b else float(zero_division)
-    return dict(precision=ratio(tp, tp + fp), recall=ratio(tp, tp + fn), f1=ratio(2 * tp, 2 * tp + fp + fn))
-
-# %% ../nbs/01b_groups.ipynb #2e19d0b5
-def jtt_error_set(correct,    # (N, E) 1 where an example was classified right at the end of an epoch, 0 where not
-                  epoch: int, # 1-based: the error set of the model after `epoch` epochs (JTT's T)
-                 ) -> np.ndarray:  # (N,) bool, True for the misclassified examples
-    "JTT's error set: the examples misclassified at the end of epoch `epoch` of the first run."
-    c = as_numpy(correct)
-    if c.ndim != 2 or c.shape[1] == 0: raise ValueError(f"correct must be 2-d (examples, epochs) with at least one epoch, but has shape {tuple(c.shape)}")
-    if c.dtype != bool and not np.isin(c, (0, 1)).all():
-        r, e = np.argwhere(~np.isin(c, (0, 1)))[0]
-        raise ValueError(f"correct must hold 0/1 (or booleans), but correct[{r}, {e}] = {_py(c[r, e])!r}; pass the correctness trajectory, not losses")
-    E = c.shape[1]
-    if not isinstance(epoch, (int, np.integer)) or not 1 <= epoch <= E:
-        raise ValueError(f"epoch must be an int in [1, {E}] (1-based: epoch 1 is the end of the first pass), but is {_py(epoch)!r}")
-    return c[:, epoch - 1] == 0
-
-def upsample_indices(n: int,        # N, the number of training examples
-                     flagged,       # (N,) bool mask of the examples to upsample (JTT's error set), or their positions; 0/1 ints count as positions
-                     factor: int,   # times each flagged example appears in all (JTT's lambda_up); 1 leaves the data as it is
-                    ) -> np.ndarray: # (N + (factor - 1) * n_flagged,) int64 positions, sorted
-    "Positions `0..n-1` with every flagged one repeated `factor` times in all: one epoch of JTT's second run, before shuffling."
-    if not isinstance(factor, (int, np.integer)) or factor < 1: raise ValueError(f"factor must be an int of at least 1, but is {_py(factor)!r}")
-    if not isinstance(n, (int, np.integer)) or n < 0: raise ValueError(f"n must be a non-negative int, but is {_py(n)!r}")
-    f = as_numpy(flagged)
-    if f.dtype == bool:
-        mask = _check_bool(f, "flagged")
-        if len(mask) != n: raise ValueError(f"a boolean flagged must have one entry per example, but has {len(mask)} for n = {n}")
-    else: mask = np.zeros(n, bool); mask[check_labels(f, n, "flagged positions")] = True
-    return np.repeat(np.arange(n, dtype=np.int64), np.where(mask, factor, 1))

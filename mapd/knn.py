@@ -273,6 +273,7 @@ def _host_search(self: MAPD, dev: torch.device) -> bool:
     "Whether the search runs on the host (`_CPUSearch`) or on the device; a test sets it False to run the device path on the CPU."
     return dev.type == "cpu"
 
+# %% ../nbs/07_knn.ipynb #2f785b22
 @patch
 @torch.no_grad()
 def neighbourhoods(self: MAPD, X,

@@ -11,7 +11,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .groups import GroupedDataset, worst_group_accuracy, detection_prf, jtt_error_set, upsample_indices
+from .groups import GroupedDataset
+from .group_metrics import worst_group_accuracy, detection_prf, jtt_error_set, upsample_indices
 from .knn import MAPD
 from .models import make_model
 from .train import TrainConfig, fit, predict_logits

@@ -107,6 +107,7 @@ def _to_shape(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor
         x = F.interpolate(x.float(), size=(H, W), mode="bilinear", antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8)
     return x.contiguous()
 
+# %% ../nbs/01c_plant.ipynb #d341e3ce
 def _check_plant(ds, fractions, corrupt_std, zoom, ood_source, probs, asymmetric_pairs, corrupt_severity=3, shift=(0.15, 0.3)):
     "Validate the inputs of `plant_problems`; return the counts per kind, the asymmetric pairs, the OOD sources (of `ood` and `ood_digits`) and the probabilities."
     if not isinstance(ds, ImageDataset): raise TypeError(f"ds must be an ImageDataset, but is {type(ds).__name__}")
@@ -166,6 +167,7 @@ def _check_plant(ds, fractions, corrupt_std, zoom, ood_source, probs, asymmetric
         if n > len(digits): raise ValueError(f"ood_digits{' and ood' if digits is source else ''} need {n} digits, but the digits' test split holds only {len(digits)}")
     return counts, pairs, {"ood": source, "ood_digits": digits}, probs
 
+# %% ../nbs/01c_plant.ipynb #28d016ae
 def plant_problems(ds: ImageDataset,                         # N examples, K classes
                    fractions: dict[str, float] | None = None, # kind -> share of all N examples that gets it; PLANT_DEFAULTS when None, kinds left out get none
                    *, corrupt_std: float = 0.5,              # corrupted: std of the Gaussian noise, on the [0, 1] scale

@@ -195,6 +195,76 @@ def _registered_probes(name: str, ds: ImageDataset, pick, n: int, g: torch.Gener
     if len(labels) != n: raise ValueError(f"the {name} builder returned {len(labels)} labels for {n} images")
     return images, labels, (ds.index[pick].numpy() if pick is not None else np.full(n, -1))
 
+# %% ../nbs/06_probes.ipynb #5d932c96
+def _check_suite_args(ds: ImageDataset, categories, n_fit: int, flip_to: str, probs, corruptions, severities) -> tuple:
+    "The arguments of `make_probe_suite` that need no draw, checked: (probs as float64 or None, the corruptions checked, the severities as a tuple)."
+    unknown = [c for c in categories if c not in CATEGORY_TABLE]
+    if unknown: raise ValueError(f"unknown probe categories {unknown}; registered: {list(CATEGORY_TABLE)} (add your own with mapd.categories.register_category)")
+    if flip_to not in ("uniform", "confused", "mixed"): raise ValueError(f"flip_to must be 'uniform', 'confused' or 'mixed', got {flip_to!r}")
+    if flip_to != "uniform" and "random_labels" in categories:
+        if probs is None: raise ValueError(f"flip_to={flip_to!r} needs probs=: out-of-sample class probabilities of every example (see mapd.scores.heldout_consistency)")
+        probs = as_numpy(probs, np.float64)
+        if probs.shape != (len(ds), ds.n_classes): raise ValueError(f"probs must have shape ({len(ds)}, {ds.n_classes}), got {probs.shape}")
+    if n_fit < 1: raise ValueError(f"n_fit must be at least 1, got {n_fit}")
+    if corruptions is not None:
+        corruptions = check_corruptions(corruptions)
+        severities = tuple(severities) if not isinstance(severities, (int, np.integer)) else (severities,)
+        bad = [s for s in severities if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s not in SEVERITIES]
+        if bad or not severities: raise ValueError(f"severities must be integers in 1..5, got {list(severities)}")
+    return probs, corruptions, severities
+
+
+# %% ../nbs/06_probes.ipynb #a5a449a1
+def _consistency_order(scores, N: int, g: torch.Generator, typical_pool, atypical_pool, edit_pool, exclude) -> tuple:
+    "(scores as float64, a random permutation of the examples, the examples not excluded from most to least consistent with ties in random order, exclude as bools)."
+    if scores is None: raise ValueError("typical and atypical probes, and edit_pool, need consistency scores: pass scores= (see mapd.scores)")
+    scores = as_numpy(scores, np.float64)
+    if scores.shape != (N,): raise ValueError(f"scores must have shape ({N},), one per example, got {scores.shape}")
+    if not np.isfinite(scores).all(): raise ValueError(f"scores hold {int((~np.isfinite(scores)).sum())} non-finite values")
+    shuffle = torch.randperm(N, generator=g).numpy()
+    order = shuffle[np.argsort(-scores[shuffle], kind="stable")]  # highest first, ties in random order
+    for name, share in (("typical_pool", typical_pool), ("atypical_pool", atypical_pool), ("edit_pool", edit_pool)):
+        if share is not None and not 0 < share <= 1: raise ValueError(f"{name} must lie in (0, 1] or be None, got {share}")
+    if exclude is not None:
+        exclude = as_numpy(exclude).astype(bool)
+        if exclude.shape != (N,): raise ValueError(f"exclude must have shape ({N},), one flag per example, got {exclude.shape}")
+        order = order[~exclude[order]]
+    return scores, shuffle, order, exclude
+
+
+# %% ../nbs/06_probes.ipynb #1cf132c9
+def _corrupted_probes(ds: ImageDataset, pick, corruptions, corrupt_std, severities, g: torch.Generator) -> tuple:
+    "Images, labels, sources and how each was made of the corrupted probes made from examples `pick`: Gaussian noise at `corrupt_std`, or the named corruptions."
+    n = len(pick)
+    if corruptions is None:
+        std = corrupt_std_setting("paper" if corrupt_std is None else corrupt_std)
+        if std == "auto": raise ValueError("corrupt_std='auto' is chosen by a proxy run: pass choose_corrupt_std(ds)[0], a number or 'paper'")
+        if std == "paper": std = paper_corrupt_std(ds)
+        return corrupt(ds.images[pick], std, g), ds.labels[pick], ds.index[pick].numpy(), None
+    else:   # as even shares of the corruptions as n allows, in random order, each at a random severity
+        names = np.asarray(corruptions, dtype=object)[torch.randperm(n, generator=g).numpy() % len(corruptions)]
+        sev = np.asarray(severities)[torch.randint(0, len(severities), (n,), generator=g).numpy()]
+        return corrupt_each(ds.images[pick], names, sev, g), ds.labels[pick], ds.index[pick].numpy(), [f"{a}:{s}" for a, s in zip(names, sev)]
+
+
+# %% ../nbs/06_probes.ipynb #1cd153b6
+def _ood_probes(ds: ImageDataset, src, ood, n: int, n_sketch: int, sample, g: torch.Generator) -> tuple:
+    "Images, labels, sources and how each was made of the `n` ood probes: `n_sketch` sketched from examples `sample` draws, the rest from `src` (shapes or another data set)."
+    K = ds.n_classes
+    images, labels, source, made = [], [], [], []
+    if n_sketch:
+        pick = sample(n_sketch)
+        images.append(sketch(ds.images[pick])); labels.append(ds.labels[pick]); source.append(ds.index[pick].numpy()); made += ["sketch"] * n_sketch
+    if m := n - n_sketch:
+        if isinstance(src, str): images.append(random_shapes(m, ds.shape, g))
+        else:
+            if len(src) < m: raise ValueError(f"the ood source has {len(src)} images but {m} are needed")
+            images.append(src.images[torch.randperm(len(src), generator=g)[:m]])
+        labels.append(torch.randint(0, K, (m,), generator=g)); source.append(np.full(m, -1)); made += [src if isinstance(src, str) else src.name or "foreign"] * m
+    says = isinstance(ood, str) and ood in ("mixed", "shapes")   # the ways the table names; the others make the probe one way
+    return torch.cat(images), torch.cat(labels), np.concatenate(source), made if says else None
+
+
 # %% ../nbs/06_probes.ipynb #d7cd603c
 def make_probe_suite(ds: ImageDataset,            # the training set the probes are made from
                      scores=None,                 # (N,) consistency scores; needed for typical and atypical
@@ -214,20 +284,8 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
                      avoid=None,                  # (N,) bool: examples no probe is made from (those another run made its probes from)
                      seed: int = 0) -> ProbeSuite:
     "The paper's probe suite made from `ds`: `n_fit + n_heldout` examples in each of `categories`."
-    unknown = [c for c in categories if c not in CATEGORY_TABLE]
-    if unknown: raise ValueError(f"unknown probe categories {unknown}; registered: {list(CATEGORY_TABLE)} (add your own with mapd.categories.register_category)")
+    probs, corruptions, severities = _check_suite_args(ds, categories, n_fit, flip_to, probs, corruptions, severities)
     n = n_fit + n_heldout
-    if flip_to not in ("uniform", "confused", "mixed"): raise ValueError(f"flip_to must be 'uniform', 'confused' or 'mixed', got {flip_to!r}")
-    if flip_to != "uniform" and "random_labels" in categories:
-        if probs is None: raise ValueError(f"flip_to={flip_to!r} needs probs=: out-of-sample class probabilities of every example (see mapd.scores.heldout_consistency)")
-        probs = as_numpy(probs, np.float64)
-        if probs.shape != (len(ds), ds.n_classes): raise ValueError(f"probs must have shape ({len(ds)}, {ds.n_classes}), got {probs.shape}")
-    if n_fit < 1: raise ValueError(f"n_fit must be at least 1, got {n_fit}")
-    if corruptions is not None:
-        corruptions = check_corruptions(corruptions)
-        severities = tuple(severities) if not isinstance(severities, (int, np.integer)) else (severities,)
-        bad = [s for s in severities if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s not in SEVERITIES]
-        if bad or not severities: raise ValueError(f"severities must be integers in 1..5, got {list(severities)}")
     g, K, N = torch.Generator().manual_seed(seed), ds.n_classes, len(ds)
     taken = np.zeros(N, bool)
     if avoid is not None:
@@ -240,19 +298,9 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
     need = sum((n_sketch if c == "ood" else n) for c in categories if takes[c] != "none")  # training examples used up
     if need > N: raise ValueError(f"{len(categories)} categories of {n} probes need {need} training examples, but the data set has {N}")
     edits = edit_pool is not None and "edited" in takes.values()
+    shuffle = order = None
     if "typical" in categories or "atypical" in categories or edits:
-        if scores is None: raise ValueError("typical and atypical probes, and edit_pool, need consistency scores: pass scores= (see mapd.scores)")
-        scores = as_numpy(scores, np.float64)
-        if scores.shape != (N,): raise ValueError(f"scores must have shape ({N},), one per example, got {scores.shape}")
-        if not np.isfinite(scores).all(): raise ValueError(f"scores hold {int((~np.isfinite(scores)).sum())} non-finite values")
-        shuffle = torch.randperm(N, generator=g).numpy()
-        order = shuffle[np.argsort(-scores[shuffle], kind="stable")]  # highest first, ties in random order
-        for name, share in (("typical_pool", typical_pool), ("atypical_pool", atypical_pool), ("edit_pool", edit_pool)):
-            if share is not None and not 0 < share <= 1: raise ValueError(f"{name} must lie in (0, 1] or be None, got {share}")
-        if exclude is not None:
-            exclude = as_numpy(exclude).astype(bool)
-            if exclude.shape != (N,): raise ValueError(f"exclude must have shape ({N},), one flag per example, got {exclude.shape}")
-            order = order[~exclude[order]]
+        scores, shuffle, order, exclude = _consistency_order(scores, N, g, typical_pool, atypical_pool, edit_pool, exclude)
     # the most consistent edit_pool share of all examples, minus those excluded
     editable = np.isin(np.arange(N), shuffle[np.argsort(-scores[shuffle], kind='stable')][:round(edit_pool * N)]) & np.isin(np.arange(N), order) if edits else np.ones(N, bool)
     parts = []
@@ -289,28 +337,9 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
             add(cat, random_images(n, ds.shape, g), torch.randint(0, K, (n,), generator=g), np.full(n, -1))
         elif cat == "corrupted":
             pick = sample()
-            if corruptions is None:
-                std = corrupt_std_setting("paper" if corrupt_std is None else corrupt_std)
-                if std == "auto": raise ValueError("corrupt_std='auto' is chosen by a proxy run: pass choose_corrupt_std(ds)[0], a number or 'paper'")
-                if std == "paper": std = paper_corrupt_std(ds)
-                add(cat, corrupt(ds.images[pick], std, g), ds.labels[pick], ds.index[pick].numpy())
-            else:   # as even shares of the corruptions as n allows, in random order, each at a random severity
-                names = np.asarray(corruptions, dtype=object)[torch.randperm(n, generator=g).numpy() % len(corruptions)]
-                sev = np.asarray(severities)[torch.randint(0, len(severities), (n,), generator=g).numpy()]
-                add(cat, corrupt_each(ds.images[pick], names, sev, g), ds.labels[pick], ds.index[pick].numpy(), [f"{a}:{s}" for a, s in zip(names, sev)])
+            add(cat, *_corrupted_probes(ds, pick, corruptions, corrupt_std, severities, g))
         elif cat == "ood":
-            images, labels, source, made = [], [], [], []
-            if n_sketch:
-                pick = sample(n_sketch)
-                images.append(sketch(ds.images[pick])); labels.append(ds.labels[pick]); source.append(ds.index[pick].numpy()); made += ["sketch"] * n_sketch
-            if m := n - n_sketch:
-                if isinstance(src, str): images.append(random_shapes(m, ds.shape, g))
-                else:
-                    if len(src) < m: raise ValueError(f"the ood source has {len(src)} images but {m} are needed")
-                    images.append(src.images[torch.randperm(len(src), generator=g)[:m]])
-                labels.append(torch.randint(0, K, (m,), generator=g)); source.append(np.full(m, -1)); made += [src if isinstance(src, str) else src.name or "foreign"] * m
-            says = isinstance(ood, str) and ood in ("mixed", "shapes")   # the ways the table names; the others make the probe one way
-            add(cat, torch.cat(images), torch.cat(labels), np.concatenate(source), made if says else None)
+            add(cat, *_ood_probes(ds, src, ood, n, n_sketch, sample, g))
         else:   # a registered category: its own builder, on examples drawn as the edited probes' are
             pick = sample() if takes[cat] == "edited" else None
             add(cat, *_registered_probes(cat, ds, pick, n, g))

@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from fastcore.basics import patch
 
 from .core import resolve_device
 from .distributed import world
@@ -52,73 +53,80 @@ class Recorder:
         else: self._stats = {q: torch.full((self.n_rows,), float("nan"), device=self.device) for q in QUANTITIES}
         if self.world > 1: self._seen = torch.zeros(self.n_rows, dtype=torch.int32, device=self.device)
 
-    @torch.no_grad()
-    def record(self, rows: torch.Tensor,    # (B,) int64 row ids of the batch
-               logits: torch.Tensor,        # (B, K) the model's outputs for the batch
-               labels: torch.Tensor | None = None):  # (B,) given labels; needed only when logits are not buffered
-        "Note a batch's logits (one indexed copy; no host-device sync)."
-        if self.keep_logits: self._logits.index_copy_(0, rows, logits.detach().float())
-        else:
-            if labels is None: raise ValueError("labels are needed per batch when the logit buffer is off (large R x K)")
-            for q, v in per_example_stats(logits.detach(), labels).items(): self._stats[q].index_copy_(0, rows, v.float())
-        if self.world > 1: self._seen.index_add_(0, rows, torch.ones_like(rows, dtype=torch.int32))
+# %% ../nbs/04b_recorder.ipynb #2459a7a6
+@patch
+@torch.no_grad()
+def record(self: Recorder, rows: torch.Tensor,    # (B,) int64 row ids of the batch
+           logits: torch.Tensor,        # (B, K) the model's outputs for the batch
+           labels: torch.Tensor | None = None):  # (B,) given labels; needed only when logits are not buffered
+    "Note a batch's logits (one indexed copy; no host-device sync)."
+    if self.keep_logits: self._logits.index_copy_(0, rows, logits.detach().float())
+    else:
+        if labels is None: raise ValueError("labels are needed per batch when the logit buffer is off (large R x K)")
+        for q, v in per_example_stats(logits.detach(), labels).items(): self._stats[q].index_copy_(0, rows, v.float())
+    if self.world > 1: self._seen.index_add_(0, rows, torch.ones_like(rows, dtype=torch.int32))
 
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
-                 normalize, batch_size: int = 1024, amp: bool = False):
-        "The evaluation pass: one forward over all rows in eval mode, recorded (with many processes, each takes every world-th row)."
-        was_training = model.training
-        model.eval()
-        mine = torch.arange(self.rank, len(images), self.world, device=images.device)
-        for i in range(0, len(mine), batch_size):
-            rows = mine[i:i + batch_size]
-            with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(normalize(images[rows]))
-            self.record(rows, logits, labels[rows])
-        model.train(was_training)
+@patch
+@torch.no_grad()
+def evaluate(self: Recorder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
+             normalize, batch_size: int = 1024, amp: bool = False):
+    "The evaluation pass: one forward over all rows in eval mode, recorded (with many processes, each takes every world-th row)."
+    was_training = model.training
+    model.eval()
+    mine = torch.arange(self.rank, len(images), self.world, device=images.device)
+    for i in range(0, len(mine), batch_size):
+        rows = mine[i:i + batch_size]
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(normalize(images[rows]))
+        self.record(rows, logits, labels[rows])
+    model.train(was_training)
 
-    @torch.no_grad()
-    def end_epoch(self, labels: torch.Tensor,  # (R,) the labels the rows were given
-                  epoch: int | None = None,    # 0-based; defaults to the next one
-                  complete: bool = True) -> dict:
-        "Compute the epoch's columns, copy them to the host (the epoch's one sync), store them and start a new epoch."
-        epoch = (self.store.completed if self.store is not None else len(self.epochs["loss"])) if epoch is None else epoch
-        if self.world > 1: self._gather()
-        if self.keep_logits:
-            labels = labels.to(self.device)
-            stats = per_example_stats(self._logits, labels)
-            stats["loss"] = torch.where(self._logits[:, 0].isnan(), float("nan"), stats["loss"])  # rows never seen stay NaN
-            if epoch + 1 in self.keep_probs:
-                P = self._logits.softmax(1).half().cpu().numpy()
-                if self.store is None: self.probs[epoch + 1] = P
-                elif self.rank == 0: self.store.write_probs(epoch + 1, P)
-        else: stats = self._stats
-        cols = {q: v.float().cpu().numpy() if q != "correct" else np.nan_to_num(v.cpu().numpy()).astype(np.uint8)
-                for q, v in stats.items()}  # host-device sync, once per epoch; float32 here, the store casts to its own dtypes
-        if self.store is not None:
-            if self.rank == 0: self.store.write_epoch(epoch, complete=complete, **cols)   # one writer; every rank has the columns
-        else:
-            for q, v in cols.items(): self.epochs[q].append(as_stored(v, QUANTITIES[q]))   # the numbers a store would hold
-        self._reset()
-        return cols
+# %% ../nbs/04b_recorder.ipynb #ea8742f3
+@patch
+@torch.no_grad()
+def end_epoch(self: Recorder, labels: torch.Tensor,  # (R,) the labels the rows were given
+              epoch: int | None = None,    # 0-based; defaults to the next one
+              complete: bool = True) -> dict:
+    "Compute the epoch's columns, copy them to the host (the epoch's one sync), store them and start a new epoch."
+    epoch = (self.store.completed if self.store is not None else len(self.epochs["loss"])) if epoch is None else epoch
+    if self.world > 1: self._gather()
+    if self.keep_logits:
+        labels = labels.to(self.device)
+        stats = per_example_stats(self._logits, labels)
+        stats["loss"] = torch.where(self._logits[:, 0].isnan(), float("nan"), stats["loss"])  # rows never seen stay NaN
+        if epoch + 1 in self.keep_probs:
+            P = self._logits.softmax(1).half().cpu().numpy()
+            if self.store is None: self.probs[epoch + 1] = P
+            elif self.rank == 0: self.store.write_probs(epoch + 1, P)
+    else: stats = self._stats
+    cols = {q: v.float().cpu().numpy() if q != "correct" else np.nan_to_num(v.cpu().numpy()).astype(np.uint8)
+            for q, v in stats.items()}  # host-device sync, once per epoch; float32 here, the store casts to its own dtypes
+    if self.store is not None:
+        if self.rank == 0: self.store.write_epoch(epoch, complete=complete, **cols)   # one writer; every rank has the columns
+    else:
+        for q, v in cols.items(): self.epochs[q].append(as_stored(v, QUANTITIES[q]))   # the numbers a store would hold
+    self._reset()
+    return cols
 
-    @torch.no_grad()
-    def _gather(self):
-        "Every rank's rows into every rank's buffers (a sum in which each row comes from the one rank that saw it); a row seen twice is an error."
-        seen = self._seen.clone()
-        dist.all_reduce(seen)
-        if int(seen.max()) > 1: raise RuntimeError(f"{int((seen > 1).sum())} rows were recorded by more than one process in this epoch")
-        mine, unseen = self._seen > 0, seen == 0
-        for buf in [self._logits] if self.keep_logits else list(self._stats.values()):
-            shape = (-1,) + (1,) * (buf.ndim - 1)
-            buf.copy_(torch.where(mine.view(shape), buf, 0.0))
-            dist.all_reduce(buf)
-            buf.masked_fill_(unseen.view(shape), float("nan"))   # rows nobody saw stay NaN, as with one process
-        self._seen.zero_()
+@patch
+@torch.no_grad()
+def _gather(self: Recorder):
+    "Every rank's rows into every rank's buffers (a sum in which each row comes from the one rank that saw it); a row seen twice is an error."
+    seen = self._seen.clone()
+    dist.all_reduce(seen)
+    if int(seen.max()) > 1: raise RuntimeError(f"{int((seen > 1).sum())} rows were recorded by more than one process in this epoch")
+    mine, unseen = self._seen > 0, seen == 0
+    for buf in [self._logits] if self.keep_logits else list(self._stats.values()):
+        shape = (-1,) + (1,) * (buf.ndim - 1)
+        buf.copy_(torch.where(mine.view(shape), buf, 0.0))
+        dist.all_reduce(buf)
+        buf.masked_fill_(unseen.view(shape), float("nan"))   # rows nobody saw stay NaN, as with one process
+    self._seen.zero_()
 
-    def trajectories(self, q: str = "loss") -> np.ndarray:
-        "`(R, E)` array of quantity `q` over the recorded epochs."
-        if self.store is not None: return self.store.trajectories(q)
-        if not self.epochs[q]: raise ValueError("no epoch recorded yet: call end_epoch after each epoch")
-        a = np.stack(self.epochs[q], 1)
-        return a.astype(np.float32) if a.dtype == np.float16 else a   # float32 out, as from a store
+@patch
+def trajectories(self: Recorder, q: str = "loss") -> np.ndarray:
+    "`(R, E)` array of quantity `q` over the recorded epochs."
+    if self.store is not None: return self.store.trajectories(q)
+    if not self.epochs[q]: raise ValueError("no epoch recorded yet: call end_epoch after each epoch")
+    a = np.stack(self.epochs[q], 1)
+    return a.astype(np.float32) if a.dtype == np.float16 else a   # float32 out, as from a store

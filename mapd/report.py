@@ -10,9 +10,11 @@ from pathlib import Path
 import yaml
 
 from .core import atomic_write, write_json, folder_lock, remove_temporaries, mapd_version
+from .report_readme import render_readme, _notes
+
 
 # %% auto #0
-__all__ = ['VERDICTS', 'ReportError', 'load_plan', 'git_commit', 'run_report', 'plan_commit', 'per_seed', 'render_readme']
+__all__ = ['VERDICTS', 'ReportError', 'load_plan', 'git_commit', 'run_report', 'plan_commit']
 
 # %% ../nbs/11_report.ipynb #341bf8a2
 class ReportError(RuntimeError):
@@ -38,6 +40,7 @@ def _read_yaml(path: Path):
 
 VERDICTS = ("reproduces", "partly", "does not", "beyond the paper", "not comparable")   # a claim row's verdict, said against the paper
 
+# %% ../nbs/11_report.ipynb #3e024431
 def load_plan(path: str | Path) -> dict:
     "Read and check a report plan."
     path = Path(path)
@@ -87,6 +90,7 @@ def load_plan(path: str | Path) -> dict:
         if not isinstance(t.get("columns"), dict): raise ValueError(f"{path}: table {t.get('title')!r} needs `columns`, a mapping of column name to key")
     return plan
 
+# %% ../nbs/11_report.ipynb #9060aa46
 def _ref(v) -> str | None:
     "The run named by a parameter value of the form '{name}', else None."
     return v[1:-1] if isinstance(v, str) and len(v) > 2 and v[0] == "{" and v[-1] == "}" else None
@@ -308,11 +312,6 @@ def plan_commit(plan_path) -> str:
         return (sha or "uncommitted") + ("-dirty" if sha and git("status", "--porcelain", "--", p.name) else "")
     except (OSError, subprocess.CalledProcessError): return "unknown"
 
-def _committed(out: Path | None, rel: str) -> bool:
-    "Whether out/rel exists and git does not ignore it (a file the committed report can link to)."
-    if out is None or not (Path(out)/rel).is_file(): return False
-    try: return subprocess.run(["git", "check-ignore", "-q", rel], cwd=out, capture_output=True).returncode != 0
-    except OSError: return True
 
 # %% ../nbs/11_report.ipynb #5122a55e
 def _say(quiet: bool, msg: str):
@@ -378,144 +377,3 @@ def _compact_images(nb_path: Path, quality: int = 80, max_width: int = 1200):
             o["data"]["image/jpeg"] = base64.b64encode(buf.getvalue()).decode(); del o["data"]["image/png"]; changed = True
     if changed:
         with atomic_write(nb_path) as f: nbformat.write(nb, f)
-
-# %% ../nbs/11_report.ipynb #4d3b7aa7
-_NOTE_RUNS = re.compile(r"- \[([^\]]*)\] ?")   # a note's head: the runs whose figures it quotes
-
-def _notes(text: str) -> list[tuple[list, str]]:
-    "The plan's notes, bullet by bullet: (the runs named at its head, [] where none, the bullet without them)."
-    out = []
-    for b in re.split(r"(?m)^(?=- )", text.strip()):
-        if not b.strip(): continue
-        m = _NOTE_RUNS.match(b)
-        out.append(([n.strip() for n in m.group(1).split(",") if n.strip()], "- " + b[m.end():].rstrip()) if m else ([], b.rstrip()))
-    return out
-
-# %% ../nbs/11_report.ipynb #fe414c68
-def _lookup(d: dict, key: str):
-    for part in key.split("."): d = d[part] if isinstance(d, dict) and part in d else None
-    return d
-
-def _tiny_runs(plan: dict, results: dict, manifest: dict) -> list:
-    "The runs shown (those with results) that had the tiny parameters; a manifest without per-run `tiny` says it for all of them."
-    runs = manifest.get("runs") or {}
-    return [r["name"] for r in plan["runs"] if r["name"] in results and (runs.get(r["name"]) or {}).get("tiny", bool(manifest.get("tiny")))]
-
-def per_seed(out: Path, run: str, spec: dict) -> dict:
-    """A claim's value per seed, from a CSV of its run (`spec`: `file`, `value` its column, `where` the rows' values, a string
-    starting with '^' a regular expression; `minus` what `where` becomes for the rows subtracted, paired by seed, or
-    `minus_value` the column subtracted (a wide file, one column per method); `stat`
-    `mean_accuracy` for a curve's mean accuracy, `speedup` for prioritized training's speed-up of `method` to `target`)."""
-    import pandas as pd
-    df = pd.read_csv(Path(out)/run/spec["file"])
-    def rows(where):
-        keep = pd.Series(True, index=df.index)
-        for k, v in where.items():
-            keep &= df[k].astype(str).str.fullmatch(v[1:]) if isinstance(v, str) and v.startswith("^") else df[k] == v
-        return df[keep]
-    def values(where, col=spec.get("value", "test_acc")):
-        d = rows(where)
-        if spec.get("stat") in ("mean_accuracy", "speedup"):
-            from mapd.prioritized import speedup, mean_accuracy
-            if spec["stat"] == "mean_accuracy": return {int(s): mean_accuracy(g.rename(columns={col: "test_acc"})) for s, g in d.groupby("seed")}
-            return {int(s): float(speedup(g.rename(columns={col: "test_acc"})[["method", "step", "test_acc"]], target=spec.get("target"))
-                                  .set_index("method").speedup[spec["method"]]) for s, g in d.groupby("seed")}
-        if d.seed.duplicated().any(): raise ValueError(f"{run}/{spec['file']}: {where} matches several rows of one seed")
-        return {int(s): float(x) for s, x in zip(d.seed, d[col])}
-    a = values(spec.get("where") or {})
-    if "minus_value" in spec: b = values(spec.get("where") or {}, spec["minus_value"])
-    elif "minus" in spec: b = values({**(spec.get("where") or {}), **spec["minus"]})
-    else: return a
-    return {s: a[s] - b[s] for s in a if s in b}
-
-def _spread(claim: dict, out) -> str:
-    "'median m, range lo to hi (n seeds: ...)' of a claim with `per_seed` (a seed without a value, e.g. a flag never raised: 'none'); '' without one or its file."
-    spec = claim.get("per_seed")
-    if not spec or out is None or not (Path(out)/claim["run"]/spec["file"]).is_file(): return ""
-    try: v = per_seed(out, claim["run"], spec)
-    except (KeyError, ValueError, IndexError) as e: return f"n/a ({spec['file']}: {type(e).__name__} {e})"   # a run that wrote other rows (tiny): said, not fatal
-    if not v: return ""
-    import numpy as np
-    f = (lambda x: f"{100 * x:+.1f}") if claim.get("unit") == "points" else (lambda x: claim.get("format", "{}").format(x))
-    every = [v[s] for s in sorted(v)]
-    xs, gone = [x for x in every if not np.isnan(x)], "never" if spec.get("stat") == "speedup" else "none"   # never reached; no value
-    if not xs: return f"no value on any of {len(every)} seeds"
-    return (f"median {f(float(np.median(xs)))}, range {f(min(xs))} to {f(max(xs))} "
-            f"({len(every)} seeds: {', '.join(gone if np.isnan(x) else f(x) for x in every)})")
-
-def _csv_columns(out, tb: dict) -> dict:
-    """A table's columns from a per-seed CSV of its run (`csv`): each column `stat:column` (stat median, min, max or mean)
-    over the rows sharing the table's `index` value; {} where the file is not there."""
-    import pandas as pd
-    f = None if out is None else Path(out)/tb["run"]/tb["csv"]
-    if f is None or not f.is_file(): return {}
-    df, cols = pd.read_csv(f), {}
-    for name, spec in tb["columns"].items():
-        stat, col = spec.split(":", 1) if ":" in spec else ("median", spec)
-        if col not in df.columns or tb["index"] not in df.columns: cols[name] = {}; continue   # not written by this run: a blank column
-        cols[name] = {str(k): (None if pd.isna(v) else float(v)) for k, v in getattr(df.groupby(tb["index"], sort=False)[col], stat)().items()}
-    return cols
-
-def _shown(v, claim: dict) -> str:
-    "A claim's value as the report prints it: `unit: points` prints a difference of two shares in percentage points."
-    if claim.get("unit") == "points": return f"{100 * v:+.1f} points"
-    return claim.get("format", "{}").format(v)
-
-def _provenance(plan: dict, manifest: dict, rendered: dict | None) -> str:
-    "Which commits made the runs shown (each names its own), and, when known, the commit of this rendering and of the plan."
-    by = {}
-    for r in plan["runs"]:
-        c = ((manifest.get("runs") or {}).get(r["name"]) or {}).get("commit")
-        if c: by.setdefault(c, []).append(r["name"])
-    runs = ("Runs made by `mapd report` at commit " + "; ".join(f"`{c}` ({', '.join(n)})" for c, n in by.items()) if len(by) > 1
-            else f"Made by `mapd report` at commit `{next(iter(by), manifest['commit'])}`")
-    return runs + ("" if not rendered else f"; this README rendered at commit `{rendered['commit']}` from the plan (report.yaml) of commit `{rendered['plan_commit']}`")
-
-def render_readme(plan: dict, results: dict, manifest: dict,
-                  out: Path | None = None,       # the report's folder: per-seed spreads read its CSVs, the runs table links its committed files
-                  rendered: dict | None = None   # commit and plan_commit of this rendering, named in the header
-                 ) -> str:
-    "The Markdown of `outputs/README.md`."
-    tiny = _tiny_runs(plan, results, manifest)
-    warn = "" if not tiny else " **Tiny parameters (a test run): the numbers mean nothing.**" + (
-        f" Runs made with them: {', '.join(tiny)}." if len(tiny) < len([r for r in plan["runs"] if r["name"] in results]) else "")
-    L = ["# The mapd report", "",
-         _provenance(plan, manifest, rendered) + f", with mapd {manifest['mapd_version']}, "
-         + ", ".join(f"{k} {v}" for k, v in manifest["packages"].items()) + f", Python {manifest['python']}, on {manifest['created']}." + warn, "",
-         plan.get("intro", "").strip(), ""]
-    if plan.get("claims"):
-        seeded = any(c.get("per_seed") for c in plan["claims"])
-        L += ["## The paper's claims, as measured here", "",
-              "| claim | paper | this report |" + " over seeds |" * seeded + " verdict | run |", "|---|---|---|" + "---|" * seeded + "---|---|"]
-        for c in plan["claims"]:
-            v = _lookup(results.get(c["run"], {}), c["key"])
-            shown = "not run" if v is None and c["run"] not in results else "n/a" if v is None else _shown(v, c)
-            spread = [_spread(c, out)] if seeded else []
-            verdict = f"**{c['verdict']}**" + (f": {c['why']}" if c.get("why") else "") if c.get("verdict") else ""
-            L.append("| " + " | ".join([c["claim"], c.get("paper", ""), shown, *spread, verdict, f"[{c['run']}]({c['run']}/{c['run']}.ipynb) (`{c['key']}`)"]) + " |")
-        L.append("")
-    for tb in plan.get("tables") or []:   # tables joined from dicts in a run's results.json: one column per key
-        res = results.get(tb["run"], {})
-        cols = (_csv_columns(out, tb) if tb.get("csv") and tb["run"] in results else {} if tb.get("csv") else
-                {name: _lookup(res, key) or {} for name, key in tb["columns"].items()})
-        keys = list(dict.fromkeys(k for c in cols.values() if isinstance(c, dict) for k in c))
-        L += [f"### {tb['title']}", "", tb.get("text", "").strip(), ""] if tb.get("text") else [f"### {tb['title']}", ""]
-        if not keys: L += [f"(run `{tb['run']}` has not written these yet)", ""]; continue
-        fmt = tb.get("formats", {})
-        L += ["| " + " | ".join([tb.get("index", "")] + list(cols)) + " |", "|" + "---|" * (len(cols) + 1)]
-        for k in keys:
-            cells = [fmt.get(n, "{}").format(c[k]) if isinstance(c, dict) and c.get(k) is not None else "" for n, c in cols.items()]
-            L.append("| " + " | ".join([str(k)] + cells) + " |")
-        L.append("")
-    L += ["## Runs", "", "| run | notebook | parameters | seconds | commit | tiny |", "|---|---|---|---|---|---|"]
-    for r in plan["runs"]:
-        m = (manifest.get("runs") or {}).get(r["name"]) or {}
-        html = f" ([html]({r['name']}/{r['name']}.html))" if _committed(out, f"{r['name']}/{r['name']}.html") else ""   # only what the report holds
-        L.append(f"| [{r['name']}]({r['name']}/{r['name']}.ipynb){html} | {r['notebook']} | "
-                 f"`{json.dumps(r.get('parameters') or {})}` | {m.get('seconds', '')} | {m.get('commit', '')[:12]} | {'**yes**' if r['name'] in tiny else ''} |")
-    if plan.get("notes"):
-        notes = _notes(plan["notes"])
-        kept = [text for runs, text in notes if all(n in results for n in runs)]
-        left = sorted({n for runs, _ in notes for n in runs if n not in results})
-        L += ["", "## Notes", ""] + kept + ([""] * bool(kept) + [f"(Notes quoting runs that are not in this report ({', '.join(left)}) are left out.)"] if left else [])
-    return "\n".join(L) + "\n"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from fastcore.basics import patch
 
 from .core import Presets, check_fields, located
 from .data import DATASETS, ImageDataset
@@ -36,6 +37,41 @@ AUDIT_RULES = dict(dataset=(*DATASETS, "custom"), image_size=">=1", channels=(1,
                    flip_to=("auto", "uniform", "confused", "mixed"), cover=("auto", "all", "trained"), k=">=1", seed=">=0",
                    knn_input=("loss", "margin", "loss+margin"), corrupt_with=tuple(CORRUPTIONS))
 
+# %% ../nbs/09a_settings.ipynb #d05089a1
+def _check_audit_config(self):
+    "Normalise the fields of an `AuditConfig` (tuples, the corruption std as its text) and refuse any that cannot work, each with what to set instead."
+    self.score_ratios, self.categories = tuple(self.score_ratios), tuple(self.categories)
+    self.corrupt_std = str(self.corrupt_std)
+    if self.corrupt_with is not None: self.corrupt_with = (self.corrupt_with,) if isinstance(self.corrupt_with, str) else tuple(self.corrupt_with)
+    check_fields(self, **AUDIT_RULES)
+    if self.corrupt_with == (): raise ValueError("AuditConfig: corrupt_with must name at least one corruption, or be None for Gaussian noise")
+    if len(set(self.categories)) != len(self.categories) or len(self.categories) < 2:
+        raise ValueError(f"AuditConfig: categories must name at least two different probe categories, got {list(self.categories)}")
+    if not self.score_ratios: raise ValueError("AuditConfig: score_ratios must hold at least one ratio")
+    if self.scores not in ("heldout", "speed") and not Path(self.scores).is_file():
+        raise ValueError(f"AuditConfig: scores must be 'heldout', 'speed' or the path of a .npz file of scores, but {self.scores!r} is neither (no such file)")
+    if self.dataset in ("imagefolder", "npz") and not self.data_root: raise ValueError(f"AuditConfig: dataset={self.dataset!r} needs data_root (--data-root): the folder or file to audit")
+    for f in ("image_size", "channels"):   # settings that apply to one kind of data only: refused elsewhere rather than recorded as if applied
+        if getattr(self, f) is not None and self.dataset != "imagefolder":
+            raise ValueError(f"AuditConfig: {f}={getattr(self, f)} (--{f.replace('_', '-')}) applies only to dataset='imagefolder', but the data is "
+                             f"{self.dataset!r}, whose images are read at their own size; leave {f} unset")
+    if self.data_root is not None and self.dataset in ("digits", "synthetic", "custom"):
+        raise ValueError(f"AuditConfig: data_root={self.data_root!r} (--data-root) does not apply to dataset={self.dataset!r}, which reads no files; leave it unset")
+    if self.device != "auto":   # a device torch knows but that trains nothing here (meta, xla, ...) is refused before the folder is made
+        try: ok = torch.device(self.device).type in ("cpu", "cuda", "mps")
+        except RuntimeError: ok = False
+        if not ok: raise ValueError(f"AuditConfig: device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
+    if self.flip_to in ("confused", "mixed") and "random_labels" in self.categories and (
+            self.scores != "heldout" or not {"typical", "atypical"} & set(self.categories)):
+        raise ValueError(f"AuditConfig: flip_to={self.flip_to!r} flips labels to the classes held-out models confuse, which needs their probabilities "
+                         f"(scores='heldout' and a typical or atypical probe), but scores={self.scores!r}; use flip_to='uniform' or 'auto'")
+    if self.n_fit is not None and self.k is not None and self.n_fit < self.k:
+        raise ValueError(f"AuditConfig: n_fit={self.n_fit} probes per category are fewer than k={self.k} neighbours: "
+                         "each category needs at least k fit-split probes; raise n_fit or lower k")
+    try: corrupt_std_setting(self.corrupt_std)   # kept as its text (so config.json compares as before), read through this one parser
+    except ValueError as e: raise ValueError(f"AuditConfig: {e}") from None
+
+# %% ../nbs/09a_settings.ipynb #e860cc0c
 @dataclass
 class AuditConfig:
     "Everything that defines one audit run."
@@ -82,47 +118,20 @@ class AuditConfig:
     seed: int = 0
     device: str = "auto"
 
-    def __post_init__(self):
-        self.score_ratios, self.categories = tuple(self.score_ratios), tuple(self.categories)
-        self.corrupt_std = str(self.corrupt_std)
-        if self.corrupt_with is not None: self.corrupt_with = (self.corrupt_with,) if isinstance(self.corrupt_with, str) else tuple(self.corrupt_with)
-        check_fields(self, **AUDIT_RULES)
-        if self.corrupt_with == (): raise ValueError("AuditConfig: corrupt_with must name at least one corruption, or be None for Gaussian noise")
-        if len(set(self.categories)) != len(self.categories) or len(self.categories) < 2:
-            raise ValueError(f"AuditConfig: categories must name at least two different probe categories, got {list(self.categories)}")
-        if not self.score_ratios: raise ValueError("AuditConfig: score_ratios must hold at least one ratio")
-        if self.scores not in ("heldout", "speed") and not Path(self.scores).is_file():
-            raise ValueError(f"AuditConfig: scores must be 'heldout', 'speed' or the path of a .npz file of scores, but {self.scores!r} is neither (no such file)")
-        if self.dataset in ("imagefolder", "npz") and not self.data_root: raise ValueError(f"AuditConfig: dataset={self.dataset!r} needs data_root (--data-root): the folder or file to audit")
-        for f in ("image_size", "channels"):   # settings that apply to one kind of data only: refused elsewhere rather than recorded as if applied
-            if getattr(self, f) is not None and self.dataset != "imagefolder":
-                raise ValueError(f"AuditConfig: {f}={getattr(self, f)} (--{f.replace('_', '-')}) applies only to dataset='imagefolder', but the data is "
-                                 f"{self.dataset!r}, whose images are read at their own size; leave {f} unset")
-        if self.data_root is not None and self.dataset in ("digits", "synthetic", "custom"):
-            raise ValueError(f"AuditConfig: data_root={self.data_root!r} (--data-root) does not apply to dataset={self.dataset!r}, which reads no files; leave it unset")
-        if self.device != "auto":   # a device torch knows but that trains nothing here (meta, xla, ...) is refused before the folder is made
-            try: ok = torch.device(self.device).type in ("cpu", "cuda", "mps")
-            except RuntimeError: ok = False
-            if not ok: raise ValueError(f"AuditConfig: device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
-        if self.flip_to in ("confused", "mixed") and "random_labels" in self.categories and (
-                self.scores != "heldout" or not {"typical", "atypical"} & set(self.categories)):
-            raise ValueError(f"AuditConfig: flip_to={self.flip_to!r} flips labels to the classes held-out models confuse, which needs their probabilities "
-                             f"(scores='heldout' and a typical or atypical probe), but scores={self.scores!r}; use flip_to='uniform' or 'auto'")
-        if self.n_fit is not None and self.k is not None and self.n_fit < self.k:
-            raise ValueError(f"AuditConfig: n_fit={self.n_fit} probes per category are fewer than k={self.k} neighbours: "
-                             "each category needs at least k fit-split probes; raise n_fit or lower k")
-        try: corrupt_std_setting(self.corrupt_std)   # kept as its text (so config.json compares as before), read through this one parser
-        except ValueError as e: raise ValueError(f"AuditConfig: {e}") from None
+    def __post_init__(self): _check_audit_config(self)
 
-    def null_shares(self) -> dict | None:
-        "The share of the rows each natural probe's pool stands for (`mapd.flags.prevalence`), where both are drawn from shares of the data."
-        return None if self.typical_pool is None or self.atypical_pool is None else {"typical": self.typical_pool, "atypical": self.atypical_pool}
+# %% ../nbs/09a_settings.ipynb #cb9f0b6e
+@patch
+def null_shares(self: AuditConfig) -> dict | None:
+    "The share of the rows each natural probe's pool stands for (`mapd.flags.prevalence`), where both are drawn from shares of the data."
+    return None if self.typical_pool is None or self.atypical_pool is None else {"typical": self.typical_pool, "atypical": self.atypical_pool}
 
-    def train_config(self) -> TrainConfig:
-        "The `TrainConfig` of the main run."
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                           augment=self.augment, record=self.record, seed=self.seed,
-                           keep_probs=() if self.el2n_at is None else (max(1, round(self.el2n_at * self.epochs)),))
+@patch
+def train_config(self: AuditConfig) -> TrainConfig:
+    "The `TrainConfig` of the main run."
+    return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                       augment=self.augment, record=self.record, seed=self.seed,
+                       keep_probs=() if self.el2n_at is None else (max(1, round(self.el2n_at * self.epochs)),))
 
 # %% ../nbs/09a_settings.ipynb #5d27f815
 AUDIT_PRESETS = Presets("audit", {

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from fastcore.basics import patch
 
 from .core import resolve_device, progress, check_labels, check_fields, Presets
 from .store import TrajectoryStore
@@ -260,68 +261,74 @@ class Loop:
 
     def _done(self) -> bool: return self.max_steps is not None and self.step >= self.max_steps
 
-    def _batch(self, rows: torch.Tensor) -> Batch:
-        x = self.normalize(self.X[rows])
-        if self.config.augment: x = augment(x, self.plan.offsets[rows], self.plan.flips[rows], self.config.pad)
-        if self.channels_last: x = x.contiguous(memory_format=torch.channels_last)
-        return Batch(rows, x, self.Y[rows])
+# %% ../nbs/04_train.ipynb #a93171ac
+@patch
+def _batch(self: Loop, rows: torch.Tensor) -> Batch:
+    x = self.normalize(self.X[rows])
+    if self.config.augment: x = augment(x, self.plan.offsets[rows], self.plan.flips[rows], self.config.pad)
+    if self.channels_last: x = x.contiguous(memory_format=torch.channels_last)
+    return Batch(rows, x, self.Y[rows])
 
-    def _train_step(self, batch: Batch):
-        out = self._first("loss", batch)
-        if out is None:
-            logits = self.forward(batch.x)
-            out = (F.cross_entropy(logits.float(), batch.y, reduction="none") if batch.target is None
-                   else soft_cross_entropy(logits, batch.target)), logits
-        batch.losses, batch.logits = out
-        loss = batch.losses.mean() if batch.weights is None else batch.losses @ batch.weights
-        if batch.penalty is not None: loss = loss + batch.penalty
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+@patch
+def _train_step(self: Loop, batch: Batch):
+    out = self._first("loss", batch)
+    if out is None:
+        logits = self.forward(batch.x)
+        out = (F.cross_entropy(logits.float(), batch.y, reduction="none") if batch.target is None
+               else soft_cross_entropy(logits, batch.target)), logits
+    batch.losses, batch.logits = out
+    loss = batch.losses.mean() if batch.weights is None else batch.losses @ batch.weights
+    if batch.penalty is not None: loss = loss + batch.penalty
+    self.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    self.opt.step()
 
-    def run(self) -> "Loop":
-        "Train from `self.start` to `config.epochs` (or `max_steps`); the per-epoch rows are in `self.history`."
-        self._call("before_fit")
-        if self.config.compile:   # after `before_fit`, so that a data-parallel wrapper is compiled with the model
-            self.trained, self.infer = torch.compile(self.trained, dynamic=True), torch.compile(self.model, dynamic=True)
-        before = torch.backends.cudnn.benchmark
-        torch.backends.cudnn.benchmark = device_setting(self.config.cudnn_benchmark, self.device)
-        try: self._epochs()
-        finally: torch.backends.cudnn.benchmark = before   # a global switch: left as it was found
-        return self
+# %% ../nbs/04_train.ipynb #e15f4e17
+@patch
+def run(self: Loop) -> "Loop":
+    "Train from `self.start` to `config.epochs` (or `max_steps`); the per-epoch rows are in `self.history`."
+    self._call("before_fit")
+    if self.config.compile:   # after `before_fit`, so that a data-parallel wrapper is compiled with the model
+        self.trained, self.infer = torch.compile(self.trained, dynamic=True), torch.compile(self.model, dynamic=True)
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = device_setting(self.config.cudnn_benchmark, self.device)
+    try: self._epochs()
+    finally: torch.backends.cudnn.benchmark = before   # a global switch: left as it was found
+    return self
 
-    def _epochs(self):
-        cfg, N = self.config, len(self.X)
-        bar = progress(range(self.start, cfg.epochs), quiet=self.quiet, desc=self.desc, unit=self.unit, initial=self.start, total=cfg.epochs)
-        for epoch in bar:
+@patch
+def _epochs(self: Loop):
+    cfg, N = self.config, len(self.X)
+    bar = progress(range(self.start, cfg.epochs), quiet=self.quiet, desc=self.desc, unit=self.unit, initial=self.start, total=cfg.epochs)
+    for epoch in bar:
+        if self._done(): break
+        t0, self.epoch = time.perf_counter(), epoch
+        self.plan = start_epoch(cfg, epoch, N, self.opt, self.device)
+        if cfg.augment and self.fixed_rows is not None:   # drawn as for every row, so the other rows' draws do not change; then undone
+            self.plan.offsets[self.fixed_rows], self.plan.flips[self.fixed_rows] = cfg.pad, False   # a centred crop of the padding is the image
+        self._call("before_epoch")
+        self.model.train()
+        total, seen = torch.zeros((), device=self.device), 0
+        batches = self._first("batches")
+        for rows in (batches if batches is not None else (self.plan.perm[i:i + cfg.batch_size] for i in range(0, N, cfg.batch_size))):
+            batch = self._batch(rows)
+            self._call("before_step", batch)
+            self._train_step(batch)
+            total += batch.losses.detach().sum(); seen += len(batch.losses)
+            self._call("after_step", batch)
+            self.step += 1
             if self._done(): break
-            t0, self.epoch = time.perf_counter(), epoch
-            self.plan = start_epoch(cfg, epoch, N, self.opt, self.device)
-            if cfg.augment and self.fixed_rows is not None:   # drawn as for every row, so the other rows' draws do not change; then undone
-                self.plan.offsets[self.fixed_rows], self.plan.flips[self.fixed_rows] = cfg.pad, False   # a centred crop of the padding is the image
-            self._call("before_epoch")
-            self.model.train()
-            total, seen = torch.zeros((), device=self.device), 0
-            batches = self._first("batches")
-            for rows in (batches if batches is not None else (self.plan.perm[i:i + cfg.batch_size] for i in range(0, N, cfg.batch_size))):
-                batch = self._batch(rows)
-                self._call("before_step", batch)
-                self._train_step(batch)
-                total += batch.losses.detach().sum(); seen += len(batch.losses)
-                self._call("after_step", batch)
-                self.step += 1
-                if self._done(): break
-            train_loss = total.item() / max(seen, 1)   # host-device sync, once per epoch
-            if not math.isfinite(train_loss):
-                raise FloatingPointError(f"training{'' if self.desc == 'train' else ' with ' + self.desc} diverged in epoch {epoch + 1}: the mean loss is {train_loss}; lower the learning rate "
-                                         f"(now {self.plan.lr:g}) or check the inputs. Nothing of this epoch was recorded.")
-            row = dict(epoch=epoch + 1, lr=self.plan.lr, train_loss=train_loss)
-            self._call("after_epoch", row)
-            if self.test is not None: row["test_acc"] = accuracy(self.model, self.test, normalize=self.normalize, device=self.device, batch_size=cfg.eval_batch_size)
-            row["seconds"] = time.perf_counter() - t0
-            self.history.append(row)
-            self._call("after_log")
-            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("train_loss", "train_acc", "test_acc")})
+        train_loss = total.item() / max(seen, 1)   # host-device sync, once per epoch
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"training{'' if self.desc == 'train' else ' with ' + self.desc} diverged in epoch {epoch + 1}: the mean loss is {train_loss}; lower the learning rate "
+                                     f"(now {self.plan.lr:g}) or check the inputs. Nothing of this epoch was recorded.")
+        row = dict(epoch=epoch + 1, lr=self.plan.lr, train_loss=train_loss)
+        self._call("after_epoch", row)
+        if self.test is not None: row["test_acc"] = accuracy(self.model, self.test, normalize=self.normalize, device=self.device, batch_size=cfg.eval_batch_size)
+        row["seconds"] = time.perf_counter() - t0
+        self.history.append(row)
+        self._call("after_log")
+        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("train_loss", "train_acc", "test_acc")})
 
 # %% ../nbs/04_train.ipynb #d3962bd3
 class Record(Hook):

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mapd.groups import detection_prf
+from mapd.group_metrics import detection_prf
 from mapd.rankings import read_rankings, auroc_of_ranking
-from mapd.report import load_plan, render_readme, _lookup, _shown, per_seed, _read_manifest
+from mapd.report import load_plan, _read_manifest
+from mapd.report_readme import render_readme, _lookup, _shown, per_seed
 
 
 class NotRebuildable(Exception):
@@ -167,10 +168,10 @@ def rebuild(c: dict, f: Files):
         mean = cur.groupby(["method", "step"], sort=False).test_acc.mean().reset_index()
         m = {"mapd_unbalanced_speedup": "mapd", "mapd_balanced_given_probes_speedup": "mapd_balanced_given_probes", "rho_loss_speedup": "rho_loss"}[key]
         return float(speedup(mean).set_index("method").speedup[m])
-    if run in ("audit", "audit_noise20") and key == "probe_accuracy_6":
+    if run in ("audit", "audit_noise20") and key == "probe_accuracy":
         p = f.csv(f"{run}/probe_predictions.csv")
         return float((p.predicted == p.category).mean())
-    if run in ("audit", "audit_noise20") and key == "probe_accuracy_4":
+    if run in ("audit", "audit_noise20") and key == "probe_accuracy_main":
         p = f.csv(f"{run}/probe_predictions.csv")
         if "predicted_4" in p:
             p = p[p.predicted_4.notna()]; return float((p.predicted_4 == p.category).mean())

@@ -55,7 +55,7 @@ def main():
         cfg = AuditConfig(model="mlp", corrupt_with=corrupt_with, seed=a.seed, device="cpu")
         audit = run_audit(cfg, out/("multi" if corrupt_with else "default"), data=(planted, test), quiet=a.quiet)
         recs += [dict(probe=probe, **r) for r in aurocs(audit.table, truth, kinds)]
-        conf = audit.results["confusion_6"]
+        conf = audit.results["confusion"]
         i = conf["classes"].index("corrupted"); row = np.asarray(conf["matrix"][i], float)
         probe_recall[probe] = float(row[i] / row.sum())   # held-out corrupted probes the k-NN calls corrupted
     res = pd.DataFrame(recs)

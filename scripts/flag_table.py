@@ -10,7 +10,8 @@ with any problem flag. Prints one line per audit; --json FILE writes them.
 import argparse, json, sys
 import numpy as np
 from sklearn.metrics import roc_auc_score
-from mapd.audit import Audit, _label_issue_share
+from mapd.audit import Audit
+from mapd.audit_results import _label_issue_share
 from mapd.metadata import calibrated_table
 from mapd.flags import prevalence
 

@@ -20,13 +20,13 @@ def test_audit_outputs(digits_audit):
     for fn in ("config.json", "scores.npy", "probes.csv", "history.csv", "metadata.parquet", "probe_predictions.csv", "results.json"):
         assert (out/fn).exists(), fn
     results = json.loads((out/"results.json").read_text())
-    for key in ("probe_accuracy_4", "probe_accuracy_6", "mislabel_auroc"):
+    for key in ("probe_accuracy_main", "probe_accuracy", "mislabel_auroc"):
         assert 0 <= results[key] <= 1
     pred = pd.read_csv(out/"probe_predictions.csv")   # both held-out checks rebuild from the committed file
-    assert (pred.predicted == pred.category).mean() == pytest.approx(results["probe_accuracy_6"])
+    assert (pred.predicted == pred.category).mean() == pytest.approx(results["probe_accuracy"])
     four = pred[pred.predicted_4.notna()]
     assert set(four.category) == {"typical", "atypical", "random_labels", "corrupted"}
-    assert (four.predicted_4 == four.category).mean() == pytest.approx(results["probe_accuracy_4"])
+    assert (four.predicted_4 == four.category).mean() == pytest.approx(results["probe_accuracy_main"])
     assert results["parameters"]["noise"] == 0.2 and "mapd_version" in results
     table = load_table(out/"metadata.parquet")
     st = TrajectoryStore(out/"trajectories")
@@ -53,8 +53,8 @@ def test_audit_outputs(digits_audit):
 
 def test_probe_accuracy_well_above_chance(digits_audit):
     _, cfg, res = digits_audit
-    assert res["probe_accuracy_6"] > 2 / 6, res["probe_accuracy_6"]      # chance is 1/6
-    assert res["probe_accuracy_4"] > 2 / 4, res["probe_accuracy_4"]      # chance is 1/4
+    assert res["probe_accuracy"] > 2 / 6, res["probe_accuracy"]      # chance is 1/6
+    assert res["probe_accuracy_main"] > 2 / 4, res["probe_accuracy_main"]      # chance is 1/4
 
 
 def test_other_configuration_refused_and_nothing_overwritten(digits_audit):

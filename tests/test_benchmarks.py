@@ -106,7 +106,7 @@ def test_gpu_check_script_smoke(tmp_path):
     assert set(summary["steps"]) == {"nbdev_gpu", "gpu_train", "gpu_knn", "audit", "planted"}
     assert all(s["exit"] == 0 for s in summary["steps"].values())
     assert summary["env"]["device"] == "cpu" and summary["gpu_knn"]["checks"]["equal_to_sklearn"]
-    assert 0 <= summary["audit"]["probe_accuracy_4"] <= 1 and (out/"planted"/"results.json").exists()
+    assert 0 <= summary["audit"]["probe_accuracy_main"] <= 1 and (out/"planted"/"results.json").exists()
 
 
 def test_gpu_check_script_refuses_a_missing_gpu(tmp_path):

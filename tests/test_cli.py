@@ -10,7 +10,7 @@ def test_audit_command_writes_results(tmp_path):
                                      "--n-fit", "20", "--n-heldout", "20", "--k", "5", "--out", str(out), "--quiet"],
                        capture_output=True, text=True, check=True)
     printed = json.loads(r.stdout[r.stdout.index("{"):])
-    assert printed["probe_accuracy_6"] == json.loads((out/"results.json").read_text())["probe_accuracy_6"]
+    assert printed["probe_accuracy"] == json.loads((out/"results.json").read_text())["probe_accuracy"]
 
 
 def test_bad_input_exits_2_with_a_message(tmp_path):

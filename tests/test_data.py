@@ -10,7 +10,8 @@ import torch
 import mapd.data as data
 from mapd.data import (ASYMMETRIC_PAIRS, FASHION_MNIST_CLASSES, FASHION_MNIST_FILES, FASHION_MNIST_RAW_MD5,
                        ImageDataset, SplitNotFoundError, download_file, find_fashion_mnist, inject_label_noise,
-                       load_dataset, load_digits, load_fashion_mnist, load_npz, make_synthetic, md5sum, read_idx)
+                       load_dataset, load_digits, load_fashion_mnist, make_synthetic, md5sum, read_idx)
+from mapd.npz import load_npz
 from mapd.cifar import CIFAR10_MD5, load_cifar, write_cifar_batch, write_cifar_meta
 from mapd.image_folder import load_image_folder
 from PIL import Image

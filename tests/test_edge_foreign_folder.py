@@ -64,7 +64,8 @@ def test_own_audit_still_resumes_and_marked(tmp_path):
 
 def test_unmarked_old_audit_of_other_config_not_cleared(tmp_path):
     "An audit made before the mark (config.json of audit settings, no mark) with other settings is refused, not cleared."
-    from mapd.audit import AuditConfig, _claim
+    from mapd.audit import AuditConfig
+    from mapd.audit_folder import _claim
     from dataclasses import asdict
     out = tmp_path/"old"; out.mkdir()
     cfg = json.loads(json.dumps(asdict(AuditConfig())))

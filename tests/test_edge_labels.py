@@ -7,7 +7,8 @@ from PIL import Image
 
 from conftest import mapd_cmd
 from mapd.audit import AuditConfig, _check_data
-from mapd.data import ImageDataset, load_npz
+from mapd.data import ImageDataset
+from mapd.npz import load_npz
 from mapd.image_folder import load_image_folder
 
 

@@ -28,7 +28,7 @@ def _same_as(out, ref):
     a, b = (pd.read_parquet(d/"metadata.parquet") for d in (out, ref))
     pd.testing.assert_frame_equal(a, b)
     ra, rb = (json.loads((d/"results.json").read_text()) for d in (out, ref))
-    assert ra["parameters"] == rb["parameters"] and ra["probe_accuracy_6"] == rb["probe_accuracy_6"]
+    assert ra["parameters"] == rb["parameters"] and ra["probe_accuracy"] == rb["probe_accuracy"]
     assert np.array_equal(np.load(out/"scores.npy"), np.load(ref/"scores.npy"))
 
 

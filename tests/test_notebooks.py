@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import yaml
 
-from mapd.report import run_report, load_plan, ReportError, _lookup, _shown
+from mapd.report import run_report, load_plan, ReportError
+from mapd.report_readme import _lookup, _shown
 
 
 @pytest.fixture(scope="module")

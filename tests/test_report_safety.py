@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from mapd.core import folder_lock
-from mapd.report import run_report, load_plan, render_readme, ReportError
+from mapd.report import run_report, load_plan, ReportError
+from mapd.report_readme import render_readme
 
 
 def _notebook(path):

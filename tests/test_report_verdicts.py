@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mapd.report import VERDICTS, load_plan, render_readme, run_report, ReportError
+from mapd.report import VERDICTS, load_plan, run_report, ReportError
+from mapd.report_readme import render_readme
 
 PLAN = Path(__file__).resolve().parents[1]/"nbs"/"experiments"/"report.yaml"
 MANIFEST = dict(commit="abc", mapd_version="0", packages={}, python="3", created="now", runs={})

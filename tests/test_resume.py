@@ -26,4 +26,4 @@ def test_killed_run_resumes_to_identical_trajectories(tmp_path):
     for q in ("loss", "margin", "correct"):
         np.testing.assert_array_equal(a.trajectories(q), b.trajectories(q))
     ra, rb = (json.loads((d/"results.json").read_text()) for d in (killed, clean))
-    assert ra["probe_accuracy_6"] == rb["probe_accuracy_6"]
+    assert ra["probe_accuracy"] == rb["probe_accuracy"]

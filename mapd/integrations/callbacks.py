@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
+from fastcore.basics import patch
 
 from ..core import check_labels
 from ..store import TrajectoryStore, ROW_COLUMNS
@@ -89,6 +90,7 @@ def _as_ids(rows, device=None) -> torch.Tensor:
         raise TypeError(f"row ids must be integers (each example's row 0..R-1), but the batch holds {r.dtype if r is not None else getattr(rows, 'dtype', type(rows).__name__)}")
     return r
 
+# %% ../../nbs/16_callbacks.ipynb #5ce3774f
 class _Recording:
     "A callback's recording: rows and labels, the store, and a `Recorder` made at the first batch (once K is known)."
     def __init__(self, rows: pd.DataFrame, store, *, config: dict, overwrite: bool, max_logit_bytes: int, keep_probs, label_key="auto"):
@@ -118,76 +120,84 @@ class _Recording:
         if labels is not None or self.label_key is not None: self._note_labels(rows, labels)
         self.recorder.record(rows, logits, None if self.recorder.keep_logits else self.labels[rows])
 
-    def _note_labels(self, rows, labels):
-        "Keep the labels the batch carries by row; a batch without labels is said once."
-        if labels is not None:
-            y = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(labels) if isinstance(labels, np.ndarray) and labels.dtype.kind in "biuf" else None
-            if y is not None and y.shape == rows.shape and not y.dtype.is_complex:
-                return self._carried.index_copy_(0, rows, y.to(self.recorder.device, torch.float32))
-            if self.label_key != "auto":
-                raise ValueError(f"the batch's labels under label_key={self.label_key!r} are {tuple(y.shape) if y is not None else type(labels).__name__} "
-                                 f"but it holds {len(rows)} row ids: label_key must name (B,) class ids, or be None")
-        if not self.warned:
-            self.warned = True
-            warnings.warn("the batches carry no (B,) labels that the callback finds, so the row ids cannot be checked against the labels given: "
-                          f"pass label_key=<the key or position of the batch's labels>, or label_key=None to check ids only (looked for {list(LABEL_KEYS)} "
-                          "of a dict batch, or position 1 of a tuple batch)")
+# %% ../../nbs/16_callbacks.ipynb #dd5db1ee
+@patch
+def _note_labels(self: _Recording, rows, labels):
+    "Keep the labels the batch carries by row; a batch without labels is said once."
+    if labels is not None:
+        y = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(labels) if isinstance(labels, np.ndarray) and labels.dtype.kind in "biuf" else None
+        if y is not None and y.shape == rows.shape and not y.dtype.is_complex:
+            return self._carried.index_copy_(0, rows, y.to(self.recorder.device, torch.float32))
+        if self.label_key != "auto":
+            raise ValueError(f"the batch's labels under label_key={self.label_key!r} are {tuple(y.shape) if y is not None else type(labels).__name__} "
+                             f"but it holds {len(rows)} row ids: label_key must name (B,) class ids, or be None")
+    if not self.warned:
+        self.warned = True
+        warnings.warn("the batches carry no (B,) labels that the callback finds, so the row ids cannot be checked against the labels given: "
+                      f"pass label_key=<the key or position of the batch's labels>, or label_key=None to check ids only (looked for {list(LABEL_KEYS)} "
+                      "of a dict batch, or position 1 of a tuple batch)")
 
-    def _begin(self, rows, K: int):
-        y = check_labels(self.rows["label"].to_numpy(), K, "the rows' labels")
-        r = torch.as_tensor(rows).cpu()  # the row ids of the first batch only are checked here: a host-device sync; end_epoch checks them all
-        if not (r.dtype.is_floating_point or r.dtype == torch.bool):
-            bad = r[(r < 0) | (r >= len(y))]
-            if len(bad): raise ValueError(f"row ids must lie in [0, {len(y)}), the rows of the recording, but the batch holds {bad[:3].tolist()}")
-        self.labels = torch.as_tensor(y, device=self.device)
-        self.recorder = Recorder(len(y), K, device=self.device, store=self.store, max_logit_bytes=self.max_logit_bytes, keep_probs=self.keep_probs)
-        self._reset_checks()
+@patch
+def _begin(self: _Recording, rows, K: int):
+    y = check_labels(self.rows["label"].to_numpy(), K, "the rows' labels")
+    r = torch.as_tensor(rows).cpu()  # the row ids of the first batch only are checked here: a host-device sync; end_epoch checks them all
+    if not (r.dtype.is_floating_point or r.dtype == torch.bool):
+        bad = r[(r < 0) | (r >= len(y))]
+        if len(bad): raise ValueError(f"row ids must lie in [0, {len(y)}), the rows of the recording, but the batch holds {bad[:3].tolist()}")
+    self.labels = torch.as_tensor(y, device=self.device)
+    self.recorder = Recorder(len(y), K, device=self.device, store=self.store, max_logit_bytes=self.max_logit_bytes, keep_probs=self.keep_probs)
+    self._reset_checks()
 
-    def _reset_checks(self):
-        "The epoch's checks, on the device: the smallest and largest row id, how often each row was recorded, and the label each row's batch carried."
-        dev, R = self.recorder.device, len(self.labels)
-        self._lo, self._hi = torch.tensor(0, device=dev), torch.tensor(R - 1, device=dev)
-        self._count, self._one = torch.zeros(R, dtype=torch.int32, device=dev), torch.ones(1, dtype=torch.int32, device=dev)
-        self._carried = torch.full((R,), float("nan"), device=dev)
+@patch
+def _reset_checks(self: _Recording):
+    "The epoch's checks, on the device: the smallest and largest row id, how often each row was recorded, and the label each row's batch carried."
+    dev, R = self.recorder.device, len(self.labels)
+    self._lo, self._hi = torch.tensor(0, device=dev), torch.tensor(R - 1, device=dev)
+    self._count, self._one = torch.zeros(R, dtype=torch.int32, device=dev), torch.ones(1, dtype=torch.int32, device=dev)
+    self._carried = torch.full((R,), float("nan"), device=dev)
 
-    def _check_epoch(self):
-        "Refuse an epoch whose batches held ids out of range, an id twice, or a label other than the one given for the id (one host-device copy)."
-        R, e = len(self.labels), self.epoch + 1
-        lo, hi = int(self._lo), int(self._hi)
-        if lo < 0 or hi >= R: raise ValueError(f"row ids must lie in [0, {R}), the rows of the recording, but a batch of epoch {e} held {lo if lo < 0 else hi}: "
-                                               "each example's row id must be its row (0..R-1) in the labels or rows given")
-        count = self._seen = self._count.cpu().numpy()
-        twice = np.flatnonzero(count > 1)
-        if twice.size: raise ValueError(f"{twice.size} row ids were recorded more than once in epoch {e} (first: row {twice[0]}, {count[twice[0]]} times): "
-                                        "each example must carry its own row id, and each row be in one batch per epoch (no sampling with replacement)")
-        carried = self._carried.cpu().numpy()
-        given = self.labels.cpu().numpy()
-        off = np.flatnonzero(~np.isnan(carried) & (carried != given))
-        if off.size:
-            i = off[0]
-            raise ValueError(f"the batches' labels differ from the labels given for their row ids on {off.size} of {int((~np.isnan(carried)).sum())} rows "
-                             f"in epoch {e} (first: row {i}, batch label {carried[i]:g}, given label {given[i]}): the row ids or the labels given "
-                             "are in another order than the data; each example must carry its row in the labels or rows given")
+@patch
+def _check_epoch(self: _Recording):
+    "Refuse an epoch whose batches held ids out of range, an id twice, or a label other than the one given for the id (one host-device copy)."
+    R, e = len(self.labels), self.epoch + 1
+    lo, hi = int(self._lo), int(self._hi)
+    if lo < 0 or hi >= R: raise ValueError(f"row ids must lie in [0, {R}), the rows of the recording, but a batch of epoch {e} held {lo if lo < 0 else hi}: "
+                                           "each example's row id must be its row (0..R-1) in the labels or rows given")
+    count = self._seen = self._count.cpu().numpy()
+    twice = np.flatnonzero(count > 1)
+    if twice.size: raise ValueError(f"{twice.size} row ids were recorded more than once in epoch {e} (first: row {twice[0]}, {count[twice[0]]} times): "
+                                    "each example must carry its own row id, and each row be in one batch per epoch (no sampling with replacement)")
+    carried = self._carried.cpu().numpy()
+    given = self.labels.cpu().numpy()
+    off = np.flatnonzero(~np.isnan(carried) & (carried != given))
+    if off.size:
+        i = off[0]
+        raise ValueError(f"the batches' labels differ from the labels given for their row ids on {off.size} of {int((~np.isnan(carried)).sum())} rows "
+                         f"in epoch {e} (first: row {i}, batch label {carried[i]:g}, given label {given[i]}): the row ids or the labels given "
+                         "are in another order than the data; each example must carry its row in the labels or rows given")
 
-    def end_epoch(self):
-        "Check the epoch's row ids and labels, then write its columns (its one host-device copy); warn about rows no batch held."
-        if self.recorder is None: raise RuntimeError(f"no batch was recorded in epoch {self.epoch + 1}")
-        self._check_epoch()
-        cols = self.recorder.end_epoch(self.labels, self.epoch)
-        self._reset_checks()
-        nan = np.isnan(cols["loss"])
-        diverged, unseen = int((nan & (self._seen > 0)).sum()), int((nan & (self._seen == 0)).sum())
-        if diverged: warnings.warn(f"{diverged} of {len(nan)} rows got a NaN loss in epoch {self.epoch + 1} from logits that are not finite: "
-                                   "the training diverged (lower the learning rate) or the model outputs NaN")
-        if unseen: warnings.warn(f"{unseen} of {len(cols['loss'])} rows were in no recorded batch of epoch {self.epoch + 1} "
-                                 "(a sampler that skips rows, a limit on steps or batches, or a resume within the epoch): "
-                                 "their loss and margin are NaN in that epoch")
-        self.epoch += 1
+# %% ../../nbs/16_callbacks.ipynb #764a1ae9
+@patch
+def end_epoch(self: _Recording):
+    "Check the epoch's row ids and labels, then write its columns (its one host-device copy); warn about rows no batch held."
+    if self.recorder is None: raise RuntimeError(f"no batch was recorded in epoch {self.epoch + 1}")
+    self._check_epoch()
+    cols = self.recorder.end_epoch(self.labels, self.epoch)
+    self._reset_checks()
+    nan = np.isnan(cols["loss"])
+    diverged, unseen = int((nan & (self._seen > 0)).sum()), int((nan & (self._seen == 0)).sum())
+    if diverged: warnings.warn(f"{diverged} of {len(nan)} rows got a NaN loss in epoch {self.epoch + 1} from logits that are not finite: "
+                               "the training diverged (lower the learning rate) or the model outputs NaN")
+    if unseen: warnings.warn(f"{unseen} of {len(cols['loss'])} rows were in no recorded batch of epoch {self.epoch + 1} "
+                             "(a sampler that skips rows, a limit on steps or batches, or a resume within the epoch): "
+                             "their loss and margin are NaN in that epoch")
+    self.epoch += 1
 
-    def trajectories(self, q: str = "loss") -> np.ndarray:
-        "`(R, E)` array of quantity `q` over the recorded epochs."
-        if self.recorder is None: raise ValueError("nothing recorded yet: train first")
-        return self.recorder.trajectories(q)
+@patch
+def trajectories(self: _Recording, q: str = "loss") -> np.ndarray:
+    "`(R, E)` array of quantity `q` over the recorded epochs."
+    if self.recorder is None: raise ValueError("nothing recorded yet: train first")
+    return self.recorder.trajectories(q)
 
 # %% ../../nbs/16_callbacks.ipynb #7c954558
 class _RecordingCallback:

@@ -212,6 +212,7 @@ class MAPDIssueManager(IssueManager):
         return dict(categories=list(cats), issue_rules={c: f.attrs["issue_rules"][c] for c in cats}, unscored_rows=int((~f.mapd_scored).sum()),
                     category_counts={str(c): int(n) for c, n in f.mapd_category.value_counts().items()})
 
+# %% ../../nbs/17_datalab.ipynb #73a921f4
 def _category_manager(c: str) -> type:
     "The issue manager of issue type `mapd_<c>`."
     return type(f"MAPD{''.join(w.title() for w in c.split('_'))}IssueManager", (MAPDIssueManager,),
@@ -225,6 +226,7 @@ def category_manager(c: str) -> type:
     if c not in MAPD_ISSUE_MANAGERS: MAPD_ISSUE_MANAGERS[c] = _category_manager(c)
     return MAPD_ISSUE_MANAGERS[c]
 
+# %% ../../nbs/17_datalab.ipynb #2881da34
 def register_mapd_issue_types():
     "Register the issue types `mapd` and `mapd_<category>` with cleanlab's Datalab, for classification (done on import; again after `register_category`)."
     registry = REGISTRY[Task.CLASSIFICATION]
