@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mapd.core import current_names
 from mapd.group_metrics import detection_prf
 from mapd.rankings import read_rankings, auroc_of_ranking
 from mapd.report import load_plan, _read_manifest
@@ -222,7 +223,7 @@ def check(out: Path, plan_path: Path) -> tuple[list, list, list, list]:
     results = {}
     for r in plan["runs"]:
         rel = f"{r['name']}/results.json"
-        if rel in f.tracked: results[r["name"]] = json.loads((out/rel).read_text())
+        if rel in f.tracked: results[r["name"]] = current_names(json.loads((out/rel).read_text()))   # older names read as today's
     readme = (out/"README.md").read_text(encoding="utf-8") if (out/"README.md").is_file() else ""
     fresh = render_readme(plan, results, _read_manifest(out), out=out)
     rows = lambda md: {l.split(" | ")[0][2:]: l for l in md.splitlines() if l.startswith("| ")}
