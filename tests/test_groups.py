@@ -9,9 +9,9 @@ from PIL import Image
 
 from mapd.data import ImageDataset, find_fashion_mnist
 from mapd.groups import (CLOTHING1M_CLASSES, CLOTHING1M_GROUPS, SPURIOUS_COLORS, WATERBIRDS_GROUPS, GroupedDataset,
-                         detection_prf, jtt_error_set, load_celeba, load_clothing1m, load_images, load_spurious_fashion_mnist,
-                         load_waterbirds, make_spurious, paint_background, read_celeba_attributes, upsample_indices,
-                         worst_group_accuracy)
+                         load_celeba, load_clothing1m, load_images, load_spurious_fashion_mnist,
+                         load_waterbirds, make_spurious, paint_background, read_celeba_attributes)
+from mapd.group_metrics import detection_prf, jtt_error_set, upsample_indices, worst_group_accuracy
 
 
 def save_image(path: Path, rgb=(10, 20, 30), size=(20, 16)) -> Path:
