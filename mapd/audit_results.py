@@ -213,8 +213,9 @@ _KIND = {"random_labels": "mislabeled", "random_inputs": "like random noise", "c
 
 
 # %% ../nbs/09b_audit_results.ipynb #05b37110
-def summary_text(r: AuditResults, c: AuditConfig, path: Path | str, n: int) -> str:   # n: rows of the table
+def summary_text(r: AuditResults | Mapping, c: AuditConfig, path: Path | str, n: int) -> str:   # n: rows of the table
     "What to read first of the audit in `path` (its results `r` and configuration `c`): the data, the model, how well held-out probes are told apart, the categories and flags, and the warnings."
+    if not isinstance(r, AuditResults): r = AuditResults.from_json(dict(r))   # a plain dict of the same figures (e.g. one a user edited) reads the same
     lines = [f"MAP-D audit of {c.dataset} ({path}): {r.n_train:,} training examples, {r.n_probes:,} probes",
              f"model {c.model}, {c.epochs} epochs recorded in {c.record} mode, on {r.device or '?'} in {r.seconds or 0:.0f} s; "
              f"test accuracy {_pct(r.test_accuracy)}"]
