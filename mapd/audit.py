@@ -52,6 +52,7 @@ def _load_data(config: AuditConfig, data=None, quiet: bool = False):   # quiet: 
     if config.noise > 0: train = inject_label_noise(train, config.noise, config.noise_kind, seed=config.seed)
     return train, test
 
+# %% ../nbs/09_audit.ipynb #1dbd6505
 def _check_data(config: AuditConfig, train: ImageDataset, test: ImageDataset | None):
     "Refuse data the audit cannot work with, before anything is computed."
     if len(train) == 0: raise ValueError("the training set is empty: there is nothing to audit")
@@ -69,6 +70,7 @@ def _check_data(config: AuditConfig, train: ImageDataset, test: ImageDataset | N
         raise ValueError(f"{takes} probe categories of n_fit + n_heldout = {config.n_fit + config.n_heldout} examples need {need} training examples, "
                          f"but the training set has {len(train)}: lower n_fit and n_heldout, or audit more data")
 
+# %% ../nbs/09_audit.ipynb #01e73873
 def _fingerprints(config: AuditConfig, train: ImageDataset, test: ImageDataset | None) -> dict:
     "What a resumed audit must find unchanged: the data's images, labels and order, and the score file."
     fp = dict(train_images=fingerprint(train.images), train_labels=fingerprint(train.labels), train_index=fingerprint(train.index),
@@ -113,11 +115,13 @@ def _heldout_flags(config: AuditConfig, train, probs) -> dict:
         else: out[name] = m
     return out
 
+# %% ../nbs/09_audit.ipynb #efd37f8e
 def _natural_exclusions(flags: dict) -> np.ndarray | None:
     "Examples kept out of the typical and atypical probes: any of `_heldout_flags`' masks (None: none kept out)."
     masks = [flags[k] for k in ("mislabeled", "unrecognised", "doubted") if flags.get(k) is not None]
     return np.logical_or.reduce(masks) if masks else None
 
+# %% ../nbs/09_audit.ipynb #5bb3e6e1
 def _make_suite(config: AuditConfig, train, scores, corrupt_std=None,
                 exclude=None, probs=None,   # (N,) bool: kept out of the natural probes (`_natural_exclusions`)
                 avoid=None):                # (N,) bool: no probe is made from these (the second run's: the first's edited sources)
@@ -330,6 +334,7 @@ def _data_sets(self: Audit, quiet: bool = False) -> tuple[ImageDataset, ImageDat
         self._sets = train, test
     return self._sets
 
+# %% ../nbs/09_audit.ipynb #3a8122ee
 @patch
 def _rebuild(self: Audit) -> tuple[ProbeSuite, ImageDataset]:
     "The probe suite and the trained-on set (training examples and probes in the store's row order), rebuilt once and checked against the store's rows."
@@ -344,6 +349,7 @@ def _rebuild(self: Audit) -> tuple[ProbeSuite, ImageDataset]:
         self._trained_on = suite, combined
     return self._trained_on
 
+# %% ../nbs/09_audit.ipynb #ba3660de
 Audit.train = property(lambda self: self._data_sets()[0], doc="the audited training set, with its injected noise (loaded on first use)")
 Audit.test = property(lambda self: self._data_sets()[1], doc="the test set, or None (loaded on first use)")
 Audit.suite = property(lambda self: self._rebuild()[0], doc="the probe suite (rebuilt on first use)")
@@ -400,6 +406,7 @@ def show(self: Audit, category: str,  # one of the audit's categories
     return image_grid(train.images[pos[top["index"]].to_numpy(copy=True)], titles, ncols=min(ncols, len(top)), scale=scale,
                       suptitle=f"{category.replace('_', ' ')}: the {len(top)} most probable" + (" flagged" if flagged else "") + " examples")
 
+# %% ../nbs/09_audit.ipynb #0cf43933
 @patch
 def explore(self: Audit, **kwargs):  # passed to `Explorer` (n_show, ncols, tile, ...)
     "The widget explorer of this audit, for a notebook: scrub the epochs, see each category's images and loss curves."

@@ -99,12 +99,12 @@ def _check_same_data(out: Path, fps: dict, advice: str):
     if changed:
         raise ValueError(f"the data changed since the audit in {out} began: {', '.join(c.replace('_', ' ') for c in changed)} differ from what {fn} recorded. {advice}")
 
+# %% ../nbs/09c_audit_folder.ipynb #651ec47e
 def _has_finished_work(out: Path) -> bool:
     "Whether `out` holds results or at least one recorded epoch."
     if (out/"results.json").exists(): return True
     try: return json.loads((out/"trajectories"/"meta.json").read_text()).get("completed_epochs", 0) > 0
     except (FileNotFoundError, json.JSONDecodeError): return False
-
 
 # %% ../nbs/09c_audit_folder.ipynb #f1b30530
 def _load_scores(out: Path):

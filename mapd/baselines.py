@@ -39,6 +39,7 @@ def _train_rows(store: TrajectoryStore) -> tuple[np.ndarray, pd.DataFrame]:
         t["is_noisy"] = t.label != t.true_label
     return pos, t
 
+# %% ../nbs/08b_baselines.ipynb #9e2317f2
 def _trajectories(x, q: str, name: str, epochs: int | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     "`(N, E)` float64 array of quantity `q` from a store (its training rows) or from `x` itself, and the table to fill."
     if isinstance(x, TrajectoryStore):
@@ -50,6 +51,7 @@ def _trajectories(x, q: str, name: str, epochs: int | None = None) -> tuple[np.n
         a = a[:, :epochs]
     return a, pd.DataFrame(index=pd.RangeIndex(len(a)))
 
+# %% ../nbs/08b_baselines.ipynb #4a80f6ed
 def _flag(score: np.ndarray, flag_fraction: float | None, threshold: float | None) -> np.ndarray:
     "Flag the top `flag_fraction` of `score`, or the scores above `threshold`; nothing when both are None."
     if flag_fraction is not None and threshold is not None:
@@ -166,6 +168,7 @@ def aum_scores(margins,  # (N, E) margin of each example after each epoch, or a 
         t.attrs["threshold"] = alpha
     return t
 
+# %% ../nbs/08b_baselines.ipynb #f9cec80e
 def make_threshold_samples(ds,              # an ImageDataset, or its (N,) labels
                            n_classes: int,  # K, the real classes; the threshold samples get label K
                            *, fraction: float | None = None,  # share of examples to move; N/(K+1) as Pleiss et al. when None
@@ -239,6 +242,7 @@ def el2n_scores(probs,         # (N, K) predicted probabilities, (S, N, K) from 
     s = np.linalg.norm(P - onehot[None], axis=2).mean(0)
     return pd.DataFrame(dict(el2n=s, score=s, flag=_flag(s, flag_fraction, threshold)))
 
+# %% ../nbs/08b_baselines.ipynb #7d5efa8e
 def el2n_from_model(model,   # a classifier, or a list of them (one per run) whose EL2Ns are averaged
                     images,  # (N, C, H, W) uint8
                     labels,  # (N,) given labels
@@ -258,6 +262,7 @@ def _fit_beta_weighted(x, w):
     a = m * (m * (1 - m) / max(v, 1e-12) - 1)
     return max(a, 1e-3), max(a * (1 - m) / m, 1e-3)
 
+# %% ../nbs/08b_baselines.ipynb #0af37de9
 def fit_beta_mixture(x,  # (n,) values in (0, 1)
                      *, max_iters: int = 10, eps: float = 1e-4) -> dict:
     "Two-component beta mixture fitted by EM with weighted moments (Arazo et al., 2019): alphas, betas, weights."
@@ -270,11 +275,13 @@ def fit_beta_mixture(x,  # (n,) values in (0, 1)
         w = r.sum(1) / r.sum()
     return dict(alphas=a, betas=b, weights=w)
 
+# %% ../nbs/08b_baselines.ipynb #ac1e2951
 def _beta_posterior(x, mix: dict, k: int = 1) -> np.ndarray:
     "Posterior of component `k` at `x`."
     l = mix["weights"][:, None] * stats.beta.pdf(x[None], mix["alphas"][:, None], mix["betas"][:, None])
     return l[k] / (l.sum(0) + 1e-12)
 
+# %% ../nbs/08b_baselines.ipynb #5d153819
 _BMM_EPS = 1e-4
 
 def bmm_scores(losses,  # (N,) loss of each example at one epoch; or (N, E) trajectories or a TrajectoryStore with `epoch`
@@ -302,6 +309,7 @@ def bmm_scores(losses,  # (N,) loss of each example at one epoch; or (N, E) traj
     t["flag"] = post > 0.5
     return t
 
+# %% ../nbs/08b_baselines.ipynb #f546ef78
 def bmm_posterior(losses,  # (N,) losses, on the scale the mixture was fitted on
                   fit: dict) -> np.ndarray:  # `bmm_scores(...).attrs`: alphas, betas, weights and the loss scale
     "Posterior of the noisy (high-loss) component for new `losses` under a fitted mixture; how Arazo et al. weigh each batch."
@@ -339,6 +347,7 @@ def recording_scores(store: TrajectoryStore) -> tuple[dict, dict]:
               "beta mixture (Arazo)": bmm_scores(L[:, -1])}
     return {k: t.score.to_numpy(np.float64) for k, t in tables.items()}, {k: tables[k].flag.to_numpy() for k in _FLAGGING}
 
+# %% ../nbs/08b_baselines.ipynb #8757ff93
 MAPD_VOTE = "MAP-D vote p (the paper's equation 6)"   # the method name of MAP-D's vote, beside "MAP-D" (its flag score)
 
 def trajectory_scores(store: TrajectoryStore, categories=None,  # probe categories of MAP-D's k-NN; all the store holds when None
@@ -364,6 +373,7 @@ def trajectory_scores(store: TrajectoryStore, categories=None,  # probe categori
     mapd_flag = m["flag_random_labels"].to_numpy(bool) if "flag_random_labels" in m else np.zeros(len(m), bool)
     return m, single, {"MAP-D": mapd_flag, MAPD_VOTE: np.asarray(classes)[P.argmax(1)] == "random_labels", **flags}
 
+# %% ../nbs/08b_baselines.ipynb #c8dc88f0
 def truth_sets(rows: pd.DataFrame,             # a store's rows (role, category, split, label and, with injected noise, true_label)
                problems: dict = PROBLEM_PROBES) -> dict:
     "Problem -> (rows scored, rows that have it), boolean masks over `rows`."
@@ -398,6 +408,7 @@ def cross_val_probs(ds,                       # an ImageDataset (or (images, lab
         probs[te] = predict_logits(res.model, images[te], normalize=res.normalize, device=device).softmax(1).numpy()
     return probs
 
+# %% ../nbs/08b_baselines.ipynb #64c9cb35
 def cleanlab_scores(labels,       # (N,) given labels
                     pred_probs,   # (N, K) out-of-sample predicted probabilities
                     **kwargs) -> pd.DataFrame:  # passed to cleanlab.filter.find_label_issues

@@ -73,6 +73,7 @@ def register_category(name: str,
     CATEGORY_TABLE[name] = rec
     return rec
 
+# %% ../nbs/05a_categories.ipynb #6039c841
 def unregister_category(name: str):
     "Remove a category `register_category` added."
     if name in CATEGORIES: raise ValueError(f"{name!r} is one of the paper's categories: it cannot be removed")
@@ -88,14 +89,17 @@ def category(name: str) -> ProbeCategory:
         raise ValueError(f"unknown probe category {name!r}; registered: {', '.join(CATEGORY_TABLE)} (add your own with mapd.categories.register_category)")
     return CATEGORY_TABLE[name]
 
+# %% ../nbs/05a_categories.ipynb #6f9af173
 def advice(name: str) -> str:
     "What may tell category `name` from typical where its held-out probes are not (the report's warning); the generic advice for a name no one registered."
     return CATEGORY_TABLE[name].advice if name in CATEGORY_TABLE and CATEGORY_TABLE[name].advice else DEFAULT_ADVICE
 
+# %% ../nbs/05a_categories.ipynb #65095b7e
 def image_problems() -> tuple[str, ...]:
     "The registered categories of a broken or foreign image (a real data set seldom holds many)."
     return tuple(n for n, c in CATEGORY_TABLE.items() if c.kind == "image")
 
+# %% ../nbs/05a_categories.ipynb #d99a7fdb
 def category_color(name: str) -> str:
     "The colour of category `name` in every figure."
     if name in CATEGORY_TABLE: return CATEGORY_TABLE[name].color

@@ -23,6 +23,7 @@ def _checkpoint(store: TrajectoryStore, model, opt, epochs_done: int, history: l
         torch.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epochs_done, history=history), f)
     store.mark_complete(epochs_done)
 
+# %% ../nbs/04c_checkpoint.ipynb #305bf7d3
 def _resume(store: TrajectoryStore, model, opt, config, dev) -> tuple[int, list]:   # config: the run's `TrainConfig`
     "Load the last checkpoint of `store`; return the epoch to start from and the history so far."
     saved, given = store.config.get("train"), _jsonable(asdict(config))
@@ -46,6 +47,7 @@ def _resume(store: TrajectoryStore, model, opt, config, dev) -> tuple[int, list]
     if world()[0] == 0: store.mark_complete(ck["epoch"])
     return ck["epoch"], list(ck["history"])
 
+# %% ../nbs/04c_checkpoint.ipynb #3f0b8329
 def _jsonable(d: dict) -> dict:
     "`d` as it reads back from JSON (tuples become lists)."
     return json.loads(json.dumps(d))

@@ -50,10 +50,12 @@ class _Dtype:
         if order not in ("<", ">", "=", "|"): raise _Unfit(f"a dtype with byte order {state[1]!r}")
         if order in "<>": self.dtype = self.dtype.newbyteorder(order)
 
+# %% ../nbs/01e_cifar.ipynb #c468f029
 class _NDArray:
     "Stands in for `numpy.ndarray`, the one type `_reconstruct` is asked to make; never made itself."
     def __new__(cls, *args, **kwargs): raise _Unfit("a call of numpy.ndarray itself, not through _reconstruct")
 
+# %% ../nbs/01e_cifar.ipynb #1312ac14
 def _array(raw, dt, shape, fortran) -> np.ndarray:  # a writable array of `shape` from the bytes `raw`, after checking every part
     if not isinstance(dt, _Dtype): raise _Unfit(f"array data with a dtype of {type(dt).__name__}")
     if isinstance(raw, pickle.PickleBuffer): raw = raw.raw()
@@ -65,6 +67,7 @@ def _array(raw, dt, shape, fortran) -> np.ndarray:  # a writable array of `shape
         raise _Unfit(f"{len(raw)} bytes of data for an array of shape {shape} and dtype {dt.dtype}, which takes {n * dt.dtype.itemsize}")
     return np.frombuffer(raw, dt.dtype, n).reshape(shape, order="F" if fortran else "C").copy(order="K")
 
+# %% ../nbs/01e_cifar.ipynb #42a7a8b7
 class _Array:
     "Stands in for an array or NumPy scalar while unpickling: made from checked parts, swapped for what it holds once the pickle is read."
     __hash__ = None
@@ -75,21 +78,26 @@ class _Array:
         if type(fortran) not in (bool, int): raise _Unfit(f"an array order flag that is a {type(fortran).__name__}, not a bool")
         self.array = _array(raw, dt, shape, bool(fortran))
 
+# %% ../nbs/01e_cifar.ipynb #5edcffc4
 def _reconstruct(subtype, shape=(0,), code=b"b"):
     if subtype is not _NDArray: raise _Unfit(f"_reconstruct asked for a {getattr(subtype, '__name__', type(subtype).__name__)}, not a numpy.ndarray")
     return _Array()
 
+# %% ../nbs/01e_cifar.ipynb #3ae18742
 def _frombuffer(buf, dt, shape, order="C"):  # NumPy's protocol-5 pickles
     return _Array(_array(buf, dt, shape, order in ("F", b"F")))
 
+# %% ../nbs/01e_cifar.ipynb #c071ca4b
 def _scalar(dt, raw=b""):  # a NumPy scalar, e.g. np.int64(3)
     return _Array(_array(raw, dt, (), False)[()])
 
+# %% ../nbs/01e_cifar.ipynb #1e8b8039
 def _latin1(text, encoding="utf-8"):  # how Python 3 writes bytes at protocol 2: codecs.encode(the bytes as latin-1 text, "latin1")
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
         raise _Unfit(f"codecs.encode to {encoding!r}, while only latin-1 text turned back into bytes is loaded")
     return text.encode("latin-1")
 
+# %% ../nbs/01e_cifar.ipynb #dabe2bfb
 def _empty_bytes(*args):  # how Python 3 writes b"" at protocol 2: bytes()
     if args: raise _Unfit("bytes() with arguments, while only the empty bytes() is loaded")
     return b""
@@ -108,6 +116,7 @@ class _CifarUnpickler(pickle.Unpickler):
         try: return _CIFAR_GLOBALS[module, name]
         except (KeyError, TypeError): raise _Refused(str(module), str(name)) from None
 
+# %% ../nbs/01e_cifar.ipynb #1ee3d61d
 def _plain(o, seen: set):  # `o` with every array stand-in replaced by its array
     if isinstance(o, _Array):
         if o.array is None: raise _Unfit("an array without data")
@@ -121,6 +130,7 @@ def _plain(o, seen: set):  # `o` with every array stand-in replaced by its array
             for k, v in o.items(): o[k] = _plain(v, seen)
     return o
 
+# %% ../nbs/01e_cifar.ipynb #90aa35de
 def safe_unpickle(src: str | Path | BinaryIO, # a pickle file, or a binary file object open for reading
                  ) -> object:                  # dicts, lists, tuples, str, bytes, numbers, None, and NumPy arrays and scalars of numbers or strings
     "Unpickle a CIFAR file building only dicts, lists, tuples, str, bytes, numbers, None and NumPy arrays and scalars of booleans, numbers or strings (the globals allowed: NumPy's `_reconstruct`, `ndarray`, `dtype`, `scalar`, `_frombuffer`, and `codecs.encode` to latin-1 and `bytes()`); any other global raises `ValueError` before it is called."
@@ -159,6 +169,7 @@ def _unpickle_checked(path: Path, md5: str | None):
                          "If you made this file yourself, pass its MD5 in checksums=")
     return safe_unpickle(path)  # defence in depth: a file with the right MD5 still cannot run code
 
+# %% ../nbs/01e_cifar.ipynb #1ee9665e
 def _get(d, key, path):
     if not isinstance(d, dict) or key not in d:
         found = list(d) if isinstance(d, dict) else type(d).__name__
@@ -216,6 +227,7 @@ def write_cifar_batch(path: str | Path,    # the file to write
     with atomic_write(path, "wb") as f: pickle.dump(d, f, protocol=2)
     return Path(path)
 
+# %% ../nbs/01e_cifar.ipynb #f02881ae
 def write_cifar_meta(path: str | Path,       # the file to write (batches.meta for CIFAR-10, meta for CIFAR-100)
                      classes: list[str],     # (K,) class names
                      *, fine: bool = False,  # CIFAR-100 layout (b'fine_label_names')

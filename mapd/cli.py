@@ -39,6 +39,7 @@ def _add_hf_flags(p: argparse.ArgumentParser):
     g.add_argument("--image-column", help="the image column (default: the Image feature, else a column named image or img)")
     g.add_argument("--label-column", help="the label column (default: the ClassLabel feature, else a column named label or labels)")
 
+# %% ../nbs/12_cli.ipynb #340f3c01
 def _hf_data(args: argparse.Namespace):
     "(train, test) of `--dataset hf --data-root DIR`, with dataset and data_root taken off `args`; None for any other data set."
     cols = [f for f in ("image_column", "label_column") if getattr(args, f, None) is not None]
@@ -52,7 +53,6 @@ def _hf_data(args: argparse.Namespace):
     del args.dataset, args.data_root
     return data
 
-
 # %% ../nbs/12_cli.ipynb #7f887eaa
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
@@ -62,6 +62,7 @@ def _bool(s: str) -> bool:
     if s.lower() in _FALSE: return False
     raise argparse.ArgumentTypeError(f"expected true or false (or 1/0, yes/no), got {s!r}")
 
+# %% ../nbs/12_cli.ipynb #b238d50b
 def _parse_as(kind: str, optional: bool):
     "The argparse `type` of a field of annotation `kind`; 'none' gives None where the field allows it."
     conv = {"bool": _bool, "int": int, "float": float}.get(kind, str)
@@ -89,6 +90,7 @@ def _add_config_flags(p: argparse.ArgumentParser):
             meta = kind.upper() if choices is None else "{" + ",".join(map(str, choices)) + (",none" if optional else "") + "}"
             g.add_argument(flag, type=_parse_as(kind, optional), choices=None if choices is None else choices + [None] * optional, metavar=meta, **kw)
 
+# %% ../nbs/12_cli.ipynb #3d7f9597
 def config_from_args(args: argparse.Namespace) -> AuditConfig:
     "The `AuditConfig` of parsed `mapd audit` arguments: the preset's values, with the flags given on top."
     return audit_config(args.preset, **{f.name: getattr(args, f.name) for f in dataclasses.fields(AuditConfig) if hasattr(args, f.name)})

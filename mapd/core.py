@@ -56,6 +56,8 @@ def progress(iterable=None, *, quiet: bool = False,  # no bar at all when True
 # %% ../nbs/00_core.ipynb #459a12b9
 def _umask() -> int:
     old = os.umask(0o022); os.umask(old); return old
+
+# %% ../nbs/00_core.ipynb #948edae5
 _UMASK = _umask()
 
 @contextlib.contextmanager
@@ -98,6 +100,7 @@ def remove_temporaries(folder: str | Path) -> list[Path]:
 class FolderLockedError(RuntimeError):
     "Another process is writing into the folder."
 
+# %% ../nbs/00_core.ipynb #cadb01c6
 @contextlib.contextmanager
 def folder_lock(folder: str | Path,  # created if missing
                 what: str = "run"):  # named in the message a second writer gets
@@ -208,6 +211,7 @@ def _interval(rule: str):
     lo, hi = rule[1:-1].split(",")
     return [(">" if rule[0] == "(" else ">=", float(lo)), ("<" if rule[-1] == ")" else "<=", float(hi))]
 
+# %% ../nbs/00_core.ipynb #74175f43
 _OPS = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
 
 def _kinds(annotation: str):
@@ -215,6 +219,7 @@ def _kinds(annotation: str):
     parts = [s.strip() for s in str(annotation).split("|")]
     return [p for p in parts if p != "None"], "None" in parts
 
+# %% ../nbs/00_core.ipynb #d236cee3
 def check_fields(obj, **rules):
     "Check the fields of dataclass `obj` against their annotations and `rules` (name -> interval string or allowed values); raise ValueError."
     where = type(obj).__name__
@@ -275,6 +280,7 @@ def changed(given: dict,   # field -> value, e.g. a papermill notebook's paramet
     "The entries of `given` that differ from `defaults`: what a caller set on purpose, to be laid over a preset."
     return {k: v for k, v in given.items() if v != getattr(defaults, k)}
 
+# %% ../nbs/00_core.ipynb #e28a07b8
 def run_fields(name: str,       # a run of an experiment: a method, or a control run
                methods,         # the method names
                controls: dict   # control run name -> the config fields it sets (its method among them)

@@ -37,6 +37,7 @@ class Rule:
     forward: bool = False        # Patrini et al.'s forward-corrected loss in place of the cross-entropy
     balance: bool = False        # Arazo et al.'s class-balance term, weighted by CorrectionConfig.reg
 
+# %% ../nbs/14_correction.ipynb #d9360621
 RULES = {   # the table above, as data: the training loop reads a method's rule and has no branch per method
     "ce": Rule(),
     "mixup": Rule(mixup=True),
@@ -105,6 +106,7 @@ def bootstrap_targets(labels: torch.Tensor,  # (B,) given labels
     q = F.one_hot(probs.argmax(1), K).float() if hard else probs.float()
     return beta * y + (1 - beta) * q
 
+# %% ../nbs/14_correction.ipynb #b4116079
 def noise_model_targets(labels: torch.Tensor,   # (B,) given labels
                         probs: torch.Tensor,    # (B, K) the model's probabilities on the un-mixed batch
                         p_noisy: torch.Tensor,  # (B,) probability that the given label is wrong (MAP-D's k-NN or the beta mixture)
@@ -114,6 +116,7 @@ def noise_model_targets(labels: torch.Tensor,   # (B,) given labels
     w = (p_noisy > 0.5).float() if binary else p_noisy.float().clamp(0, 1)
     return (1 - w)[:, None] * F.one_hot(labels, K).float() + w[:, None] * F.one_hot(probs.argmax(1), K).float()
 
+# %% ../nbs/14_correction.ipynb #b940cce1
 def mixup_loss(model, x: torch.Tensor,  # (B, ...) normalised inputs
                target: torch.Tensor,    # (B, K) each example's target distribution
                lam: float,              # mixing weight, drawn from Beta(alpha, alpha)
@@ -122,6 +125,7 @@ def mixup_loss(model, x: torch.Tensor,  # (B, ...) normalised inputs
     logits = model(lam * x + (1 - lam) * x[perm])
     return lam * soft_cross_entropy(logits, target) + (1 - lam) * soft_cross_entropy(logits, target[perm]), logits
 
+# %% ../nbs/14_correction.ipynb #701135f3
 def class_balance_penalty(logits: torch.Tensor) -> torch.Tensor:
     "Arazo et al.'s regulariser: KL(uniform || mean prediction over the batch); keeps high noise from collapsing all targets onto a few classes."
     K = logits.shape[1]
@@ -141,6 +145,7 @@ def estimate_transition(probs,  # (N, K) a trained model's probabilities on the 
         T[i] = P[np.argmin(np.abs(P[:, i] - thr))]
     return T / T.sum(1, keepdims=True)
 
+# %% ../nbs/14_correction.ipynb #ac2115a3
 def forward_loss(logits: torch.Tensor, labels: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
     "(B,) forward-corrected cross-entropy: `-log (softmax(logits) @ T)[labels]`."
     p = F.softmax(logits.float(), 1) @ T.to(logits.device, torch.float32)
@@ -164,6 +169,7 @@ def make_clean_noisy_probes(ds: ImageDataset,     # the noisy training set (with
     codes[clean.numpy()], codes[noisy.numpy()] = 0, 1
     return replace(ds, labels=labels), codes
 
+# %% ../nbs/14_correction.ipynb #5d37a5de
 def with_true_labels(ds: ImageDataset, n: int = 250, *, seed: int = 0) -> ImageDataset:
     "The training set with the true labels of the `n` rows MAP-D's clean probe takes at this seed: the same extra labels for a method without probes."
     probed, codes = make_clean_noisy_probes(ds, n, clean_probe="true", seed=seed)
@@ -243,6 +249,7 @@ def _bmm_noise(hook, batch, q_logits):
     losses = F.cross_entropy(q_logits, batch.y, reduction="none").cpu().numpy()
     return torch.as_tensor(bmm_posterior(losses, hook.bmm_fit), dtype=torch.float32, device=batch.y.device).clamp(1e-4, 1 - 1e-4)
 
+# %% ../nbs/14_correction.ipynb #d2b406f7
 def _mapd_noise(hook, batch, q_logits):
     "MAP-D's p(noisy): the online k-NN's share of random-label probes among the rows' neighbours."
     return hook.online.proba(batch.rows)[:, 1]
@@ -258,6 +265,7 @@ def _soft_or_mix(model, x, target, mix: bool, alpha: float, rng, gen):
     logits = model(x)
     return soft_cross_entropy(logits, target), logits
 
+# %% ../nbs/14_correction.ipynb #146472c5
 class Correct(Hook):
     "One correction method (its `Rule`) as hooks on the training loop, with its diagnostics."
     def __init__(self, cfg: CorrectionConfig,

@@ -44,10 +44,12 @@ def _prep(images: torch.Tensor, name: str, severity: int) -> tuple[torch.Tensor,
         raise ValueError(f"{name}: severity must be an integer in 1..5, got {severity!r}")
     return images.float() / 255, float(SEVERITY_PARAMS[name][int(severity) - 1])
 
+# %% ../nbs/06a_corruptions.ipynb #0a346cd6
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     "[0, 1]-scaled images back to uint8, clipped."
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
+# %% ../nbs/06a_corruptions.ipynb #6cd29fea
 def _px(images: torch.Tensor, length: float) -> float:
     "A length in pixels of a 32-pixel image, at the images' size (grown in proportion above 32 px, kept below)."
     return length * max(1.0, min(images.shape[-2:]) / 32)
@@ -90,6 +92,7 @@ def _convolve(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     xp = F.pad(x.reshape(1, B * C, H, W), (kw // 2, kw // 2, kh // 2, kh // 2), mode="replicate")
     return _to_uint8(F.conv2d(xp, k.repeat_interleave(C, 0)[:, None], groups=B * C).reshape(B, C, H, W))   # one group per image and channel
 
+# %% ../nbs/06a_corruptions.ipynb #7725eec9
 def gaussian_blur(images: torch.Tensor, severity: int = 3, generator: torch.Generator | None = None) -> torch.Tensor:
     "Blur with a Gaussian kernel (radius three stds). `generator` is unused: the blur is deterministic."
     x, sigma = _prep(images, "gaussian_blur", severity)
@@ -98,6 +101,7 @@ def gaussian_blur(images: torch.Tensor, severity: int = 3, generator: torch.Gene
     k = torch.exp(-t**2 / (2 * sigma**2))
     return _convolve(images, torch.outer(k, k) / k.sum()**2)
 
+# %% ../nbs/06a_corruptions.ipynb #da7c6472
 def defocus_blur(images: torch.Tensor, severity: int = 3, generator: torch.Generator | None = None) -> torch.Tensor:
     "Blur with a disk kernel (an out-of-focus lens), anti-aliased by 8 x 8 supersampling of each kernel pixel. Deterministic."
     x, radius = _prep(images, "defocus_blur", severity)
@@ -160,6 +164,7 @@ def jpeg(images: torch.Tensor, severity: int = 3, generator: torch.Generator | N
         out[i] = torch.from_numpy(dec.reshape(im.shape).copy()).permute(2, 0, 1)
     return out
 
+# %% ../nbs/06a_corruptions.ipynb #64d744bd
 def elastic(images: torch.Tensor,   # (B, C, H, W) uint8
             severity: int = 3,      # 1..5
             generator: torch.Generator | None = None) -> torch.Tensor:
@@ -196,6 +201,7 @@ def check_corruptions(names) -> tuple[str, ...]:
     if unknown or not names: raise ValueError(f"unknown corruptions {unknown}; known: {', '.join(CORRUPTIONS)}" if unknown else "no corruption named")
     return names
 
+# %% ../nbs/06a_corruptions.ipynb #4ec13f80
 def corrupt_with(images: torch.Tensor,   # (B, C, H, W) uint8, C = 1 or 3, sides >= 8
                  name: str,              # a key of CORRUPTIONS
                  severity: int = 3,      # 1 (mild) .. 5 (strong)

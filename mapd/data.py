@@ -113,6 +113,7 @@ _IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
 
 def _idx_type_name(dt): return dt.newbyteorder("=").name
 
+# %% ../nbs/01_data.ipynb #4de8f4b4
 def read_idx(path: str | Path,  # an IDX file, plain or gzipped (recognised by its first bytes, 1f 8b)
             ) -> np.ndarray:     # the array the header describes, in native byte order
     "Read an IDX file (the MNIST format) into a NumPy array, checking its header against its length."
@@ -162,15 +163,19 @@ def md5sum(path: str | Path, chunk: int = 1 << 20) -> str:
         while b := f.read(chunk): h.update(b)
     return h.hexdigest()
 
+# %% ../nbs/01_data.ipynb #b0ccc4b5
 def _check_split(split, known=("train", "test")):
     if split not in known: raise ValueError(f"split must be one of {', '.join(map(repr, known))}, but is {split!r}")
 
+# %% ../nbs/01_data.ipynb #6535c08b
 def _fm_names(split=None):
     return [f for s in ([split] if split else FASHION_MNIST_FILES) for f, _ in FASHION_MNIST_FILES[s]]
 
+# %% ../nbs/01_data.ipynb #2ec11a7b
 def _locate(d: Path, name: str) -> Path | None:  # the gzipped file or, failing that, its decompressed twin
     return next((p for p in (d / name, d / name.removesuffix(".gz")) if p.is_file()), None)
 
+# %% ../nbs/01_data.ipynb #d4aad644
 def _fm_cache_dir() -> Path: return Path.home() / ".cache" / "mapd" / "fashion-mnist"
 
 # %% ../nbs/01_data.ipynb #9875f69e
@@ -215,6 +220,7 @@ def download_file(url: str,                    # http(s):// or file:// URL
         raise OSError(f"could not download {url} to {path}: {getattr(e, 'reason', e)}") from e
     return path
 
+# %% ../nbs/01_data.ipynb #925c75b5
 def download_fashion_mnist(dest: str | Path | None = None,  # target folder; ~/.cache/mapd/fashion-mnist when None
                            *, url: str = FASHION_MNIST_URL,   # base URL the file names are appended to
                            split: str | None = None,          # only this split's files; None for both

@@ -52,6 +52,7 @@ class _Detector(nn.Module):
         self.rnn, self.head = nn.LSTM(d_in, hidden, layers, batch_first=True), nn.Linear(hidden, 1)
     def forward(self, x): return self.head(self.rnn(x)[0][:, -1]).squeeze(1)
 
+# %% ../nbs/08c_detectors.ipynb #edb21180
 def detector_scores(dynamics,      # (N, E) or (N, E, D) trajectories to score (e.g. p(given label) per epoch)
                     train_dynamics,  # (M, E[, D]) trajectories of examples whose noise is known
                     train_noisy,     # (M,) bool: which of those are mislabeled (synthetic flips)
@@ -99,6 +100,7 @@ class Snapshots(Hook):
     def after_epoch(self, loop, row):
         if loop.epoch + 1 in self.epochs: self.models[loop.epoch + 1] = copy.deepcopy(loop.model).cpu().eval()
 
+# %% ../nbs/08c_detectors.ipynb #4f9cee15
 def snapshot_fit(model: nn.Module, train, config: TrainConfig | None = None,
                  *, keep=(),  # epochs (1-based) after which a copy of the model is kept; the last is always kept
                  device="auto", quiet: bool = False, **kwargs):  # kwargs go to mapd.train.fit
@@ -177,6 +179,7 @@ def _linear_grad_sq(model: nn.Module, x, t):
     gs = torch.autograd.grad(loss, outs)   # row i: d loss_i / d z_i (the rows do not interact in eval mode)
     return sum(g.double().square().sum(1) * (a.double().square().sum(1) + (m.bias is not None)) for g, a, m in zip(gs, ins, lin))
 
+# %% ../nbs/08c_detectors.ipynb #5f55dea6
 def grand_scores(model,   # a model early in training (snapshot_fit keeps one)
                  images,  # (N, C, H, W) uint8
                  labels,  # (N,) given labels
@@ -205,6 +208,7 @@ def _dropout_hooks(model: nn.Module, p: float):
     layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][1:]
     return [m.register_forward_pre_hook(lambda mod, a: (F.dropout(a[0], p, training=True),)) for m in layers]
 
+# %% ../nbs/08c_detectors.ipynb #0018df7c
 def conf_agree_scores(model, images, labels,  # a trained model; (N, C, H, W) uint8; (N,) given labels
                       *, normalize, passes: int = 10, p: float = 0.25,  # MC-dropout passes and dropout rate
                       device="auto", seed: int = 0, batch_size: int = 1024) -> pd.DataFrame:
@@ -243,6 +247,7 @@ def embeddings(model, images, *, normalize, device="auto", batch_size: int = 102
     finally: h.remove()
     return torch.cat(out)
 
+# %% ../nbs/08c_detectors.ipynb #7f011286
 def prototypicality_scores(model, images, labels, *, normalize, device="auto", batch_size: int = 1024) -> pd.DataFrame:
     "Prototypicality (Sorscher et al., 2022): cosine similarity of the embedding to its given class's mean embedding; score = 1 - it; one forward pass."
     y = _check_xy(images, labels)
@@ -289,6 +294,7 @@ def _all_rows(store: TrajectoryStore, t: pd.DataFrame) -> np.ndarray:
     out = np.full(len(store.rows), np.nan); out[store.select(role="train")] = s
     return out
 
+# %% ../nbs/08c_detectors.ipynb #3636eb8e
 def recording_detectors(store: TrajectoryStore, *, seed: int = 0) -> tuple[dict, pd.DataFrame]:
     "Every detector that reads only the recording, on every row of `store` ((R,) scores, higher = more suspect), and each one's seconds."
     scores, cost = {}, []

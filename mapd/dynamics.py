@@ -31,6 +31,7 @@ def probe_dynamics(store: TrajectoryStore,
                                      mean_loss=L.mean(0), median_loss=np.median(L, 0))))
     return pd.concat(out, ignore_index=True)
 
+# %% ../nbs/08a_dynamics.ipynb #89af46de
 def learning_speed_order(dyn: pd.DataFrame, column: str = "first_learned") -> list[str]:
     "Categories sorted by the area under `column` over epochs, fastest learned first."
     return list(dyn.groupby("category", sort=False)[column].mean().sort_values(ascending=False, kind="stable").index)

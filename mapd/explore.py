@@ -34,15 +34,19 @@ def _png_uri(img: np.ndarray,           # (C, H, W) uint8
     buf = io.BytesIO(); im.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
+# %% ../nbs/13_explore.ipynb #ae91c004
 def _fig_png(fig: Figure) -> bytes:
     "PNG bytes of `fig` (made without pyplot, so nothing is left open)."
     buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     return buf.getvalue()
 
+# %% ../nbs/13_explore.ipynb #0cdbe31d
 def _color(c: str) -> str: return to_hex(category_color(c))  # '#rrggbb' whatever category_color gives (a name or an RGB tuple): inert in a style attribute
 
+# %% ../nbs/13_explore.ipynb #6851fcc8
 def _name(c: str) -> str: return html.escape(str(c).replace("_", " "))  # a category as the page shows it: underscores as spaces, escaped
 
+# %% ../nbs/13_explore.ipynb #54d8fd87
 def parse_indices(text: str) -> list[int]:
     "Example indices typed as `'12, 40 7'`; raises `ValueError` naming what is not an integer."
     parts = [p for p in re.split(r"[\s,;]+", text.strip()) if p]
@@ -114,6 +118,7 @@ def assignments(self: Explorer, t: int | None = None) -> pd.DataFrame:  # epoch,
     while len(self._cache) > self.cache_size: self._cache.popitem(last=False)
     return tab
 
+# %% ../nbs/13_explore.ipynb #6d0063ba
 @patch
 def counts(self: Explorer, t: int | None = None, klass: int | None = None) -> pd.Series:
     "Training examples assigned to each category at epoch `t` (of class `klass`, or all)."
@@ -121,6 +126,7 @@ def counts(self: Explorer, t: int | None = None, klass: int | None = None) -> pd
     if klass is not None: tab = tab[tab.label == klass]
     return tab.category.value_counts().reindex(self.categories, fill_value=0)
 
+# %% ../nbs/13_explore.ipynb #a1a3c054
 @patch
 def top(self: Explorer, t: int | None = None, category: str | None = None, klass: int | None = None, n: int | None = None) -> pd.DataFrame:
     "The `n` training examples most probable of `category` at epoch `t`, of class `klass` (all when None); ties in table order."
@@ -137,11 +143,13 @@ def trajectory(self: Explorer, index: int) -> np.ndarray:
     if index not in self._train_rows.index: raise KeyError(f"no training example has index {index}")
     return self.store.trajectories(self.curves_of, [int(self._train_rows[index])])[0]
 
+# %% ../nbs/13_explore.ipynb #4499c573
 @patch
 def shown_indices(self: Explorer) -> list[int]:
     "Example indices in the image grid now, most probable first."
     return list(self._shown)
 
+# %% ../nbs/13_explore.ipynb #a152b19f
 @patch
 def curve_indices(self: Explorer) -> list[int]:
     "Example indices whose curves are drawn now."
@@ -165,10 +173,12 @@ def _remake(path: Path) -> str:
         return f"mapd report --only {path.name}" + ("" if path.parent.name == "outputs" else f" --out {shlex.quote(str(path.parent))}")
     return f"mapd audit --out {shlex.quote(str(path))} (with the settings in its config.json)"
 
+# %% ../nbs/13_explore.ipynb #b01143d9
 def _moved(path: Path, root) -> FileNotFoundError:
     return FileNotFoundError(f"{root}, the data the audit in {path} read, is not there (any more): pass where it is now, "
                              "Explorer(..., data_root=...) (the explorer notebook's data_root)")
 
+# %% ../nbs/13_explore.ipynb #7d80e8ba
 def _open_audit(path: Path, data_root=None):
     "The finished audit in `path`, opened by `Audit.load` (the one reader of an audit folder); refused first, with what to run, where the explorer cannot show it."
     for fn in ("config.json", "metadata.parquet"):
@@ -181,6 +191,7 @@ def _open_audit(path: Path, data_root=None):
     from mapd.audit import Audit   # here, not above: mapd.audit imports this module (Audit.explore)
     return Audit.load(path, data_root=data_root)
 
+# %% ../nbs/13_explore.ipynb #38f6c639
 def _audited_images(path: Path, config, data_root=None) -> ImageDataset:
     "The training split an audit read, as its `AuditConfig` names it (`data_root`: where it is now, if it moved), read without progress bars."
     if config.dataset == "custom": raise ValueError(f"{path} audited data passed to run_audit(data=...): pass its training split, Explorer(..., dataset=...)")
@@ -189,6 +200,7 @@ def _audited_images(path: Path, config, data_root=None) -> ImageDataset:
     opts = dict(size=config.image_size, channels=config.channels, quiet=True) if config.dataset == "imagefolder" else {}
     return load_dataset(config.dataset, "train", root=root, **opts)
 
+# %% ../nbs/13_explore.ipynb #e4cff55b
 def open_explorer(audit_dir,   # an `Audit` or its folder
                   **kwargs):   # passed to `Explorer`
     "The `Explorer` of the audit in `audit_dir`; where it cannot open, a widget saying why and what to run."
@@ -221,6 +233,7 @@ def _build(self: Explorer, n_show: int):
                           W.HBox([self.summary, self.curves]),
                           self.grid])
 
+# %% ../nbs/13_explore.ipynb #d7bd068b
 @patch
 def _header(self: Explorer) -> str:
     acc = self.results.get("probe_accuracy")
@@ -234,6 +247,7 @@ def _tile(self: Explorer, idx: int) -> str:
     if idx not in self._tiles: self._tiles[idx] = _png_uri(self.dataset.images[int(self._pos[idx])].numpy())
     return self._tiles[idx]
 
+# %% ../nbs/13_explore.ipynb #d985f148
 @patch
 def _grid_html(self: Explorer, top: pd.DataFrame, c: str, t: int, klass: int | None) -> str:
     of = f" of class {html.escape(self.classes[klass])}" if klass is not None else ""
@@ -252,6 +266,7 @@ def _grid_html(self: Explorer, top: pd.DataFrame, c: str, t: int, klass: int | N
     return (caption + f'<div class="mapd-grid-tiles" style="display:grid;grid-template-columns:repeat({self.ncols},{self.tile + 30}px);gap:4px">'
             + "".join(cells) + "</div>")
 
+# %% ../nbs/13_explore.ipynb #ec26557b
 @patch
 def _summary_html(self: Explorer, t: int, klass: int | None) -> str:
     E = self.n_epochs
@@ -268,6 +283,7 @@ def _summary_html(self: Explorer, t: int, klass: int | None) -> str:
     return (f'<table class="mapd-counts" style="border-collapse:collapse;margin-right:16px"><tr><th>examples assigned</th>{head}</tr>{body}</table>'
             f'<div class="mapd-moved" style="font-size:11px">{note}</div>')
 
+# %% ../nbs/13_explore.ipynb #d4d381dc
 @patch
 def _curves_png(self: Explorer, t: int, idx: list[int]) -> bytes:
     fig = Figure(figsize=(5.6, 3.2)); ax = fig.subplots()
@@ -283,6 +299,7 @@ def _curves_png(self: Explorer, t: int, idx: list[int]) -> bytes:
     ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1, 0.5))
     return _fig_png(fig)
 
+# %% ../nbs/13_explore.ipynb #d0090855
 @patch
 def render(self: Explorer):
     "Redraw the grid, the curves and the summary for the widgets' state."

@@ -31,6 +31,7 @@ def _conformal_threshold(null, alpha: float) -> float:
     s = np.sort(np.asarray(null, np.float64)); m = math.ceil((len(s) + 1) * (1 - alpha))
     return float(s[m - 1]) if 1 <= m <= len(s) else math.inf
 
+# %% ../nbs/08d_flags.ipynb #d283403c
 def flag_thresholds(scores,               # (P, C) of the held-out probes: `flag_scores` (or the votes `p_<category>`), higher is more like the category
                     categories,           # (P,) their true categories
                     classes,              # (C,) the columns of `proba`
@@ -61,7 +62,6 @@ def flag_thresholds(scores,               # (P, C) of the held-out probes: `flag
                         auroc=float(roc_auc_score(np.r_[np.ones(own.sum()), np.zeros(len(s))], np.r_[P[own, j], s])) if own.any() else math.nan))
     if not out: raise ValueError(f"flags need held-out probes of {' or '.join(NATURAL)} to calibrate on; the categories are {sorted(set(cats))}")
     return pd.DataFrame(out).set_index("category")
-
 
 # %% ../nbs/08d_flags.ipynb #1b299169
 def apply_flags(table: pd.DataFrame,       # a metadata table with p_<category> columns (and score_<category> for score thresholds)
@@ -112,6 +112,7 @@ def conformal_pvalues(null,          # (n,) statistic of the calibration example
     p = (w.mean() + tail[np.searchsorted(s, np.nan_to_num(x, nan=-np.inf), side="left")]) / (w.sum() + w.mean())
     return np.where(np.isnan(x), 1.0, p)
 
+# %% ../nbs/08d_flags.ipynb #10f6b59c
 def bh_qvalues(p) -> np.ndarray:
     "`(N,)` Benjamini-Hochberg adjusted p-values: the smallest FDR level `q` at which each row is flagged (`p_(i) N / i`, made monotone)."
     p = np.asarray(p, np.float64); n = len(p)
@@ -130,6 +131,7 @@ def _null_weights(cats: np.ndarray, shares: dict | None) -> np.ndarray | None:
     if missing: raise ValueError(f"null_shares has no share for the natural categories {missing}; it has {sorted(shares)}")
     return np.array([shares[c] / n[c] for c in cats])
 
+# %% ../nbs/08d_flags.ipynb #60790f27
 def _flag_tests(predictions: pd.DataFrame, table: pd.DataFrame) -> dict:
     "Category -> (its null categories, the mask of its own held-out probes), for every score column the two tables share."
     cats = predictions.category.to_numpy().astype(str)
@@ -139,6 +141,7 @@ def _flag_tests(predictions: pd.DataFrame, table: pd.DataFrame) -> dict:
         tests["unusual"] = ([c for c in NATURAL if c in set(cats)], ~np.isin(cats, NATURAL))
     return {c: (null, own) for c, (null, own) in tests.items() if null}
 
+# %% ../nbs/08d_flags.ipynb #d6abfed3
 def fdr_thresholds(predictions: pd.DataFrame,  # held-out probes: `category` and `score_<c>` columns (probe_check's predictions)
                    table: pd.DataFrame,        # the rows to flag, with the same `score_<c>` columns
                    *, q: float | None = None,  # the false discovery rate promised among each flag's rows; None: DEFAULT_Q
@@ -187,6 +190,7 @@ def _adjusted_count(rows: dict, null: dict, null_w: np.ndarray, probes: dict, ta
         pi[~held] = lsq_linear(A[:, ~held], r - f - A[:, held] @ pi[held], bounds=(0, 1)).x
     return pi
 
+# %% ../nbs/08d_flags.ipynb #8ce46f8f
 def prevalence(predictions: pd.DataFrame,  # held-out probes: `category` and `score_<c>` columns (probe_check's predictions)
                table: pd.DataFrame,        # the rows counted, with the same `score_<c>` columns
                *, recall: float = 0.9,     # each threshold catches this share of its category's own held-out probes

@@ -21,6 +21,7 @@ def _check_bool(x, name: str) -> np.ndarray:
         if bad.size: raise ValueError(f"{name} must hold booleans (or 0/1), but {name}[{bad[0]}] = {_py(a[bad[0]])!r}")
     return a.astype(bool)
 
+# %% ../nbs/01g_group_metrics.ipynb #9295e398
 def worst_group_accuracy(pred,                 # (N,) predicted classes, or (N, K) scores whose argmax is the prediction
                          labels,               # (N,) true classes
                          groups,               # (N,) group of each example, in [0, G)
@@ -68,6 +69,7 @@ def jtt_error_set(correct,    # (N, E) 1 where an example was classified right a
         raise ValueError(f"epoch must be an int in [1, {E}] (1-based: epoch 1 is the end of the first pass), but is {_py(epoch)!r}")
     return c[:, epoch - 1] == 0
 
+# %% ../nbs/01g_group_metrics.ipynb #8c3986e8
 def upsample_indices(n: int,        # N, the number of training examples
                      flagged,       # (N,) bool mask of the examples to upsample (JTT's error set), or their positions; 0/1 ints count as positions
                      factor: int,   # times each flagged example appears in all (JTT's lambda_up); 1 leaves the data as it is

@@ -75,6 +75,7 @@ def _read_image(path: Path, size: int) -> np.ndarray:  # (3, size, size) uint8
     except (UnidentifiedImageError, OSError) as e: raise ValueError(f"image {path} cannot be read: {e}") from None
     return np.asarray(im).transpose(2, 0, 1)
 
+# %% ../nbs/01b_groups.ipynb #dd728fdf
 def load_images(paths,                 # N image files in any format Pillow reads
                 size: int = 64,        # side of the square images returned, in pixels
                 *, workers: int = 0,   # threads decoding in parallel; 0 decodes in this thread
@@ -119,15 +120,18 @@ def _path_problem(name) -> str | None:
     if ".." in p.parts: return "has a '..' component"
     return None
 
+# %% ../nbs/01b_groups.ipynb #267082e7
 def _bad_path(source: Path, where: str, name, why: str, root: Path | None = None) -> ValueError:
     return ValueError(f"{source} {where}: image path {name!r} {why}; refusing to read it, since the image paths of an annotation file must "
                       f"be relative and stay inside the data root{f' {root}' if root is not None else ''}. Fix or remove that {where.split()[0]}")
 
+# %% ../nbs/01b_groups.ipynb #da4afa47
 def _check_paths(names, source: Path, where, root: Path | None = None):
     "Refuse, by their text alone, any of the image paths `names` read from `source` (`where(i)`: 'line 3', 'row 2') that is absolute or climbs with '..'."
     for i, n in enumerate(names):
         if isinstance(n, str) and (why := _path_problem(n)): raise _bad_path(source, where(i), n, why, root)
 
+# %% ../nbs/01b_groups.ipynb #40aae1d5
 def _inside(root: Path, folder: Path, names, source: Path, where) -> list[Path]:
     "`folder / name` for the image paths `names` read from `source`, refusing any that is not a relative path or leads, through a link, out of `root`."
     top = os.path.realpath(root)
@@ -163,8 +167,10 @@ _CLOTHING1M_LAYOUT = ("root/images/<a>/<bc>/<name>.jpg, and in root/ or root/ann
 def _read_numbered(path: Path) -> list[tuple[int, str]]:  # (line number, text) of each non-blank line, stripped
     return [(n, s) for n, s in enumerate((ln.strip() for ln in path.read_text().splitlines()), 1) if s]
 
+# %% ../nbs/01b_groups.ipynb #23e8cd03
 def _read_lines(path: Path) -> list[str]: return [s for _, s in _read_numbered(path)]
 
+# %% ../nbs/01b_groups.ipynb #12ff5467
 def read_label_kv(path: str | Path,  # a Clothing1M label file: one 'image_path label' per line
                  ) -> dict[str, int]:
     "Clothing1M's `*_label_kv.txt`: image path -> label in [0, 14)."
@@ -237,6 +243,7 @@ def _check_codes(df: pd.DataFrame, col: str, allowed, path):
     if bad.size: raise ValueError(f"{path}: column {col!r} must hold {sorted(allowed)}, but row {bad[0]} holds {_py(df[col].iloc[bad[0]])!r}"
                                   f" ({bad.size} bad rows)")
 
+# %% ../nbs/01b_groups.ipynb #67c3666e
 def load_waterbirds(root: str | Path,          # the folder holding metadata.csv (or a folder holding waterbirds_v1.0/ etc.)
                     split: str = "train",       # "train", "val" or "test"
                     *, size: int = 64,          # side of the square images, in pixels
@@ -293,6 +300,7 @@ def read_celeba_attributes(path: str | Path,  # list_attr_celeba.csv or the orig
         raise ValueError(f"{path}: attributes must be -1/1 (or 0/1), but row {r} ({df.image_id.iloc[r]}) has {vals.columns[c]} = {_py(vals.iat[r, c])!r}")
     return pd.concat([df[["image_id"]], (vals == 1).astype(np.int8)], axis=1)
 
+# %% ../nbs/01b_groups.ipynb #8a1a42f3
 def _read_partition(path: Path) -> pd.DataFrame:
     df = pd.read_csv(path) if path.suffix == ".csv" else pd.read_csv(path, sep=r"\s+", header=None, names=["image_id", "partition"])
     if list(df.columns[:2]) != ["image_id", "partition"]: df = df.rename(columns=dict(zip(df.columns[:2], ["image_id", "partition"])))
@@ -354,6 +362,7 @@ def paint_background(images,             # (N, 1, H, W) uint8 grey images, objec
     v = x.float()
     return (v + (1 - v / 255) * rgb[a][:, :, None, None]).round().clamp(0, 255).to(torch.uint8)
 
+# %% ../nbs/01b_groups.ipynb #3f11434d
 def make_spurious(ds: ImageDataset,              # grey images, e.g. Fashion-MNIST (N, 1, 28, 28); other classes are dropped
                   *, classes=SPURIOUS_CLASSES,   # (classes of label 0, classes of label 1)
                   class_names: tuple[str, str] | None = None, # names of labels 0 and 1; the class names joined with "+" when None

@@ -23,10 +23,12 @@ IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".t
 
 def _is_grey(mode: str) -> bool: return mode in ("1", "L", "LA", "La", "I", "F") or mode.startswith("I;")
 
+# %% ../nbs/01f_image_folder.ipynb #630c37e1
 def _viewed_size(im) -> tuple[int, int]:  # (H, W) as a viewer shows it: EXIF orientations 5 to 8 turn the picture a quarter
     w, h = im.size
     return (w, h) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (h, w)
 
+# %% ../nbs/01f_image_folder.ipynb #50943f64
 def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:  # (H, W) for mode "L", (H, W, 3) for "RGB"; uint8
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
@@ -38,12 +40,15 @@ def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:  # (H, 
         if im.size != (size[1], size[0]): im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)  # Pillow wants (W, H)
         return np.asarray(im)
 
+# %% ../nbs/01f_image_folder.ipynb #7da8b274
 def _why(e: Exception) -> str:
     return "not an image file Pillow recognises" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
 
+# %% ../nbs/01f_image_folder.ipynb #747aa5ff
 def _outside(top: str, real: str) -> bool:  # top: the real path of the data root; the rule the annotation loaders (mapd.groups) apply too
     return real != top and not real.startswith(os.path.join(top, ""))
 
+# %% ../nbs/01f_image_folder.ipynb #cc06abb3
 _NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 def _files_under(d: Path, top: str, seen: dict, dirs_seen: dict) -> tuple[list[Path], list[Path], list[tuple[Path, str]]]:
@@ -75,12 +80,14 @@ def _files_under(d: Path, top: str, seen: dict, dirs_seen: dict) -> tuple[list[P
             seen[key] = p; images.append(p)
     return images, other, refused
 
+# %% ../nbs/01f_image_folder.ipynb #a5eab6dd
 def _check_size(size) -> tuple[int, int] | None:
     s = (size, size) if isinstance(size, (int, np.integer)) else size
     if s is not None and not (isinstance(s, (tuple, list)) and len(s) == 2 and all(isinstance(v, (int, np.integer)) and v >= 1 for v in s)):
         raise ValueError(f"size must be None (the most common size), a positive int or (H, W) of positive ints, but is {size!r}")
     return None if s is None else (int(s[0]), int(s[1]))
 
+# %% ../nbs/01f_image_folder.ipynb #de80e64c
 def _unreadable(root: Path, bad: list[tuple[str, str]], n: int, show: int = 20) -> ValueError:
     listed = "".join(f"\n  {p}: {why}" for p, why in bad[:show]) + (f"\n  ... and {len(bad) - show} more" if len(bad) > show else "")
     return ValueError(f"{len(bad)} of {n} image files under {root} could not be read:{listed}\n"

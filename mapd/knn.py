@@ -47,6 +47,7 @@ def _levels(M: int, k: int) -> tuple[int, ...]:
             if top >= k and c < cost: best, cost = ((s1, s2) if s2 > 1 else (s1,)), c
     return best
 
+# %% ../nbs/07_knn.ipynb #0dbdc5a1
 class _CPUSearch:
     "The probes laid out for the k-NN on the CPU: `[x, |x|², 1] @ W` is the squared distance to each probe, padded with infinitely far probes to a whole number of groups."
     def __init__(self, G: torch.Tensor, k: int, levels: tuple[int, ...] | None = None):
@@ -268,6 +269,7 @@ def _votes_and_radii(D: torch.Tensor, J: torch.Tensor | None, own: torch.Tensor 
     return votes, {s: kth[:, p] if isinstance(p, int) else far[:, p].reshape(n, -1).topk(k, 1, largest=False, sorted=False).values.amax(1)
                    for s, p in picks.items()}
 
+# %% ../nbs/07_knn.ipynb #22687fbb
 @patch
 def _host_search(self: MAPD, dev: torch.device) -> bool:
     "Whether the search runs on the host (`_CPUSearch`) or on the device; a test sets it False to run the device path on the CPU."

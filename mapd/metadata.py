@@ -54,6 +54,7 @@ def _fitted(store: TrajectoryStore, categories=None, *, k: int | None = None, ep
     knn = MAPD(k, backend=backend, device=device).fit(knn_input(store, quantity, fit_rows, epochs), rows.category.to_numpy()[fit_rows])
     return knn, np.flatnonzero(sel & (rows.split == "heldout").to_numpy())
 
+# %% ../nbs/08_metadata.ipynb #38d2a441
 def _check_of(store: TrajectoryStore, knn: MAPD, held_rows, proba, cols) -> dict:
     "`probe_check`'s result from the votes `proba` and the k-NN columns `cols` of the held-out probes `held_rows`."
     truth = store.rows.category.to_numpy()[held_rows]
@@ -63,6 +64,7 @@ def _check_of(store: TrajectoryStore, knn: MAPD, held_rows, proba, cols) -> dict
                 predictions=pd.DataFrame(dict(row=held_rows, category=truth, predicted=pred, **cols)),
                 model=knn)
 
+# %% ../nbs/08_metadata.ipynb #9e8d8301
 def probe_check(store: TrajectoryStore,
                 categories=None,          # categories to include; all the store holds when None
                 *, k: int | None = None,   # neighbours; None: mapd.knn.DEFAULT_K
@@ -80,11 +82,13 @@ def _score_sets(classes) -> set:
     "The sets of categories whose k-th distances `flag_scores` reads: each flagged category, and the natural ones it is tested against."
     return {s for c in classes if (n := _null_of(c, classes)) for s in ((c,), tuple(n))}
 
+# %% ../nbs/08_metadata.ipynb #1cfb2b5e
 def _log_radii(knn: MAPD, X, sets, leave_out=None) -> tuple[np.ndarray, dict]:
     "The votes `(N, C)` and the float64 log k-th distance of each set of categories in `sets`, from one neighbour search (`MAPD.neighbourhoods`)."
     proba, R = knn.neighbourhoods(X, sorted(sets), leave_out=leave_out)
     return proba, {s: np.log(np.maximum(r.astype(np.float64), 1e-12)) for s, r in R.items()}
 
+# %% ../nbs/08_metadata.ipynb #773db882
 def flag_scores(knn: MAPD,   # fitted on probes that include natural ones
                 X,           # (N, E) what the k-NN reads, of the rows to score
                 log_radii: dict | None = None,  # log k-th distances by tuple of categories (`knn_columns` fills it): those missing are searched, and added
@@ -105,6 +109,7 @@ def _radius_sets(classes) -> set:
     "Every set of categories whose k-th distance `knn_columns` reads: each category alone, those `flag_scores` reads, and all the natural ones."
     return {(c,) for c in classes} | _score_sets(classes) | {tuple(c for c in NATURAL if c in classes)} - {()}
 
+# %% ../nbs/08_metadata.ipynb #0005d13c
 def knn_columns(knn: MAPD,   # fitted on probes
                 X,           # (N, E) what the k-NN reads, of the rows to score
                 log_radii: dict | None = None,  # filled with the log k-th distances of `_radius_sets` (as in `flag_scores`), for reuse
@@ -179,6 +184,7 @@ def _table_rows(store: TrajectoryStore, knn: MAPD, quantity: str, E: int) -> tup
         raise ValueError("knn was not fitted on this store's fit-split probes of its categories (in store order): pass knn=None, or the model of probe_check")
     return np.r_[held, own], np.r_[np.full(len(held), -1), np.searchsorted(fitted, own)]
 
+# %% ../nbs/08_metadata.ipynb #fcfae949
 def _table_of(store: TrajectoryStore, knn: MAPD, ids, proba, cols,
               thresholds: pd.DataFrame | None = None, likely_mislabeled: pd.Series | None = None) -> pd.DataFrame:
     "`metadata_table`'s frame of the store rows `ids` (`_table_rows`) from their votes `proba` and k-NN columns `cols`."
@@ -239,10 +245,12 @@ def ranking(table: pd.DataFrame, category: str) -> str:
     if f"p_{category}" not in table: raise ValueError(f"unknown category {category!r}; the table has {[c[2:] for c in table.columns if c.startswith('p_')]}")
     return f"score_{category}" if f"score_{category}" in table else f"p_{category}"
 
+# %% ../nbs/08_metadata.ipynb #b6879ee4
 def ranked(table: pd.DataFrame, category: str) -> pd.DataFrame:
     "`table`'s rows most like `category` first: by `ranking` (its flag score), ties by the vote `p_<category>`, stably."
     return table.sort_values(list(dict.fromkeys([ranking(table, category), f"p_{category}"])), ascending=False, kind="stable")
 
+# %% ../nbs/08_metadata.ipynb #7093d87b
 def save_table(df: pd.DataFrame, path: str | Path) -> Path:
     "Write `df` as Parquet (`.parquet`, zstd-compressed) or CSV (`.csv`), atomically."
     path = Path(path)
@@ -252,6 +260,7 @@ def save_table(df: pd.DataFrame, path: str | Path) -> Path:
         else: f.write(df.to_csv(index=False).encode())
     return path
 
+# %% ../nbs/08_metadata.ipynb #43762655
 def load_table(path: str | Path) -> pd.DataFrame:
     "Read a table written by `save_table`."
     path = Path(path)
@@ -292,6 +301,7 @@ def check_thresholds(check: dict,   # from `probe_check`
     try: return flag_thresholds(S, pred.category, classes, alpha=alpha, seed=seed, statistic="score")
     except ValueError: return None
 
+# %% ../nbs/08_metadata.ipynb #73c42d53
 def _calibration(predictions: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """The probes BH calibrates on: the natural probes as rows of the table (the held-out ones, and the fitted ones scored without
     themselves, twice as many as the held-out alone), and the held-out problem probes (for each flag's recall); the held-out
@@ -300,6 +310,7 @@ def _calibration(predictions: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame
     nat = table[table.probe.isin(NATURAL).to_numpy()].assign(category=lambda d: d.probe)
     return pd.concat([nat, predictions[~predictions.category.isin(NATURAL).to_numpy()]], ignore_index=True)
 
+# %% ../nbs/08_metadata.ipynb #985ad81e
 def flag_table(table: pd.DataFrame,   # a metadata table without flags (`metadata_table`)
                check: dict,           # the probe check of the same k-NN (`probe_check`)
                *, flags: str = "fdr",  # "fdr": BH at `q` over the table's rows (`fdr_thresholds`); "rate": false-flag rate `alpha` (`flag_thresholds`)
@@ -325,6 +336,7 @@ def flag_table(table: pd.DataFrame,   # a metadata table without flags (`metadat
     if qs is not None and "q_any" in qs: t["flag_any"] = qs.q_any.to_numpy() <= q
     return t, thresholds
 
+# %% ../nbs/08_metadata.ipynb #0bcacfcf
 def _covered(store: TrajectoryStore, sources, categories=None, **kw) -> tuple[pd.DataFrame, dict]:
     "A second run's table rows of the examples `sources` (trained as themselves there), and its probe check with the run's natural probes to calibrate on."
     full, check = checked_table(store, categories, **kw)
@@ -332,11 +344,13 @@ def _covered(store: TrajectoryStore, sources, categories=None, **kw) -> tuple[pd
     t["scored_by"], t["probe"] = pd.Categorical(["second run"] * len(t), categories=SCORED_BY), ""
     return t, dict(check, predictions=_calibration(check["predictions"], full))
 
+# %% ../nbs/08_metadata.ipynb #012b7526
 def edited_sources(store: TrajectoryStore) -> np.ndarray:
     "The example indices a store's edited probes (random labels, corrupted, sketched) were made from: the rows a second run scores."
     rows = store.rows
     return rows["index"].to_numpy()[((rows.role == "probe") & ~rows.category.isin(NATURAL) & (rows["index"] >= 0)).to_numpy()]
 
+# %% ../nbs/08_metadata.ipynb #fc3f6c15
 def calibrated_table(store: TrajectoryStore,
                      categories=None,   # probe categories of the k-NN; all the store holds when None
                      *, k: int | None = None,   # neighbours; None: mapd.knn.DEFAULT_K

@@ -23,6 +23,7 @@ def _check_in_shape(in_shape) -> tuple[int, int, int]:
         raise ValueError(f"in_shape must be (C, H, W) with positive integers, but is {tuple(in_shape)}")
     return shape
 
+# %% ../nbs/02_models.ipynb #b9989c90
 def _check_n_classes(n_classes) -> int:
     "Check that `n_classes` is a positive integer."
     if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral):
@@ -92,13 +93,16 @@ class SmallCNN(nn.Module):
 def _conv3x3(ci: int, co: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(ci, co, 3, stride=stride, padding=1, bias=False)
 
+# %% ../nbs/02_models.ipynb #ca72876b
 def _conv1x1(ci: int, co: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(ci, co, 1, stride=stride, bias=False)
 
+# %% ../nbs/02_models.ipynb #72767e1b
 def _shortcut(ci: int, co: int, stride: int) -> nn.Module | None:
     "Projection shortcut (1x1 conv and batch norm) where the residual branch changes shape, else none."
     return nn.Sequential(_conv1x1(ci, co, stride), nn.BatchNorm2d(co)) if stride != 1 or ci != co else None
 
+# %% ../nbs/02_models.ipynb #91d6735e
 class BasicBlock(nn.Module):
     "Two 3x3 convolutions with a residual connection (ResNet-18 and -34)."
     expansion = 1
@@ -117,6 +121,7 @@ class BasicBlock(nn.Module):
         out = self.bn2(self.conv2(out))
         return self.relu(out + (x if self.downsample is None else self.downsample(x)))
 
+# %% ../nbs/02_models.ipynb #2fa2f09a
 class Bottleneck(nn.Module):
     "1x1 reduce, 3x3, 1x1 expand with a residual connection; the stride is on the 3x3 (ResNet v1.5)."
     expansion = 4
@@ -187,6 +192,7 @@ class ResNet(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
+# %% ../nbs/02_models.ipynb #b013d51e
 def resnet18(n_classes: int,  # K, the number of logits
              in_channels: int = 3,  # C of the input images
              *, stem: str = "cifar",  # "cifar" for small images (the paper's CIFAR runs), "imagenet" for large ones
@@ -195,6 +201,7 @@ def resnet18(n_classes: int,  # K, the number of logits
     "ResNet-18: `BasicBlock`s in stages of (2, 2, 2, 2)."
     return ResNet(BasicBlock, (2, 2, 2, 2), n_classes, in_channels, stem=stem, **kwargs)
 
+# %% ../nbs/02_models.ipynb #896d9ec4
 def resnet50(n_classes: int,  # K, the number of logits
              in_channels: int = 3,  # C of the input images
              *, stem: str = "imagenet",  # "imagenet" for large images (the paper's ImageNet runs), "cifar" for small ones
@@ -207,12 +214,14 @@ def resnet50(n_classes: int,  # K, the number of logits
 def _default_stem(in_shape: tuple[int, int, int]) -> str:
     return "cifar" if max(in_shape[1:]) <= 64 else "imagenet"
 
+# %% ../nbs/02_models.ipynb #cdd5a352
 def _resnet(fn: Callable[..., ResNet]) -> Callable[..., ResNet]:
     def make(in_shape, n_classes, *, stem: str | None = None, **kwargs):
         return fn(n_classes, in_shape[0], stem=stem or _default_stem(in_shape), **kwargs)
     make.__doc__ = fn.__doc__
     return make
 
+# %% ../nbs/02_models.ipynb #a94bb853
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": MLP,
     "cnn": SmallCNN,

@@ -27,6 +27,7 @@ def _npz_array(z, key: str, path: Path) -> np.ndarray:
         raise ValueError(f"{path}: array {key!r} holds Python objects (dtype object), which are not loaded because unpickling can run code; "
                          "save it as a plain array, e.g. np.asarray(class_names, dtype=str)") from None
 
+# %% ../nbs/01i_npz.ipynb #5a8e1212
 def load_npz(path: str | Path,      # an .npz file written by np.savez: images, labels, optionally class_names, test_images, test_labels
              split: str = "train",  # "train" reads images and labels; "test" reads test_images and test_labels
             ) -> ImageDataset:      # images (N, C, H, W) uint8 (C = 1 for (N, H, W)), name "npz", no paths

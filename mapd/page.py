@@ -23,6 +23,7 @@ __all__ = ['page_html', 'write_page']
 # %% ../nbs/10a_page.ipynb #828be884
 def _label(classes, y: int) -> str: return str(classes[y]) if 0 <= y < len(classes) else str(y)
 
+# %% ../nbs/10a_page.ipynb #1406c3d4
 def _tiles(top: pd.DataFrame,        # the top rows of one category, ranked
            c: str, by: str,           # the category, and the column that ranks it
            images,                    # (N, C, H, W) uint8: the audited training images
@@ -51,6 +52,7 @@ def _probe_means(store, quantity: str = "loss") -> dict:
     return {c: store.trajectories(quantity, np.flatnonzero(probe & (rows.category == c).to_numpy())).mean(0)
             for c in dict.fromkeys(rows.category[probe])}
 
+# %% ../nbs/10a_page.ipynb #7be35816
 def _curves_png(store, rows: np.ndarray,  # store rows of the grid's examples
                 c: str, means: dict, quantity: str = "loss") -> bytes:
     "PNG of the rows' trajectories against each probe category's mean."
@@ -114,6 +116,7 @@ def page_html(audit,         # an `Audit` (mapd.audit): its table, results, stor
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>MAP-D audit of {html.escape(str(audit.config.dataset))}</title>'
             f"<style>{_CSS}</style></head><body>{head}{body}</body></html>")
 
+# %% ../nbs/10a_page.ipynb #3218a901
 def write_page(audit, path: str | Path | None = None,  # where; audit.path/"report.html" when None
                *, n: int = 20) -> Path:                 # images per category
     "Write the audit's page, atomically; return its path."

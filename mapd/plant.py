@@ -50,6 +50,7 @@ def _check_zoom(zoom) -> tuple[float, float]:
     if not 0 < lo <= hi <= 1: raise ValueError(f"zoom must be a pair (low, high) with 0 < low <= high <= 1, but is {zoom!r}")
     return lo, hi
 
+# %% ../nbs/01c_plant.ipynb #b4c8788a
 def zoom_crop(images: torch.Tensor,                     # (B, C, H, W) uint8
               zoom: tuple[float, float] = (0.35, 0.6),  # range of the share of each side the crop keeps, drawn uniformly per image
               generator: torch.Generator | None = None,
@@ -74,6 +75,7 @@ def _check_shift(shift) -> tuple[float, float]:
     if not 0 < lo <= hi < 1: raise ValueError(f"shift must be a pair (low, high) with 0 < low <= high < 1, but is {shift!r}")
     return lo, hi
 
+# %% ../nbs/01c_plant.ipynb #3031fe66
 def shift_crop(images: torch.Tensor,                      # (B, C, H, W) uint8
                shift: tuple[float, float] = (0.15, 0.3),  # range of the share of each side an image moves by, drawn uniformly per image and axis
                generator: torch.Generator | None = None,

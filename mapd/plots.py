@@ -34,6 +34,7 @@ def plot_trajectories(store: TrajectoryStore, categories=None, *, split: str = "
     ax.legend(frameon=False)
     return ax
 
+# %% ../nbs/10_plots.ipynb #7cd8d141
 def plot_confusion(matrix, classes, *, ax=None, title: str = ""):
     "Row-normalised confusion matrix, true category by row (figure 4b/d)."
     m = np.asarray(matrix, float)
@@ -44,6 +45,7 @@ def plot_confusion(matrix, classes, *, ax=None, title: str = ""):
     ax.set(xlabel="predicted", ylabel="true", title=title or f"accuracy {np.trace(m) / max(m.sum(), 1):.1%}")
     return ax
 
+# %% ../nbs/10_plots.ipynb #5f948d24
 def image_grid(images,              # (B, C, H, W) uint8
                titles=None, *, ncols: int = 10, scale: float = 1.2, suptitle: str = ""):
     "A grid of images with optional titles."
@@ -60,6 +62,7 @@ def image_grid(images,              # (B, C, H, W) uint8
     fig.tight_layout()
     return fig
 
+# %% ../nbs/10_plots.ipynb #6a276831
 def plot_surfaced(table: pd.DataFrame,  # the metadata table
                   ds,                   # the ImageDataset whose `index` the table's "index" column refers to
                   *, categories=None, per_class: int = 1, scale: float = 1.1):

@@ -93,6 +93,7 @@ def _candidate_losses(loop, batch) -> tuple[torch.Tensor, torch.Tensor]:
     loop.model.train()
     return logits, F.cross_entropy(logits, batch.y, reduction="none")
 
+# %% ../nbs/15_prioritized.ipynb #d1907f0a
 def _mapd_score(hook, loop, batch):
     "Equation 9; the candidates' current losses first extend their trajectories in MAP-D's online k-NN."
     logits, loss = _candidate_losses(loop, batch)
@@ -198,6 +199,7 @@ def speedup(curves: pd.DataFrame,   # columns step, test_acc, method (one curve 
                          speedup=ref_steps / steps if steps and ref_steps else float("nan"), mean_acc=mean_accuracy(g)))
     return pd.DataFrame(rows)
 
+# %% ../nbs/15_prioritized.ipynb #d8985661
 def mean_accuracy(curve: pd.DataFrame) -> float:
     "Area under one accuracy curve (columns step, test_acc; trapezoids from the first evaluation) divided by its length: a steadier summary than a peak."
     g = curve.sort_values("step")

@@ -81,16 +81,19 @@ def corrupt(images: torch.Tensor,   # (B, C, H, W) uint8
     x = images.float() / 255 + std * torch.randn(images.shape, generator=generator)
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
+# %% ../nbs/06_probes.ipynb #bbb882e6
 def random_images(n: int, shape: tuple, generator: torch.Generator | None = None) -> torch.Tensor:
     "`n` images of i.i.d. uniform U(0, 1) pixels (the paper's random inputs)."
     return (torch.rand((n, *shape), generator=generator) * 255).round().to(torch.uint8)
 
+# %% ../nbs/06_probes.ipynb #4a0f5e0e
 def _gaussian_kernel(size: int) -> torch.Tensor:
     sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8  # OpenCV's default sigma for a kernel of this size, as the paper's cv2.GaussianBlur
     t = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
     k = torch.exp(-t**2 / (2 * sigma**2))
     return k / k.sum()
 
+# %% ../nbs/06_probes.ipynb #8a0b0c32
 def sketch(images: torch.Tensor,   # (B, C, H, W) uint8, C = 1 or 3
            kernel: int | None = None) -> torch.Tensor:  # blur size; 7 for images up to 32 px, 21 above (the paper's choice)
     "The paper's pencil-sketch transform: grey, invert, blur, colour-dodge blend; returned with the input's channels."
@@ -117,6 +120,7 @@ def corrupt_std_setting(value) -> str | float:
     if not (math.isfinite(std) and std > 0): raise ValueError(f"corrupt_std must be 'auto', 'paper' or a positive number, got {value!r}")
     return std
 
+# %% ../nbs/06_probes.ipynb #aa000784
 def paper_corrupt_std(ds: ImageDataset) -> float:
     "The noise of the paper's corrupted probe (its code): std 0.1 on CIFAR, 0.25 elsewhere."
     return 0.1 if ds.name.startswith("cifar") else 0.25
@@ -149,10 +153,12 @@ def _split_labels(n_fit: int, n_heldout: int, g: torch.Generator) -> np.ndarray:
     s = np.array(["fit"] * n_fit + ["heldout"] * n_heldout, dtype=object)
     return s[torch.randperm(len(s), generator=g).numpy()]
 
+# %% ../nbs/06_probes.ipynb #c151efd3
 def _other_labels(y: torch.Tensor, K: int, g: torch.Generator) -> torch.Tensor:
     "Uniform random labels that are never `y`."
     return (y + torch.randint(1, K, y.shape, generator=g)) % K
 
+# %% ../nbs/06_probes.ipynb #e4dedd31
 OOD_SOURCES = ("auto", "sketch", "digits", "shapes", "mixed")
 
 def _ood_source(ds: ImageDataset, ood) -> ImageDataset | str | None:
@@ -402,6 +408,7 @@ def probe_from_indices(ds: ImageDataset, name: str,
     y = ds.labels[p] if labels is None else torch.as_tensor(labels).long()
     return ProbeSuite(images, y, np.full(len(p), name, dtype=object), _split_labels(n_fit, len(p) - n_fit, g), idx)
 
+# %% ../nbs/06_probes.ipynb #21327f31
 def probe_from_transform(ds: ImageDataset, name: str,
                          transform,                    # (images uint8 (B, C, H, W)) -> images uint8
                          *, n_fit: int = 250, n_heldout: int = 250,

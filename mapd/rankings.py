@@ -52,6 +52,7 @@ def write_rankings(path: str | Path,
     path = Path(path); df.to_parquet(path, index=False, compression="zstd")
     return path
 
+# %% ../nbs/11a_rankings.ipynb #0bf97247
 def read_rankings(path: str | Path) -> dict:
     "The sets of `write_rankings`' file by their names (`rank:<name>`, `flag:<name>`), each a frame of truth and value."
     df = pd.read_parquet(path)

@@ -66,6 +66,7 @@ def record(self: Recorder, rows: torch.Tensor,    # (B,) int64 row ids of the ba
         for q, v in per_example_stats(logits.detach(), labels).items(): self._stats[q].index_copy_(0, rows, v.float())
     if self.world > 1: self._seen.index_add_(0, rows, torch.ones_like(rows, dtype=torch.int32))
 
+# %% ../nbs/04b_recorder.ipynb #63dac12e
 @patch
 @torch.no_grad()
 def evaluate(self: Recorder, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
@@ -108,6 +109,7 @@ def end_epoch(self: Recorder, labels: torch.Tensor,  # (R,) the labels the rows 
     self._reset()
     return cols
 
+# %% ../nbs/04b_recorder.ipynb #c7b9ac04
 @patch
 @torch.no_grad()
 def _gather(self: Recorder):
@@ -123,6 +125,7 @@ def _gather(self: Recorder):
         buf.masked_fill_(unseen.view(shape), float("nan"))   # rows nobody saw stay NaN, as with one process
     self._seen.zero_()
 
+# %% ../nbs/04b_recorder.ipynb #e4fe1134
 @patch
 def trajectories(self: Recorder, q: str = "loss") -> np.ndarray:
     "`(R, E)` array of quantity `q` over the recorded epochs."

@@ -20,6 +20,7 @@ __all__ = ['VERDICTS', 'ReportError', 'load_plan', 'git_commit', 'run_report', '
 class ReportError(RuntimeError):
     "An experiment notebook failed, or its report could not be put in place."
 
+# %% ../nbs/11_report.ipynb #d612df14
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")   # a plain folder name: no '/', no '..', no leading '.' (.staging, .aside, .failed are the report's)
 _RESERVED = {"readme.md", "manifest.json"}                # the report's own files
 
@@ -30,6 +31,7 @@ def _check_name(name, where) -> str:
                      f"or '-' starting with a letter or digit (no '/', not '..', not README.md or manifest.json)"
                      + ("; quote it if YAML reads it as a number" if isinstance(name, (int, float)) else ""))
 
+# %% ../nbs/11_report.ipynb #50b06aec
 def _read_yaml(path: Path):
     "The YAML in `path` (plain mappings, lists and scalars); a one-line ValueError naming the file and line otherwise."
     try: return yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -95,6 +97,7 @@ def _ref(v) -> str | None:
     "The run named by a parameter value of the form '{name}', else None."
     return v[1:-1] if isinstance(v, str) and len(v) > 2 and v[0] == "{" and v[-1] == "}" else None
 
+# %% ../nbs/11_report.ipynb #6af3bdf5
 def git_commit(cwd=".",
                ignore=None) -> str:   # a folder whose changes do not count (the report's own outputs, which a run rewrites)
     "The checkout's commit, with '-dirty' when tracked files changed; 'unknown' outside git."
@@ -107,6 +110,7 @@ def git_commit(cwd=".",
         return sha + ("-dirty" if git("status", "--porcelain", "--untracked-files=no", *spec) else "")
     except (OSError, subprocess.CalledProcessError): return "unknown"
 
+# %% ../nbs/11_report.ipynb #80c64b14
 def _html(nb_path: Path):
     "An HTML copy of an executed notebook, readable without Jupyter."
     import nbformat
@@ -145,6 +149,7 @@ def run_report(plan_path: str | Path = "nbs/experiments/report.yaml",
         _recover(out, plan, quiet)
         return _execute(plan_path, plan, out, runs, tiny, tiny_params, html, quiet)
 
+# %% ../nbs/11_report.ipynb #26edf897
 def _execute(plan_path, plan, out, runs, tiny, tiny_params, html, quiet) -> dict:
     "Run `runs` into out/.staging; when all succeeded, swap them into `out` and write the manifest and README."
     import papermill as pm
@@ -189,6 +194,7 @@ def _manifest(commit: str, runs: dict) -> dict:
     return dict(commit=commit, mapd_version=mapd_version(), python=platform.python_version(), packages=_versions(),
                 created=datetime.datetime.now().isoformat(timespec="seconds"), tiny=any(e.get("tiny") for e in runs.values()), runs=runs)
 
+# %% ../nbs/11_report.ipynb #81172b87
 def _versions() -> dict:
     import importlib.metadata as md
     out = {}
@@ -197,6 +203,7 @@ def _versions() -> dict:
         except md.PackageNotFoundError: pass
     return out
 
+# %% ../nbs/11_report.ipynb #93c6be0b
 def _tiny_params(plan_path: Path) -> dict:
     "The tiny parameters beside the plan, per notebook."
     p = plan_path.parent/"tiny.yaml"
@@ -221,16 +228,19 @@ def _check_out(out_dir, plan_path: Path, plan: dict) -> Path:
         raise FileExistsError(f"{out} holds files that mapd report did not write (it has no report manifest.json): {fix}, or an empty folder")
     return out
 
+# %% ../nbs/11_report.ipynb #8baa755d
 def _read_manifest(out: Path) -> dict:
     try: m = json.loads((out/"manifest.json").read_text())
     except (OSError, ValueError): return {}
     return m if isinstance(m, dict) else {}
 
+# %% ../nbs/11_report.ipynb #a69e4be6
 def _is_report(out: Path) -> bool:
     "Whether `out` holds a report (its manifest, or a swap to finish), or nothing but hidden files."
     m = _read_manifest(out)
     return (out/_JOURNAL).exists() or ("mapd_version" in m and "runs" in m) or all(p.name.startswith(".") for p in out.iterdir())
 
+# %% ../nbs/11_report.ipynb #76ba3028
 def _rmtree(p: Path):
     if p.is_symlink() or p.is_file(): p.unlink()
     elif p.exists(): shutil.rmtree(p)
@@ -243,6 +253,7 @@ def _set_aside_failed(out: Path, dest: Path) -> Path:
     dest.rename(failed); _rmtree(out/".staging")
     return failed
 
+# %% ../nbs/11_report.ipynb #f4425637
 def _swap_in(out: Path, name: str):
     "Replace out/name by the staged run: the old one is renamed aside first, so that out/name or out/.aside/name is whole at every moment."
     staged, final, aside = out/".staging"/name, out/name, out/".aside"/name
@@ -253,6 +264,7 @@ def _swap_in(out: Path, name: str):
         staged.rename(final)
     _restore_aside(out, name)
 
+# %% ../nbs/11_report.ipynb #f3f914a1
 def _restore_aside(out: Path, name: str) -> bool:
     "Put out/.aside/name back if out/name is missing (then True), else delete it: it is only ever deleted once out/name is in place."
     aside, final = out/".aside"/name, out/name
@@ -260,6 +272,7 @@ def _restore_aside(out: Path, name: str) -> bool:
     if final.exists() or final.is_symlink(): _rmtree(aside); return False
     aside.rename(final); return True
 
+# %% ../nbs/11_report.ipynb #51cdfa55
 def _finish(out: Path, plan: dict, names: list, manifest: dict):
     "Swap the staged runs `names` in, write the manifest and README, then drop the journal: safe to repeat from any point."
     for n in names: _swap_in(out, n)
@@ -271,6 +284,7 @@ def _finish(out: Path, plan: dict, names: list, manifest: dict):
     _write_readme(out, plan, manifest)
     (out/_JOURNAL).unlink()
 
+# %% ../nbs/11_report.ipynb #a6173c3f
 def _recover(out: Path, plan: dict, quiet: bool):
     "Finish what an interrupted report left in `out`: a swap it had begun is completed; runs it had not finished go to out/.failed/."
     say = (lambda msg: None) if quiet else (lambda msg: print(f"mapd report: {msg}", file=sys.stderr))
@@ -303,6 +317,7 @@ def _write_readme(out: Path, plan: dict, manifest: dict):
     rendered = None if pp is None else dict(commit=git_commit(Path(pp).parent, ignore=out), plan_commit=plan_commit(pp))
     with atomic_write(out/"README.md") as f: f.write(render_readme(plan, results, manifest, out=out, rendered=rendered))
 
+# %% ../nbs/11_report.ipynb #4fb753b9
 def plan_commit(plan_path) -> str:
     "The last commit that changed the plan file, with '-dirty' when it has uncommitted changes; 'unknown' outside git."
     p = Path(plan_path).resolve()
@@ -312,11 +327,11 @@ def plan_commit(plan_path) -> str:
         return (sha or "uncommitted") + ("-dirty" if sha and git("status", "--porcelain", "--", p.name) else "")
     except (OSError, subprocess.CalledProcessError): return "unknown"
 
-
 # %% ../nbs/11_report.ipynb #5122a55e
 def _say(quiet: bool, msg: str):
     if not quiet: print(f"mapd report: {msg}", file=sys.stderr, flush=True)
 
+# %% ../nbs/11_report.ipynb #034e3e42
 @contextlib.contextmanager
 def _environ(**values):
     "Environment variables set inside the block (the kernels started there inherit them), restored after."
@@ -328,6 +343,7 @@ def _environ(**values):
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+# %% ../nbs/11_report.ipynb #b23933b2
 def _run_notebook(pm, nb: Path, dest: Path, params: dict, quiet: bool):
     "Execute `nb` into `dest` with papermill, its output passed on to this process's stdout and stderr as it comes (not when `quiet`), then tidy its streams."
     with _environ(MAPD_PROGRESS="text"):   # text bars in the kernel: they reach the terminal, and stay readable in the executed notebook
@@ -341,6 +357,7 @@ _CLEARED = re.compile(r"[ \t]*\r(?=\n|$)")     # blanks and a carriage return en
 
 def _streams_as_shown(text: str) -> str: return _CLEARED.sub("", _REDRAWN.sub("", text))
 
+# %% ../nbs/11_report.ipynb #79871567
 def _tidy_streams(nb_path: Path):
     "Merge each cell's consecutive outputs of one stream and keep what a terminal shows of them after the carriage returns."
     import nbformat

@@ -61,6 +61,7 @@ def heldout_consistency(ds: ImageDataset,                    # N examples
     if not return_probs: return scores
     with np.errstate(invalid="ignore"): return scores, np.nanmean(probs / seen[..., None], 0).astype(np.float32)
 
+# %% ../nbs/05_scores.ipynb #a3f6f823
 def likely_mislabeled(probs,                 # (N, K) held-out class probabilities (heldout_consistency(..., return_probs=True))
                       labels,                # (N,) the given labels
                       *, threshold: float = 0.5,  # an example is likely mislabeled when models that never saw it give another class at least this
@@ -69,6 +70,7 @@ def likely_mislabeled(probs,                 # (N, K) held-out class probabiliti
     if not 0 < threshold <= 1: raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
     return confused_class(probs, labels)[1] >= threshold
 
+# %% ../nbs/05_scores.ipynb #7096aa7b
 def confused_class(probs,   # (N, K) class probabilities
                    labels,  # (N,) the given labels
                    ) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +81,7 @@ def confused_class(probs,   # (N, K) class probabilities
     c = other.argmax(1)
     return c, other[np.arange(len(y)), c]
 
+# %% ../nbs/05_scores.ipynb #bdd5df22
 def unrecognised(probs,                 # (N, K) held-out class probabilities (heldout_consistency(..., return_probs=True))
                  *, factor: float = 2.0,  # an example is unrecognised when no class gets more than factor / K
                  ) -> np.ndarray:

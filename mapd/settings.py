@@ -160,6 +160,7 @@ def _taking(config: AuditConfig, train: ImageDataset) -> int:
     "How many of the configured probe categories take training examples (the category table's `takes`; the ood probe's as its source decides)."
     return sum(examples_taken(c, train, config.ood) != "none" for c in config.categories)
 
+# %% ../nbs/09a_settings.ipynb #a7d4c45b
 _COVER_AUTO = 20_000   # cover="auto" runs the second run up to this many examples, where its cost is small and the sources are a large share
 
 def _covers(config: AuditConfig, train: ImageDataset) -> bool:
@@ -167,6 +168,7 @@ def _covers(config: AuditConfig, train: ImageDataset) -> bool:
     edits = any(examples_taken(c, train, config.ood) == "edited" for c in config.categories)
     return edits and (config.cover == "all" or config.cover == "auto" and len(train) <= _COVER_AUTO)
 
+# %% ../nbs/09a_settings.ipynb #f4273f99
 def sized(config: AuditConfig, train: ImageDataset) -> AuditConfig:
     "`config` with the sizes it leaves unset (None) chosen for `train`: probes per category, neighbours, the held-out models' epochs."
     N, chosen = len(train), {}
@@ -217,6 +219,7 @@ def _not_applied(config: AuditConfig, train: ImageDataset) -> dict:
     why["alpha" if c.flags == "fdr" else "q"] = f"flags={c.flags!r} sets the flags by " + ("the false discovery rate q" if c.flags == "fdr" else "the false-flag rate alpha")
     return why
 
+# %% ../nbs/09a_settings.ipynb #b9e571da
 def _given(config: AuditConfig, field: str) -> bool:
     "Whether `field` holds another value than its default (so that the user chose it)."
     return getattr(config, field) != AuditConfig.__dataclass_fields__[field].default
@@ -226,10 +229,12 @@ _FILE_FIELDS = ("data_root", "scores")   # settings that can name a file or fold
 
 def _names_file(field: str, v) -> bool: return v is not None and (field == "data_root" or v not in ("heldout", "speed"))
 
+# %% ../nbs/09a_settings.ipynb #427b9998
 def _absolute_paths(config: AuditConfig) -> AuditConfig:
     "`config` with the files it names made absolute (normalised, symbolic links kept)."
     return replace(config, **{f: os.path.abspath(getattr(config, f)) for f in _FILE_FIELDS if _names_file(f, getattr(config, f))})
 
+# %% ../nbs/09a_settings.ipynb #6186c29e
 def _paths_from(out: Path, cfg: dict) -> dict:
     "Setting -> the path of the file it names, relative to the audit folder `out` (none where there is no such path: another drive)."
     rel = {}
@@ -252,6 +257,7 @@ def _config_changes(old: dict, new: dict, out: Path, rel: dict) -> dict:
         diff[k] = (o, v)
     return diff
 
+# %% ../nbs/09a_settings.ipynb #b7fc34ff
 def _located_config(out: Path, saved: dict, data_root=None) -> dict:
     "An audit's stored configuration with its files where they are now: `data_root` as given, else `located`."
     cfg = {k: v for k, v in saved.items() if k != "paths_from_audit"}

@@ -45,6 +45,7 @@ def _label(y, what: str) -> int:
     if isinstance(y, (bool, np.bool_)) or not isinstance(y, (int, np.integer)): raise TypeError(f"{what} has label {y!r} ({type(y).__name__}): expected an integer class")
     return int(y)
 
+# %% ../nbs/01d_sources.ipynb #e79a7b70
 def stack_items(items,                  # iterable of (image, label) pairs
                 n: int,                 # how many there are (for the bar)
                 classes=None,           # class names; str(k) for k in 0..max label when None
@@ -98,6 +99,7 @@ def _hf_columns(ds, image_column=None, label_column=None) -> tuple[str, str]:
     label = label_column or find(datasets.ClassLabel, _LABEL_NAMES, "--label-column")
     return image, label
 
+# %% ../nbs/01d_sources.ipynb #bb9f4122
 @contextlib.contextmanager
 def _hf_bars(quiet: bool):
     "Hugging Face `datasets`' own progress bars off while `quiet` (its setting restored after)."
@@ -108,6 +110,7 @@ def _hf_bars(quiet: bool):
     finally:
         if quiet and not was: datasets.enable_progress_bars()
 
+# %% ../nbs/01d_sources.ipynb #43985718
 def _hf_paths(ds, image: str) -> np.ndarray | None:
     "Each row's image file as the data set records it (an `Image` feature's `path`), or None where a row has none or two rows share one."
     import datasets
@@ -116,6 +119,7 @@ def _hf_paths(ds, image: str) -> np.ndarray | None:
     paths = col.combine_chunks().field("path").to_pylist() if len(col) else []
     return np.array(paths, dtype=object) if paths and all(paths) and len(set(paths)) == len(paths) else None
 
+# %% ../nbs/01d_sources.ipynb #57accf7e
 def from_hf(ds,                         # a Hugging Face datasets.Dataset (one split)
             image_column: str | None = None,  # found from the features (an Image feature, or a column named image/img) when None
             label_column: str | None = None,  # found from the features (a ClassLabel, or a column named label/labels) when None
@@ -126,6 +130,7 @@ def from_hf(ds,                         # a Hugging Face datasets.Dataset (one s
     file paths from its `Image` feature where every row records its own (so an audit's table can be matched to FiftyOne samples)."""
     with _hf_bars(quiet): return _from_hf(ds, image_column, label_column, classes, name, quiet)
 
+# %% ../nbs/01d_sources.ipynb #8c91e6e3
 def _from_hf(ds, image_column, label_column, classes, name, quiet) -> ImageDataset:
     import datasets
     image, label = _hf_columns(ds, image_column, label_column)
@@ -149,6 +154,7 @@ def load_hf(root: str | Path,                 # a Dataset or DatasetDict saved w
     "(train, test) from a Hugging Face data set on disk; test is None where there is no `test` split. Nothing is fetched."
     with _hf_bars(quiet): return _load_hf(Path(root), image_column, label_column, quiet)
 
+# %% ../nbs/01d_sources.ipynb #95e01cb7
 def _load_hf(root: Path, image_column, label_column, quiet) -> tuple[ImageDataset, ImageDataset | None]:
     import datasets
     if not root.exists(): raise FileNotFoundError(2, "No such file or directory", str(root))

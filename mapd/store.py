@@ -33,6 +33,7 @@ def as_stored(values,  # (R,) numbers as computed (any real dtype)
     fi = np.finfo(dtype)
     return np.clip(v, fi.min, fi.max, out=out if out is not None else np.empty(v.shape, dtype), casting="unsafe")
 
+# %% ../nbs/03_store.ipynb #29d518e0
 class TrajectoryStore:
     "Per-row, per-epoch trajectories on disk, memory-mapped; `store['loss']` is an `(R, E)` view."
     def __init__(self, path: str | Path,  # folder holding meta.json, rows.csv and one .bin file per quantity
@@ -112,6 +113,7 @@ def write_epoch(self: TrajectoryStore, epoch: int,  # 0-based epoch to write
     for a in self._arrays.values(): a.flush()
     if complete: self.mark_complete(epoch + 1)
 
+# %% ../nbs/03_store.ipynb #c2300f26
 @patch
 def mark_complete(self: TrajectoryStore, n: int):  # number of complete epochs
     "Record that the first `n` epochs are on disk."
@@ -136,6 +138,7 @@ def trajectories(self: TrajectoryStore, q: str = "loss",  # quantity to read
         a = a[:, r[0]:r[-1] + 1] if run else a[:, r]   # consecutive rows (the training rows, a category's probes): a view, no gathered copy
     return np.ascontiguousarray(a.T, dtype=dt)   # one copy: transposed and widened together
 
+# %% ../nbs/03_store.ipynb #20ddf33a
 @patch
 def select(self: TrajectoryStore, role: str | None = None, category: str | None = None, split: str | None = None) -> np.ndarray:
     "Row positions matching the given role, probe category and split."
@@ -150,6 +153,7 @@ def select(self: TrajectoryStore, role: str | None = None, category: str | None 
 # %% ../nbs/03_store.ipynb #79093256
 def _probs_fn(path: Path, epoch: int) -> Path: return path/f"probs_e{int(epoch):04d}.npy"
 
+# %% ../nbs/03_store.ipynb #49fc0d06
 @patch
 def write_probs(self: TrajectoryStore, epoch: int,  # 1-based: probabilities after this many epochs
                 probs):                              # (R, K) predicted probabilities of every row
@@ -160,11 +164,13 @@ def write_probs(self: TrajectoryStore, epoch: int,  # 1-based: probabilities aft
     if not 1 <= epoch <= self.n_epochs: raise ValueError(f"epoch must lie in [1, {self.n_epochs}] (epochs done), got {epoch}")
     with atomic_write(_probs_fn(self.path, epoch), "wb") as f: np.save(f, P.astype(np.float16))
 
+# %% ../nbs/03_store.ipynb #2cdf40ad
 @patch(as_prop=True)
 def probs_epochs(self: TrajectoryStore) -> list:
     "The epochs (1-based, epochs done) whose full probabilities are kept."
     return sorted(int(f.stem[len("probs_e"):]) for f in self.path.glob("probs_e*.npy"))
 
+# %% ../nbs/03_store.ipynb #9c6968cd
 @patch
 def probs(self: TrajectoryStore, epoch: int | None = None,  # 1-based epochs done; the earliest kept when None
           rows=None) -> np.ndarray:                         # row positions (array or mask); all rows when None

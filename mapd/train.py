@@ -104,6 +104,7 @@ def lr_at(config: TrainConfig, epoch: int) -> float:
     if config.schedule == "step": return config.lr * config.gamma ** sum(epoch >= m for m in config.milestones)
     return config.lr
 
+# %% ../nbs/04_train.ipynb #864b91f5
 @dataclass
 class EpochPlan:
     "One epoch's learning rate and its draws from the `(seed, epoch)` generator."
@@ -113,6 +114,7 @@ class EpochPlan:
     offsets: torch.Tensor | None  # (N, 2) each row's crop offsets, with augmentation
     flips: torch.Tensor | None    # (N,) each row's flip flag, with augmentation
 
+# %% ../nbs/04_train.ipynb #a8408803
 def start_epoch(config: TrainConfig, epoch: int, n: int, opt, device) -> EpochPlan:
     "Set `opt`'s learning rate for `epoch` and draw the epoch's shuffle of `n` rows and its augmentation."
     lr = lr_at(config, epoch)
@@ -137,10 +139,12 @@ class Normalize:
     def __call__(self, x): return (x.float() - self.mean) / self.std
     def state(self): return dict(mean=(self.mean / 255).flatten().tolist(), std=(self.std / 255).flatten().tolist())
 
+# %% ../nbs/04_train.ipynb #5764d386
 def draw_augmentation(n: int, pad: int, generator: torch.Generator):
     "Random crop offsets `(n, 2)` in `[0, 2*pad]` and flip flags `(n,)`, drawn on the CPU from `generator`."
     return torch.randint(0, 2 * pad + 1, (n, 2), generator=generator), torch.rand(n, generator=generator) < 0.5
 
+# %% ../nbs/04_train.ipynb #a0fc9805
 def augment(x: torch.Tensor,        # (B, C, H, W) float images
             offsets: torch.Tensor,  # (B, 2) crop offsets (row, column) into the padded image
             flips: torch.Tensor,    # (B,) bool: flip horizontally
@@ -164,6 +168,7 @@ def _as_xy(data):
     if len(images) != len(labels): raise ValueError(f"images and labels must be same length, but images is length {len(images)} and labels is length {len(labels)}")
     return images, labels
 
+# %% ../nbs/04_train.ipynb #3fa6640d
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor,  # (N, C, H, W) uint8
                    *, normalize, device="auto", batch_size: int = 1024) -> torch.Tensor:
@@ -173,11 +178,13 @@ def predict_logits(model: nn.Module, images: torch.Tensor,  # (N, C, H, W) uint8
     model.train(was)
     return torch.cat(out).cpu() if out else torch.empty(0, 0)
 
+# %% ../nbs/04_train.ipynb #60e1dcb8
 def accuracy(model: nn.Module, data, *, normalize, device="auto", batch_size: int = 1024) -> float:
     "Top-1 accuracy of `model` on `data` (an `ImageDataset` or `(images, labels)`)."
     images, labels = _as_xy(data)
     return (predict_logits(model, images, normalize=normalize, device=device, batch_size=batch_size).argmax(1) == labels).float().mean().item()
 
+# %% ../nbs/04_train.ipynb #364de43a
 @dataclass
 class FitResult:
     "What `fit` returns: the model, the per-epoch history, the recorder and the normaliser it used."
@@ -196,6 +203,7 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
     "(B,) cross-entropy of `logits` (B, K) against target distributions (B, K)."
     return -(target * F.log_softmax(logits.float(), 1)).sum(1)
 
+# %% ../nbs/04_train.ipynb #e25b2fdd
 @dataclass
 class Batch:
     "One step's rows, as the hooks see and change them."
@@ -209,6 +217,7 @@ class Batch:
     recorded: torch.Tensor | None = None  # (B,) bool: the rows the recorder notes (False: a padding repeat under data parallelism); all when None
     weights: torch.Tensor | None = None   # (B,) weights whose dot product with `losses` is the step's loss; the mean when None
 
+# %% ../nbs/04_train.ipynb #3889a6c8
 class Hook:
     "A piece of a training run; `Loop` calls each method at its event. Override the ones you need."
     def before_fit(self, loop): pass
@@ -269,6 +278,7 @@ def _batch(self: Loop, rows: torch.Tensor) -> Batch:
     if self.channels_last: x = x.contiguous(memory_format=torch.channels_last)
     return Batch(rows, x, self.Y[rows])
 
+# %% ../nbs/04_train.ipynb #99bf101b
 @patch
 def _train_step(self: Loop, batch: Batch):
     out = self._first("loss", batch)
@@ -296,6 +306,7 @@ def run(self: Loop) -> "Loop":
     finally: torch.backends.cudnn.benchmark = before   # a global switch: left as it was found
     return self
 
+# %% ../nbs/04_train.ipynb #7382d579
 @patch
 def _epochs(self: Loop):
     cfg, N = self.config, len(self.X)
@@ -346,6 +357,7 @@ class Record(Hook):
         cols = self.recorder.end_epoch(loop.Y, loop.epoch, complete=self.complete)
         row["train_acc"] = float(cols["correct"].mean())
 
+# %% ../nbs/04_train.ipynb #057df50a
 class LossFn(Hook):
     "A per-example loss `fn(logits, labels, rows, epoch) -> (B,)` in place of the cross-entropy."
     def __init__(self, fn): self.fn = fn
@@ -353,6 +365,7 @@ class LossFn(Hook):
         logits = loop.forward(batch.x)
         return self.fn(logits.float(), batch.y, batch.rows, loop.epoch), logits
 
+# %% ../nbs/04_train.ipynb #d05803fa
 class Checkpoint(Hook):
     "Resume from `store`'s last complete epoch; after every epoch save model and optimiser, then mark the epoch complete."
     def __init__(self, store: TrajectoryStore): self.store = store
@@ -360,6 +373,7 @@ class Checkpoint(Hook):
     def after_log(self, loop):
         if world()[0] == 0: _checkpoint(self.store, loop.model, loop.opt, loop.epoch + 1, loop.history)   # every rank holds the same weights
 
+# %% ../nbs/04_train.ipynb #e7454fb5
 class DataParallel(Hook):
     """Data parallelism over the processes of `torchrun`: the same SGD as one process, split.
     Each global batch of `config.batch_size` rows of the epoch's shuffle is split over the ranks (rank r takes every world-th row from the r-th);

@@ -34,6 +34,7 @@ def _as_rows(labels, rows: pd.DataFrame | None) -> pd.DataFrame:
     if missing: raise ValueError(f"rows lacks the columns {missing}; it needs {list(ROW_COLUMNS)}")
     return rows.reset_index(drop=True)
 
+# %% ../../nbs/16_callbacks.ipynb #82209282
 def _open_store(store, rows: pd.DataFrame, n_epochs: int, done: int, *, config: dict, overwrite: bool) -> TrajectoryStore | None:
     "The store in folder `store` (None: in memory) for a trainer with `done` epochs behind it: created, or reopened with `done` complete epochs."
     if store is None:
@@ -59,6 +60,7 @@ def _open_store(store, rows: pd.DataFrame, n_epochs: int, done: int, *, config: 
         s.mark_complete(done)
     return s
 
+# %% ../../nbs/16_callbacks.ipynb #b5085a9d
 def _batch_rows(batch, key):
     "Row ids of `batch`: `batch[key]` of a dict batch, or the element at position `key` of a tuple batch."
     try: return batch[key]
@@ -67,6 +69,7 @@ def _batch_rows(batch, key):
     raise ValueError(f"the batch holds no row ids under index_key={key!r} (it is {held}): put each example's row id (0..R-1) "
                      "in its batch, under a dict key or at a tuple position, and pass that as index_key")
 
+# %% ../../nbs/16_callbacks.ipynb #4b351a31
 LABEL_KEYS = ("labels", "label", "y", "target", "targets")  # where label_key='auto' looks in a dict batch; a tuple batch: position 1
 
 def _batch_labels(batch, key, index_key):
@@ -137,6 +140,7 @@ def _note_labels(self: _Recording, rows, labels):
                       f"pass label_key=<the key or position of the batch's labels>, or label_key=None to check ids only (looked for {list(LABEL_KEYS)} "
                       "of a dict batch, or position 1 of a tuple batch)")
 
+# %% ../../nbs/16_callbacks.ipynb #29fc4f6c
 @patch
 def _begin(self: _Recording, rows, K: int):
     y = check_labels(self.rows["label"].to_numpy(), K, "the rows' labels")
@@ -148,6 +152,7 @@ def _begin(self: _Recording, rows, K: int):
     self.recorder = Recorder(len(y), K, device=self.device, store=self.store, max_logit_bytes=self.max_logit_bytes, keep_probs=self.keep_probs)
     self._reset_checks()
 
+# %% ../../nbs/16_callbacks.ipynb #0181cc02
 @patch
 def _reset_checks(self: _Recording):
     "The epoch's checks, on the device: the smallest and largest row id, how often each row was recorded, and the label each row's batch carried."
@@ -156,6 +161,7 @@ def _reset_checks(self: _Recording):
     self._count, self._one = torch.zeros(R, dtype=torch.int32, device=dev), torch.ones(1, dtype=torch.int32, device=dev)
     self._carried = torch.full((R,), float("nan"), device=dev)
 
+# %% ../../nbs/16_callbacks.ipynb #f647f428
 @patch
 def _check_epoch(self: _Recording):
     "Refuse an epoch whose batches held ids out of range, an id twice, or a label other than the one given for the id (one host-device copy)."
@@ -193,6 +199,7 @@ def end_epoch(self: _Recording):
                              "their loss and margin are NaN in that epoch")
     self.epoch += 1
 
+# %% ../../nbs/16_callbacks.ipynb #fabf8c7f
 @patch
 def trajectories(self: _Recording, q: str = "loss") -> np.ndarray:
     "`(R, E)` array of quantity `q` over the recorded epochs."

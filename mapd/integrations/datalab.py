@@ -33,6 +33,7 @@ def _store_table(store: TrajectoryStore, k: int | None, alpha: float | None) -> 
     if not ((rows.role == "probe") & (rows.split == "heldout")).any(): return metadata_table(store, k=k)
     return calibrated_table(store, k=k, alpha=alpha)[0]
 
+# %% ../../nbs/17_datalab.ipynb #5dc63eee
 def metadata_from(source,              # an audit (anything with a `.table`), its folder, a metadata table, a TrajectoryStore or its folder
                   *, k: int | None = None,      # neighbours of the k-NN, when `source` is a store; None: mapd.knn.DEFAULT_K
                   alpha: float | None = None,   # false-flag rate of the flags, when `source` is a store; None: mapd.flags.DEFAULT_ALPHA
@@ -58,6 +59,7 @@ def issue_categories() -> tuple[str, ...]:
     "The categories reported by default: every registered problem category (the paper's and yours), then atypical; typical is the absence of an issue."
     return (*(c for c, r in CATEGORY_TABLE.items() if r.kind != "natural"), "atypical")
 
+# %% ../../nbs/17_datalab.ipynb #74b82501
 ISSUE_CATEGORIES = issue_categories()   # the paper's: random_labels, random_inputs, corrupted, ood, atypical
 
 def _categories(categories, known: list) -> list:
@@ -72,22 +74,26 @@ def _categories(categories, known: list) -> list:
     if not cats or len(set(cats)) != len(cats): raise ValueError(f"categories must name at least one category, each once, but are {cats}")
     return cats
 
+# %% ../../nbs/17_datalab.ipynb #4a20478b
 def _argmax(t: pd.DataFrame) -> np.ndarray:
     "The k-NN's most probable category of each row (ties to the first column, as the k-NN's classes_)."
     P = [c for c in t.columns if c.startswith("p_")]
     return np.asarray([p[2:] for p in P], dtype=object)[t[P].to_numpy().argmax(1)]
 
+# %% ../../nbs/17_datalab.ipynb #8ed81717
 def _assigned(t: pd.DataFrame, rule: str) -> tuple[np.ndarray, str]:
     "Each row's category under `rule`, and the rule in words."
     if rule == "flag" and "category" in t: return t["category"].astype(str).to_numpy(object), "category"
     return _argmax(t), "argmax p_"
 
+# %% ../../nbs/17_datalab.ipynb #9c168893
 def _issue_rule(t: pd.DataFrame, c: str, rule: str) -> tuple[np.ndarray, str]:
     "Whether the table calls each of its rows `c`, and how: its calibrated flag where it has one (rule 'flag'), else its assigned category."
     if rule == "flag" and f"flag_{c}" in t: return t[f"flag_{c}"].to_numpy(bool), f"flag_{c}"
     cat, how = _assigned(t, rule)
     return cat == c, f"{how} == {c!r}"
 
+# %% ../../nbs/17_datalab.ipynb #ebdbd2ec
 def _positions(t: pd.DataFrame, rows, missing: str) -> np.ndarray:
     "Position in `t` of each of `rows` (example ids); -1 for the examples `t` lacks."
     if rows is None: return np.arange(len(t))
@@ -103,6 +109,7 @@ def _positions(t: pd.DataFrame, rows, missing: str) -> np.ndarray:
                          "an audit leaves out the examples its probes were made from; leave them out of the rows, or pass missing='clean' to report them without issues")
     return np.where(lost, -1, np.nan_to_num(pos)).astype(np.int64)
 
+# %% ../../nbs/17_datalab.ipynb #8fcdb03d
 def find_mapd_issues(source,                 # an audit, its folder, a metadata table or a TrajectoryStore (see `metadata_from`)
                      *, categories=None,     # categories to report; those of ISSUE_CATEGORIES the table has when None
                      rows=None,              # (N,) example id (the table's `index`) of each row to report, e.g. of each Datalab row; the table's rows when None

@@ -28,6 +28,7 @@ def _logits(output, key: str) -> torch.Tensor:
     raise ValueError(f"the model's output holds no logits under {key!r} (it is a {type(output).__name__}"
                      f"{' with the keys ' + str(list(output)) if isinstance(output, Mapping) else ''}): return them in a ModelOutput or dict, or set logits_key")
 
+# %% ../../nbs/16b_hf.ipynb #2f82ac82
 class MAPDTrainerCallback(_RecordingCallback, TrainerCallback):
     "Records every row's loss, margin and correctness after each epoch of a `transformers.Trainer`, into a `TrajectoryStore` or in memory."
     def __init__(self, labels=None,                        # (R,) label each row was given; every row a training example
