@@ -16,7 +16,7 @@ from .core import as_numpy
 from .data import ASYMMETRIC_PAIRS, ImageDataset, load_digits
 from .baselines import cross_val_probs
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt_with
-from .probes import corrupt, random_images, random_shapes, sketch
+from .probe_images import corrupt, random_images, random_shapes, sketch
 
 # %% auto #0
 __all__ = ['PLANTED_CATEGORY', 'PLANT_KINDS', 'PLANT_DEFAULTS', 'EXTRA_PLANTED_CATEGORY', 'ALL_PLANTED_CATEGORY', 'zoom_crop',
@@ -37,8 +37,8 @@ PLANT_DEFAULTS = {k: 0.02 for k in PLANT_KINDS}  # share of all N examples per k
 EXTRA_PLANTED_CATEGORY = {   # kinds planted only when `fractions` names them: one corruption or one OOD source each, to hold a family out of the probes
     **{f"corrupted_{name}": "corrupted" for name in CORRUPTIONS},   # corruption `name` of mapd.corruptions at `corrupt_severity`
     "ood_digits": "ood",        # image replaced by a digit of scikit-learn's test split
-    "ood_sketch": "ood",        # the image's pencil sketch (mapd.probes.sketch)
-    "ood_shapes": "ood",        # image replaced by synthetic shapes (mapd.probes.random_shapes)
+    "ood_sketch": "ood",        # the image's pencil sketch (mapd.probe_images.sketch)
+    "ood_shapes": "ood",        # image replaced by synthetic shapes (mapd.probe_images.random_shapes)
     "atypical_shift": "atypical",  # moved off-centre by a random share of its sides
 }
 ALL_PLANTED_CATEGORY = {**PLANTED_CATEGORY, **EXTRA_PLANTED_CATEGORY}

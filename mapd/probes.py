@@ -10,20 +10,20 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from .categories import CATEGORIES, CATEGORY_TABLE, NATURAL, category
 from .core import as_numpy, check_labels, check_same_length
 from .corruptions import SEVERITIES, check_corruptions, corrupt_each
+from .probe_images import corrupt, random_images, random_shapes, sketch
 from .data import ImageDataset, load_digits
 from .models import make_model
 from .train import fit
 from .scores import DEFAULT_SCORE_CONFIG, confused_class
 
 # %% auto #0
-__all__ = ['CORRUPT_STD_WORDS', 'OOD_SOURCES', 'INDEX_CATEGORIES', 'ProbeSuite', 'corrupt', 'random_images', 'sketch',
-           'corrupt_std_setting', 'paper_corrupt_std', 'random_shapes', 'examples_taken', 'make_probe_suite',
-           'choose_corrupt_std', 'probe_from_indices', 'probe_from_transform', 'with_probes', 'index_probes']
+__all__ = ['CORRUPT_STD_WORDS', 'OOD_SOURCES', 'INDEX_CATEGORIES', 'ProbeSuite', 'corrupt_std_setting', 'paper_corrupt_std',
+           'examples_taken', 'make_probe_suite', 'choose_corrupt_std', 'probe_from_indices', 'probe_from_transform',
+           'with_probes', 'index_probes']
 
 # %% ../nbs/06_probes.ipynb #03d26f74
 @dataclass(eq=False)
@@ -73,42 +73,6 @@ class ProbeSuite:
 
     def __repr__(self): return f"ProbeSuite({len(self)} probes: " + ", ".join(f"{c}={int((self.category == c).sum())}" for c in self.categories) + ")"
 
-# %% ../nbs/06_probes.ipynb #97423920
-def corrupt(images: torch.Tensor,   # (B, C, H, W) uint8
-            std: float,             # standard deviation of the Gaussian noise on the [0, 1] scale
-            generator: torch.Generator | None = None) -> torch.Tensor:
-    "Add zero-mean Gaussian noise and clip to [0, 1] (the paper's corrupted inputs)."
-    x = images.float() / 255 + std * torch.randn(images.shape, generator=generator)
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
-
-# %% ../nbs/06_probes.ipynb #bbb882e6
-def random_images(n: int, shape: tuple, generator: torch.Generator | None = None) -> torch.Tensor:
-    "`n` images of i.i.d. uniform U(0, 1) pixels (the paper's random inputs)."
-    return (torch.rand((n, *shape), generator=generator) * 255).round().to(torch.uint8)
-
-# %% ../nbs/06_probes.ipynb #4a0f5e0e
-def _gaussian_kernel(size: int) -> torch.Tensor:
-    sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8  # OpenCV's default sigma for a kernel of this size, as the paper's cv2.GaussianBlur
-    t = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    k = torch.exp(-t**2 / (2 * sigma**2))
-    return k / k.sum()
-
-# %% ../nbs/06_probes.ipynb #8a0b0c32
-def sketch(images: torch.Tensor,   # (B, C, H, W) uint8, C = 1 or 3
-           kernel: int | None = None) -> torch.Tensor:  # blur size; 7 for images up to 32 px, 21 above (the paper's choice)
-    "The paper's pencil-sketch transform: grey, invert, blur, colour-dodge blend; returned with the input's channels."
-    x = images.float()
-    grey = x.mean(1, keepdim=True) if x.shape[1] == 1 else (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    grey = grey.round()
-    k = kernel or (7 if images.shape[-1] <= 32 else 21)
-    g = _gaussian_kernel(k)
-    inv = 255 - grey
-    blur = F.conv2d(F.pad(inv, (k // 2,) * 4, mode="reflect"), g.view(1, 1, 1, k))
-    blur = F.conv2d(blur, g.view(1, 1, k, 1)).round()
-    den = 255 - blur
-    out = torch.where(den > 0, grey * 256 / den.clamp_min(1), torch.zeros_like(grey))  # cv2.divide(gray, 255 - blur, scale=256); x/0 is 0 there
-    return out.clamp(0, 255).round().to(torch.uint8).expand(-1, images.shape[1], -1, -1).contiguous()
-
 # %% ../nbs/06_probes.ipynb #0a8b1552
 CORRUPT_STD_WORDS = ("auto", "paper")   # the corrupted probe's noise settings besides a positive number
 
@@ -124,29 +88,6 @@ def corrupt_std_setting(value) -> str | float:
 def paper_corrupt_std(ds: ImageDataset) -> float:
     "The noise of the paper's corrupted probe (its code): std 0.1 on CIFAR, 0.25 elsewhere."
     return 0.1 if ds.name.startswith("cifar") else 0.25
-
-# %% ../nbs/06_probes.ipynb #f83d0fa3
-def random_shapes(n: int,                  # how many images
-                  shape: tuple,            # (C, H, W), C = 1 or 3
-                  generator: torch.Generator | None = None) -> torch.Tensor:   # (n, C, H, W) uint8
-    "Synthetic images: on a flat background, one to three disks, rectangles, rings, stripes or checkerboards of random place, size and colour."
-    C, H, W = shape
-    ys, xs = torch.meshgrid(torch.linspace(0, 1, H), torch.linspace(0, 1, W), indexing="ij")   # (H, W), one grid for all images
-    r = lambda *s: torch.rand(s, generator=generator)
-    out = r(n, C, 1, 1).expand(n, C, H, W).clone()                  # the background's colour
-    for j in range(3):
-        kind, present = torch.randint(0, 5, (n,), generator=generator), (r(n) < 0.5) | (j == 0)   # the first shape always, the others half the time
-        cy, cx, size, aspect, freq, angle = r(n), r(n), 0.15 + 0.3 * r(n), 0.5 + r(n), 3 + 5 * r(n), np.pi * r(n)
-        v = lambda t: t.view(n, 1, 1)
-        dy, dx = ys - v(cy), xs - v(cx)                               # (n, H, W) offsets from each shape's centre
-        d = (dy**2 + dx**2).sqrt()
-        box = (dy.abs() < v(size * aspect)) & (dx.abs() < v(size / aspect))
-        along = (dx * v(angle.cos()) + dy * v(angle.sin())) * v(freq)
-        masks = torch.stack([d < v(size), box, (d < v(size)) & (d > v(0.6 * size)), box & (along.frac() < 0.5),
-                             box & ((dy * v(freq)).floor() + (dx * v(freq)).floor()).remainder(2).eq(0)], 1)   # (n, 5, H, W): every kind
-        m = masks[torch.arange(n), kind] & v(present)
-        out = torch.where(m[:, None], r(n, C, 1, 1), out)              # the shape's colour where it lies
-    return (out * 255).round().to(torch.uint8)
 
 # %% ../nbs/06_probes.ipynb #7b23c7bd
 def _split_labels(n_fit: int, n_heldout: int, g: torch.Generator) -> np.ndarray:
