@@ -101,7 +101,7 @@ def from_json(cls: AuditResults, d: dict, fn: Path | str = "results.json") -> Au
     "The record of a results.json dict, old names read as today's."
     d = current_names(d)
     lacks = [k for k in _REQUIRED if k not in d or (k == "parameters" and not isinstance(d["parameters"], dict))]
-    if lacks: raise ValueError(f"{fn} lacks {', '.join(lacks)}: it is not what a finished audit writes (damaged or edited); run the audit again to recompute it")
+    if lacks: raise ValueError(f"{fn} lacks {', '.join(lacks)}: it is not what a finished audit writes (damaged or edited); delete it and run the audit again to recompute it")
     known = set(cls.__dataclass_fields__) - {"extra"}
     return cls(**{k: v for k, v in d.items() if k in known}, extra={k: v for k, v in d.items() if k not in known})
 

@@ -88,7 +88,7 @@ steps = {n: dict(exit=int(rc) if rc.lstrip("-").isdigit() else rc, seconds=int(s
          (l.split("\t") for l in (out/"steps.tsv").read_text().splitlines() if l)}
 audit = read("audit/results.json") or {}
 summary = dict(env=read("env.json"), steps=steps, gpu_train=read("gpu_train.json"), gpu_knn=read("gpu_knn.json"),
-               audit={k: audit.get(k) for k in ("probe_accuracy_4", "probe_accuracy_6", "test_accuracy", "train_seconds", "score_seconds", "seconds")},
+               audit={k: audit.get(k) for k in ("probe_accuracy_main", "probe_accuracy", "test_accuracy", "train_seconds", "score_seconds", "seconds")},
                planted={k: v for k, v in (read("planted/results.json") or {}).items()
                         if k in ("seeds", "n_training_rows", "mapd_auroc", "best_single_auroc", "flag_recall", "flag_fdr", "prevalence_ratio")})
 (out/"summary.json").write_text(json.dumps(summary, indent=1, default=str))
