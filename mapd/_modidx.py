@@ -673,7 +673,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'mapd.settings': { 'mapd.settings.AuditConfig': ('settings.html#auditconfig', 'mapd/settings.py'),
                                'mapd.settings.AuditConfig.__post_init__': ('settings.html#auditconfig.__post_init__', 'mapd/settings.py'),
                                'mapd.settings.AuditConfig.null_shares': ('settings.html#auditconfig.null_shares', 'mapd/settings.py'),
-                               'mapd.settings.AuditConfig.train_config': ('settings.html#auditconfig.train_config', 'mapd/settings.py'),
+                               'mapd.settings.AuditConfig.training': ('settings.html#auditconfig.training', 'mapd/settings.py'),
                                'mapd.settings._absolute_paths': ('settings.html#_absolute_paths', 'mapd/settings.py'),
                                'mapd.settings._check_audit_config': ('settings.html#_check_audit_config', 'mapd/settings.py'),
                                'mapd.settings._config_changes': ('settings.html#_config_changes', 'mapd/settings.py'),

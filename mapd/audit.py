@@ -162,7 +162,7 @@ def _consistency_scores(config: AuditConfig, train, out: Path, device, quiet: bo
 def _train(config: AuditConfig, train, test, combined, rows, out: Path, cfg_dict: dict, device, quiet: bool) -> tuple[TrajectoryStore, pd.DataFrame]:
     """Train with the recorder into out/trajectories, resuming from its last complete epoch; the store and the per-epoch history.
     With many processes rank 0 creates (or checks) the store and every process trains its share; the others get no history (None)."""
-    tc, sdir = config.train_config(), out/"trajectories"
+    tc, sdir = config.training(), out/"trajectories"
     def open_store() -> bool:   # rank 0: the store, made or checked; whether training is left to do
         if (sdir/"meta.json").exists():
             store = TrajectoryStore(sdir, "r+")

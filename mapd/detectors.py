@@ -312,7 +312,7 @@ def recording_detectors(store: TrajectoryStore, *, seed: int = 0) -> tuple[dict,
 # %% ../nbs/08c_detectors.ipynb #649e398c
 def model_detectors(model_name: str,  # architecture (mapd.models) of the extra training
                     train,            # ImageDataset or (images, labels): the rows to score, in order (an audit's `combined`)
-                    config: TrainConfig | None = None,  # the training's settings (the audit's train_config()); TrainConfig() when None
+                    config: TrainConfig | None = None,  # the training's settings (the audit's training()); TrainConfig() when None
                     *, vog_checkpoints: int = 4,   # VoG's checkpoints, spread evenly over the run (the last included)
                     grand_epoch: int | None = None,  # GraNd's epoch; a tenth of the run (at least 1) when None
                     mc_passes: int = 10, n_classes: int | None = None, device="auto", seed: int = 0, quiet: bool = False) -> tuple[dict, pd.DataFrame]:

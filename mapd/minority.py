@@ -53,7 +53,7 @@ def minority_experiment(train: GroupedDataset, val: GroupedDataset, test: Groupe
     groups = minority_groups(train)
     minority_names = [train.group_names[g] for g in groups]
     is_minority = np.isin(train.groups, groups)
-    tc = TrainConfig(epochs=epochs, batch_size=128, lr=lr, weight_decay=5e-4, record="eval", seed=seed)
+    tc = TrainConfig(epochs=epochs, lr=lr, seed=seed)   # appendix A's batch size and weight decay (TrainConfig's defaults), the evaluation-pass recorder
     N, V = len(train), len(val)
     images, labels = torch.cat([train.ds.images, val.ds.images]), torch.cat([train.ds.labels, val.ds.labels])
     torch.manual_seed(seed)

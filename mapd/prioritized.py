@@ -16,7 +16,7 @@ from .core import resolve_device, check_fields, run_fields
 from .knn import DEFAULT_K
 from .data import ImageDataset
 from .models import make_model
-from .train import TrainConfig, Normalize, Loop, Hook, fit, accuracy, predict_logits
+from .train import Normalize, Loop, Hook, fit, accuracy, predict_logits, train_config
 from .correction import OnlineMAPD, make_clean_noisy_probes
 
 # %% auto #0
@@ -79,7 +79,7 @@ def irreducible_losses(holdout: ImageDataset,  # held-out split with (noisy) lab
     "RHO-LOSS's irreducible loss: each pool example's loss under a model trained on the holdout split only."
     torch.manual_seed(seed)
     net = make_model(model, holdout.shape, holdout.n_classes)
-    res = fit(net, holdout, TrainConfig(epochs=epochs, batch_size=128, lr=0.05, weight_decay=5e-4, record="none", seed=seed), device=device, quiet=quiet)
+    res = fit(net, holdout, train_config("rho-irreducible", epochs=epochs, seed=seed), device=device, quiet=quiet)
     images, labels = (pool.images, pool.labels) if isinstance(pool, ImageDataset) else pool
     logits = predict_logits(res.model, images, normalize=res.normalize, device=device)
     return F.cross_entropy(logits, torch.as_tensor(labels).long(), reduction="none")
@@ -163,9 +163,8 @@ def train_selected(pool: ImageDataset,  # the training pool (noisy labels; true_
     net = make_model(model, pool.shape, pool.n_classes)
     online = OnlineMAPD(probe, cfg.steps // per_pass + 2, k=cfg.k, n_classes=2, device=dev) if uses_probes else None
     hook = Select(cfg, noisy, test, IL, online)
-    # the Clothing1M protocol: AdamW at PyTorch's defaults, a constant rate; the loop's epochs are passes over the pool
-    tc = TrainConfig(epochs=-(-cfg.steps // per_pass), batch_size=cfg.n_candidates, lr=cfg.lr, weight_decay=0.01, optimizer="adamw",
-                     schedule="constant", record="none", seed=cfg.seed)
+    # the loop's epochs are passes over the pool
+    tc = train_config("clothing1m-selection", epochs=-(-cfg.steps // per_pass), batch_size=cfg.n_candidates, lr=cfg.lr, seed=cfg.seed)
     Loop(net, data.images.to(dev), data.labels.to(dev), tc, [hook], normalize=Normalize.fit(data.images, dev), max_steps=cfg.steps,
          quiet=quiet, desc=cfg.method, unit="pass").run()
     return pd.DataFrame(hook.log)

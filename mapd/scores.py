@@ -14,14 +14,14 @@ import torch
 from .core import progress, as_numpy
 from .data import ImageDataset
 from .models import make_model
-from .train import TrainConfig, fit, predict_logits
+from .train import TrainConfig, fit, predict_logits, train_config
 
 # %% auto #0
 __all__ = ['DEFAULT_SCORE_CONFIG', 'heldout_consistency', 'likely_mislabeled', 'confused_class', 'unrecognised', 'label_issues',
            'learning_speed', 'load_cscores']
 
 # %% ../nbs/05_scores.ipynb #0dc71af9
-DEFAULT_SCORE_CONFIG = TrainConfig(epochs=4, batch_size=256, lr=0.05, record="none")  # a few epochs of a small model, larger batches: minutes on 2 cores
+DEFAULT_SCORE_CONFIG = train_config("mapd-scores")  # a few epochs of a small model, larger batches: minutes on 2 cores
 
 def heldout_consistency(ds: ImageDataset,                    # N examples
                         *, ratios=(0.25, 0.5, 0.75),         # fractions of the data each model trains on

@@ -35,7 +35,7 @@ AUDIT_RULES = dict(dataset=(*DATASETS, "custom"), image_size=">=1", channels=(1,
                    categories=CATEGORY_TABLE, n_fit=">=1", n_heldout=">=1", typical_pool="(0,1]", atypical_pool="(0,1]", edit_pool="(0,1]",
                    exclude_mislabeled="(0,1]", exclude_unrecognised=">=1", exclude_doubted=">0", flags=FLAG_RULES, q="(0,1)", alpha="(0,1)", ood=("auto", "sketch", "digits", "shapes", "mixed"),
                    flip_to=("auto", "uniform", "confused", "mixed"), cover=("auto", "all", "trained"), k=">=1", seed=">=0",
-                   knn_input=("loss", "margin", "loss+margin"), corrupt_with=tuple(CORRUPTIONS))
+                   knn_input=("loss", "margin", "loss+margin"), corrupt_with=tuple(CORRUPTIONS), train_preset=tuple(TRAIN_PRESETS))
 
 # %% ../nbs/09a_settings.ipynb #d05089a1
 def _check_audit_config(self):
@@ -90,6 +90,7 @@ class AuditConfig:
     augment_probes: bool = False     # augment the probes too; the authors' code keeps them fixed (never augmented), as here by default
     record: str = "eval"             # "eval" (the paper's way) or "online"
     el2n_at: float | None = 0.1      # keep full probabilities after this share of the epochs, for EL2N (Paul et al.: epoch 20 of 200); None: keep none
+    train_preset: str | None = None  # the training preset (mapd.train.TRAIN_PRESETS) the main run starts from: momentum, schedule, milestones, padding, optimiser; the fields above apply on top. None: TrainConfig's defaults
     scores: str = "heldout"          # "heldout" (C-score estimate), "speed" (learning-speed proxy) or a path to a .npz file
     score_model: str = "mlp"         # architecture of the held-out models: a small one keeps the estimate cheap whatever `model` is
     score_kind: str = "confidence"   # held-out estimate from the label's probability ("confidence") or 0/1 hits ("accuracy", Jiang et al.)
@@ -121,23 +122,25 @@ class AuditConfig:
     def __post_init__(self): _check_audit_config(self)
 
 # %% ../nbs/09a_settings.ipynb #cb9f0b6e
+_TRAINING_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "augment", "record", "seed")   # the fields an AuditConfig shares with TrainConfig
+
 @patch
 def null_shares(self: AuditConfig) -> dict | None:
     "The share of the rows each natural probe's pool stands for (`mapd.flags.prevalence`), where both are drawn from shares of the data."
     return None if self.typical_pool is None or self.atypical_pool is None else {"typical": self.typical_pool, "atypical": self.atypical_pool}
 
 @patch
-def train_config(self: AuditConfig) -> TrainConfig:
-    "The `TrainConfig` of the main run."
-    return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                       augment=self.augment, record=self.record, seed=self.seed,
-                       keep_probs=() if self.el2n_at is None else (max(1, round(self.el2n_at * self.epochs)),))
+def training(self: AuditConfig) -> TrainConfig:
+    "The `TrainConfig` of the main run: the training preset `train_preset` (TrainConfig's defaults without one) with the audit's own training fields on top."
+    return TrainConfig(**{**(TRAIN_PRESETS.settings(self.train_preset) if self.train_preset else {}),
+                          **{f: getattr(self, f) for f in _TRAINING_FIELDS},
+                          "keep_probs": () if self.el2n_at is None else (max(1, round(self.el2n_at * self.epochs)),)})
 
 # %% ../nbs/09a_settings.ipynb #5d27f815
 AUDIT_PRESETS = Presets("audit", {
     "default": {},
-    # appendix A's CIFAR protocol (mapd.train's "paper-cifar" preset, as far as AuditConfig has its fields), a ResNet-18
-    "paper-cifar10": dict(TRAIN_PRESETS.only("paper-cifar", AuditConfig), dataset="cifar10", model="resnet18", score_epochs=10),
+    # appendix A's CIFAR protocol (mapd.train's "paper-cifar" preset: its epochs, batch size, rate and augmentation, and its momentum, schedule and padding), a ResNet-18
+    "paper-cifar10": dict(train_preset="paper-cifar", dataset="cifar10", model="resnet18", score_epochs=10),
     "paper-cifar100": dict(base="paper-cifar10", dataset="cifar100"),
     # the paper names only "variants of the ResNet architecture"; the authors' code trains a ResNet-50 on CIFAR too
     "paper-cifar10-resnet50": dict(base="paper-cifar10", model="resnet50"),
@@ -145,10 +148,11 @@ AUDIT_PRESETS = Presets("audit", {
 })
 
 def audit_config(preset: str = "default", **overrides) -> AuditConfig:
-    "An `AuditConfig` from a named preset, with `overrides` on top."
-    return AuditConfig(**AUDIT_PRESETS.settings(preset, **overrides))
+    "An `AuditConfig` from a named preset, with `overrides` on top; where the result names a training preset (`train_preset`), the fields both share (epochs, batch size, ...) come from it unless the audit preset or `overrides` set them."
+    s = AUDIT_PRESETS.settings(preset, **overrides)
+    return AuditConfig(**{**(TRAIN_PRESETS.only(s["train_preset"], AuditConfig) if s.get("train_preset") else {}), **s})
 
-# the paper's probe suite: AuditConfig(**PAPER_PROBES) (or audit_config(**PAPER_PROBES)) audits with it: AuditConfig(**PAPER_PROBES) (or audit_config(**PAPER_PROBES)) audits with it
+# the paper's probe suite: AuditConfig(**PAPER_PROBES) (or audit_config(**PAPER_PROBES)) audits with it
 PAPER_PROBES = dict(typical_pool=None, atypical_pool=None, exclude_mislabeled=None, exclude_unrecognised=None, exclude_doubted=None, edit_pool=None,
                     flip_to="uniform", corrupt_std="paper")
 

@@ -90,6 +90,12 @@ TRAIN_PRESETS = Presets("training", {
     "paper-imagenet": dict(base="paper-cifar", epochs=100, batch_size=256),
     # Arazo et al.'s protocol for the label-noise experiments (appendix A)
     "arazo-cifar": dict(base="paper-cifar", epochs=300, weight_decay=1e-4, schedule="step", milestones=(100, 250)),
+    # mapd's own: the held-out models of the consistency score (mapd.scores), a few epochs of a small model with larger batches
+    "mapd-scores": dict(epochs=4, batch_size=256, lr=0.05, record="none"),
+    # the irreducible-loss model of RHO-LOSS (mapd.prioritized), trained on the holdout split only
+    "rho-irreducible": dict(lr=0.05, record="none"),
+    # Mindermann et al.'s Clothing1M protocol for online batch selection (mapd.prioritized): AdamW at PyTorch's defaults, a constant rate
+    "clothing1m-selection": dict(optimizer="adamw", weight_decay=0.01, schedule="constant", record="none"),
 })
 
 def train_config(preset: str,  # a key of TRAIN_PRESETS

@@ -44,7 +44,7 @@ def main(argv=None):
     cfg = AuditConfig(noise=a.noise, noise_kind=a.kind, epochs=a.epochs, n_fit=100, n_heldout=100, k=10, score_runs=2, score_epochs=2,
                       cover="trained", seed=a.seed, device=a.device)
     audit, audit_s = timed(run_audit, cfg, a.out or tempfile.mkdtemp(prefix="detector_check_"), data=(train, test), quiet=True)
-    st, tc = audit.store, cfg.train_config()
+    st, tc = audit.store, cfg.training()
     (p, single, _), knn_s = timed(trajectory_scores, st, cfg.categories, audit.config.k, q=cfg.q)
     cost = [dict(method="MAP-D", seconds=knn_s, extra_passes=f"none beyond the audit's probe scores (its k-NN timed; the whole audit took {audit_s:.0f} s)")]
     rec, rec_cost = recording_detectors(st, seed=a.seed)

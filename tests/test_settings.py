@@ -78,7 +78,7 @@ def test_cli_el2n_can_be_turned_off(tmp_path):
     a = parser().parse_args(["audit", "--el2n-at", "none", "--typical-pool", "none"])
     assert a.el2n_at is None and a.typical_pool is None
     cfg = AuditConfig(el2n_at=a.el2n_at)
-    assert cfg.train_config().keep_probs == ()
+    assert cfg.training().keep_probs == ()
 
 
 def test_train_and_test_of_other_shapes_refused(tmp_path):
