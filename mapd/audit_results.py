@@ -144,7 +144,7 @@ def _metadata(config: AuditConfig, store: TrajectoryStore, out: Path, std, std_i
                       fixed={"random_labels": labels_wrong} if labels_wrong is not None else None)
     save_table(table, out/"metadata.parquet")
     if check4:   # the four-category check's call beside the six-category one, so both accuracies rebuild from this file
-        pred = pred.merge(check4["predictions"][["row", "predicted"]].rename(columns={"predicted": "predicted_4"}), on="row", how="left")
+        pred = pred.merge(check4["predictions"][["row", "predicted"]].rename(columns={"predicted": "predicted_main"}), on="row", how="left")
     save_table(pred, out/"probe_predictions.csv")
     pairs, warnings = probe_diagnostics(pred, thresholds, advice=_advice(config, std))
     save_table(pairs, out/"probe_separability.csv")

@@ -173,9 +173,9 @@ def rebuild(c: dict, f: Files):
         p = f.csv(f"{run}/probe_predictions.csv")
         return float((p.predicted == p.category).mean())
     if run in ("audit", "audit_noise20") and key == "probe_accuracy_main":
-        p = f.csv(f"{run}/probe_predictions.csv")
-        if "predicted_4" in p:
-            p = p[p.predicted_4.notna()]; return float((p.predicted_4 == p.category).mean())
+        p = f.csv(f"{run}/probe_predictions.csv").rename(columns={"predicted_4": "predicted_main"})   # the column's name before it said what it holds
+        if "predicted_main" in p:
+            p = p[p.predicted_main.notna()]; return float((p.predicted_main == p.category).mean())
         raise NotRebuildable(f"needs {run}/trajectories (git-ignored): the four-category k-NN is refitted on the probes' "
                              "trajectories; the six-category predictions in probe_predictions.csv do not give it")
     if run == "audit" and key == "test_accuracy": return float(f.csv("audit/history.csv").test_acc.iloc[-1])
@@ -191,9 +191,9 @@ def rebuild(c: dict, f: Files):
     if run == "probe_suites":
         head, _, name = key.partition(".")
         if head in ("accuracy_4", "accuracy_6"):
-            c = f.parquet("probe_suites/calls.parquet"); suite, noise = name.split("_noise")
+            c = f.parquet("probe_suites/calls.parquet").rename(columns={"predicted_4": "predicted_main"}); suite, noise = name.split("_noise")
             c = c[(c.suite.astype(str) == suite) & (np.round(100 * c.noise) == int(noise))]
-            col = "predicted_4" if head == "accuracy_4" else "predicted"
+            col = "predicted_main" if head == "accuracy_4" else "predicted"
             c = c[c[col].notna()]
             return float((c[col].astype(str) == c.category.astype(str)).mean())
     if run == "audit" and key == "image_problem_flag_rate":

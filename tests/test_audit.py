@@ -24,9 +24,9 @@ def test_audit_outputs(digits_audit):
         assert 0 <= results[key] <= 1
     pred = pd.read_csv(out/"probe_predictions.csv")   # both held-out checks rebuild from the committed file
     assert (pred.predicted == pred.category).mean() == pytest.approx(results["probe_accuracy"])
-    four = pred[pred.predicted_4.notna()]
+    four = pred[pred.predicted_main.notna()]
     assert set(four.category) == {"typical", "atypical", "random_labels", "corrupted"}
-    assert (four.predicted_4 == four.category).mean() == pytest.approx(results["probe_accuracy_main"])
+    assert (four.predicted_main == four.category).mean() == pytest.approx(results["probe_accuracy_main"])
     assert results["parameters"]["noise"] == 0.2 and "mapd_version" in results
     table = load_table(out/"metadata.parquet")
     st = TrajectoryStore(out/"trajectories")
