@@ -23,9 +23,9 @@ from .metadata import detection_scores
 
 # %% auto #0
 __all__ = ['RULES', 'METHODS', 'CORRECTION_PRESETS', 'TARGETS', 'NOISE_MODELS', 'CONTROLS', 'Rule', 'CorrectionConfig',
-           'correction_config', 'bootstrap_targets', 'noise_model_targets', 'mixup_loss', 'class_balance_penalty',
+           'correction_protocol', 'bootstrap_targets', 'noise_model_targets', 'mixup_loss', 'class_balance_penalty',
            'estimate_transition', 'forward_loss', 'make_clean_noisy_probes', 'with_true_labels', 'OnlineMAPD',
-           'CorrectionResult', 'Correct', 'train_with_correction', 'run_config']
+           'CorrectionResult', 'Correct', 'train_with_correction', 'correction_config']
 
 # %% ../nbs/14_correction.ipynb #c137f20e
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ CORRECTION_PRESETS = Presets("correction", {
     "cpu": dict(base="paper", model="mlp", epochs=30, augment=False),
 })
 
-def correction_config(preset: str = "cpu", epochs: int | None = None) -> dict:
+def correction_protocol(preset: str = "cpu", epochs: int | None = None) -> dict:
     "The model, `TrainConfig` and pretraining lengths of a preset, at `epochs` (the preset's when None) with milestones and pretraining at the protocol's fractions."
     p = CORRECTION_PRESETS.settings(preset)
     train = TRAIN_PRESETS.settings(p.pop("train"), record="none")
@@ -330,7 +330,7 @@ def train_with_correction(train: ImageDataset,        # noisy training set, with
                           *, model: str = "mlp", device="auto", quiet: bool = False) -> CorrectionResult:
     "Train one model on noisy labels with one correction method; test accuracy per epoch and the noise model's quality."
     cfg = config or CorrectionConfig()
-    tc = train_config or correction_config("cpu")["train"]
+    tc = train_config or correction_protocol("cpu")["train"]
     if cfg.pretrain > tc.epochs: raise ValueError(f"pretrain={cfg.pretrain} exceeds the run's {tc.epochs} epochs")
     dev, t_start = resolve_device(device), time.perf_counter()
     uses_probes = cfg.rule.noise == "mapd"
@@ -353,6 +353,7 @@ CONTROLS = {   # run name -> CorrectionConfig fields: figure 6's controls for th
     "ce_true_rows": dict(method="ce", true_rows=True),                # cross-entropy with the same
 }
 
-def run_config(name: str, **fields) -> CorrectionConfig:
+def correction_config(name: str, **fields) -> CorrectionConfig:
     "The `CorrectionConfig` of a method (one of METHODS) or a control (one of CONTROLS), with `fields` (pretrain, n_probe, k...) set."
+    if name in CORRECTION_PRESETS: raise ValueError(f"{name!r} names a protocol, not a run: correction_protocol({name!r}) gives its model, training and pretraining (correction_config named it before)")
     return CorrectionConfig(**{**fields, **run_fields(name, METHODS, CONTROLS)})

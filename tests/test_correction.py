@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from mapd.correction import CorrectionConfig, make_clean_noisy_probes, with_true_labels, train_with_correction, correction_config
+from mapd.correction import CorrectionConfig, make_clean_noisy_probes, with_true_labels, train_with_correction, correction_protocol
 from mapd.data import inject_label_noise, load_digits
 from mapd.prioritized import SelectionConfig, select_top, train_selected, irreducible_losses
 from mapd.train import TrainConfig
@@ -65,7 +65,7 @@ def test_correction_bad_input(digits):
     with pytest.raises(ValueError, match="needs ds.true_labels"): make_clean_noisy_probes(load_digits("train"), 50)
     with pytest.raises(ValueError, match="exceeds the run's 3 epochs"):
         train_with_correction(noisy, test, CorrectionConfig(pretrain=5), TrainConfig(epochs=3, record="none"), device="cpu", quiet=True)
-    with pytest.raises(ValueError, match="unknown preset"): correction_config("imagenet")
+    with pytest.raises(ValueError, match="unknown preset"): correction_protocol("imagenet")
 
 
 def test_class_balanced_selection_keeps_two_per_class():
