@@ -28,3 +28,16 @@ def test_readme_command_on_a_small_folder_gives_every_image_a_row(tmp_path):
     share = wrong[top].sum() / wrong.sum()
     assert share >= 0.7, share   # measured 0.76-0.81 over seeds and settings (scripts/folder_check.py); far above the 0.1 of chance
     assert "probes per category:" in r.stdout and "look mislabeled" in r.stdout   # the summary says what was chosen, and how many
+
+
+def test_too_small_rgb_folder_is_refused_before_any_work(tmp_path):
+    "Issue 28's case: 180 RGB images with 20 + 20 probes per category. On RGB data `ood='auto'` sketches training examples, so five categories take 200 examples; the audit says so before it scores, trains or writes anything."
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        d = tmp_path/"data"/"train"/f"class{k}"; d.mkdir(parents=True)
+        for i in range(60): Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(d/f"{i}.png")
+    r = subprocess.run([*mapd_cmd(), "audit", "--dataset", "imagefolder", "--data-root", str(tmp_path/"data"), "--n-fit", "20", "--n-heldout", "20",
+                        "--out", str(tmp_path/"audit")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "need 200 training examples, but the training set has 180" in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path/"audit").exists()   # no config.json, fingerprints.json or scores.npy: refused before any work
