@@ -597,6 +597,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'mapd.probes._check_suite_args': ('probes.html#_check_suite_args', 'mapd/probes.py'),
                              'mapd.probes._consistency_order': ('probes.html#_consistency_order', 'mapd/probes.py'),
                              'mapd.probes._corrupted_probes': ('probes.html#_corrupted_probes', 'mapd/probes.py'),
+                             'mapd.probes._flipped_labels': ('probes.html#_flipped_labels', 'mapd/probes.py'),
+                             'mapd.probes._natural_pick': ('probes.html#_natural_pick', 'mapd/probes.py'),
                              'mapd.probes._ood_probes': ('probes.html#_ood_probes', 'mapd/probes.py'),
                              'mapd.probes._ood_source': ('probes.html#_ood_source', 'mapd/probes.py'),
                              'mapd.probes._other_labels': ('probes.html#_other_labels', 'mapd/probes.py'),

@@ -206,6 +206,7 @@ def kneighbors(self: MAPD, X) -> tuple[np.ndarray, np.ndarray]:
     "Distances `(N, k)` and probe indices `(N, k)` of each row's k nearest probes, nearest first."
     return self._search(self._check(X), "neighbors")
 
+# %% ../nbs/07_knn.ipynb #db39881f
 @patch
 def predict_proba(self: MAPD, X) -> np.ndarray:
     "`(N, C)` fraction of each row's k nearest probes in each category (columns in `classes_` order)."
@@ -213,12 +214,14 @@ def predict_proba(self: MAPD, X) -> np.ndarray:
     if self.backend_ == "cuml": return np.asarray(self._cu.predict_proba(X.numpy()), dtype=np.float32)
     return self._search(X, "proba")
 
+# %% ../nbs/07_knn.ipynb #f4fd4944
 @patch
 def predict(self: MAPD, X) -> np.ndarray:
     "The most probable category of each row (equation 7); ties go to the first in `classes_`, as in scikit-learn."
     p = self.predict_proba(X)
     return self.classes_[p.argmax(1)]
 
+# %% ../nbs/07_knn.ipynb #1dfd6c5c
 @patch
 def score(self: MAPD, X, y) -> float:
     "Accuracy of `predict(X)` against categories `y`."

@@ -212,6 +212,32 @@ def _ood_probes(ds: ImageDataset, src, ood, n: int, n_sketch: int, sample, g: to
     return torch.cat(images), torch.cat(labels), np.concatenate(source), made if says else None
 
 
+# %% ../nbs/06_probes.ipynb #f2dc65fa
+def _natural_pick(cat: str, order: np.ndarray, share: float | None, n: int, taken: np.ndarray, exclude, g: torch.Generator) -> np.ndarray:
+    "The examples of the `cat` probe (typical or atypical) from `order` (most consistent first), marked in `taken`."
+    cand = order if cat == "typical" else order[::-1]
+    if share is not None:  # a random draw from the most (least) consistent share, in random order
+        pool = cand[:max(n, round(share * len(cand)))]   # a share of the examples not excluded: the two pools split them
+        cand = pool[torch.randperm(len(pool), generator=g).numpy()]
+    pick = cand[~taken[cand]][:n]
+    if len(pick) < n: raise ValueError(f"the {cat} probe needs {n} examples, but only {len(pick)} are left to draw from"
+                                       + (f" ({int(exclude.sum())} are excluded)" if exclude is not None else ""))
+    taken[pick] = True
+    return pick
+
+
+# %% ../nbs/06_probes.ipynb #c442fea2
+def _flipped_labels(y: torch.Tensor, K: int, flip_to: str, probs, pick: np.ndarray, g: torch.Generator) -> torch.Tensor:
+    "The random-label probe's labels for the examples `pick` whose labels are `y`."
+    flipped = _other_labels(y, K, g)
+    if flip_to != "uniform":   # the class held-out models confuse each example with: flips as annotators make them
+        n = len(y)
+        confused = torch.as_tensor(confused_class(probs[pick], y)[0])
+        half = torch.randperm(n, generator=g)[:n // 2] if flip_to == "mixed" else torch.arange(n)
+        flipped[half] = confused[half]
+    return flipped
+
+
 # %% ../nbs/06_probes.ipynb #d7cd603c
 def make_probe_suite(ds: ImageDataset,            # the training set the probes are made from
                      scores=None,                 # (N,) consistency scores; needed for typical and atypical
@@ -263,23 +289,11 @@ def make_probe_suite(ds: ImageDataset,            # the training set the probes 
         return pick
     for cat in categories:
         if cat in ("typical", "atypical"):
-            cand, share = (order, typical_pool) if cat == "typical" else (order[::-1], atypical_pool)
-            if share is not None:  # a random draw from the most (least) consistent share, in random order
-                pool = cand[:max(n, round(share * len(cand)))]   # a share of the examples not excluded: the two pools split them
-                cand = pool[torch.randperm(len(pool), generator=g).numpy()]
-            pick = cand[~taken[cand]][:n]
-            if len(pick) < n: raise ValueError(f"the {cat} probe needs {n} examples, but only {len(pick)} are left to draw from"
-                                               + (f" ({int(exclude.sum())} are excluded)" if exclude is not None else ""))
-            taken[pick] = True
+            pick = _natural_pick(cat, order, typical_pool if cat == "typical" else atypical_pool, n, taken, exclude, g)
             add(cat, ds.images[pick], ds.labels[pick], ds.index[pick].numpy())
         elif cat == "random_labels":
             pick = sample()
-            y = _other_labels(ds.labels[pick], K, g)
-            if flip_to != "uniform":   # the class held-out models confuse each example with: flips as annotators make them
-                confused = torch.as_tensor(confused_class(probs[pick], ds.labels[pick])[0])
-                half = torch.randperm(n, generator=g)[:n // 2] if flip_to == "mixed" else torch.arange(n)
-                y[half] = confused[half]
-            add(cat, ds.images[pick], y, ds.index[pick].numpy())
+            add(cat, ds.images[pick], _flipped_labels(ds.labels[pick], K, flip_to, probs, pick, g), ds.index[pick].numpy())
         elif cat == "random_inputs":
             add(cat, random_images(n, ds.shape, g), torch.randint(0, K, (n,), generator=g), np.full(n, -1))
         elif cat == "corrupted":

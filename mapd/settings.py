@@ -5,7 +5,7 @@
 # %% ../nbs/09a_settings.ipynb #c1cbdb42
 from __future__ import annotations
 import math, os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -122,19 +122,20 @@ class AuditConfig:
     def __post_init__(self): _check_audit_config(self)
 
 # %% ../nbs/09a_settings.ipynb #cb9f0b6e
-_TRAINING_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "augment", "record", "seed")   # the fields an AuditConfig shares with TrainConfig
-
 @patch
 def null_shares(self: AuditConfig) -> dict | None:
     "The share of the rows each natural probe's pool stands for (`mapd.flags.prevalence`), where both are drawn from shares of the data."
     return None if self.typical_pool is None or self.atypical_pool is None else {"typical": self.typical_pool, "atypical": self.atypical_pool}
 
+
+# %% ../nbs/09a_settings.ipynb #589b2cbe
 @patch
 def training(self: AuditConfig) -> TrainConfig:
     "The `TrainConfig` of the main run: the training preset `train_preset` (TrainConfig's defaults without one) with the audit's own training fields on top."
     return TrainConfig(**{**(TRAIN_PRESETS.settings(self.train_preset) if self.train_preset else {}),
-                          **{f: getattr(self, f) for f in _TRAINING_FIELDS},
+                          **{f.name: getattr(self, f.name) for f in fields(TrainConfig) if f.name in self.__dataclass_fields__},   # the fields both share
                           "keep_probs": () if self.el2n_at is None else (max(1, round(self.el2n_at * self.epochs)),)})
+
 
 # %% ../nbs/09a_settings.ipynb #5d27f815
 AUDIT_PRESETS = Presets("audit", {

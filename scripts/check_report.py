@@ -26,6 +26,8 @@ from mapd.rankings import read_rankings, auroc_of_ranking
 from mapd.report import load_plan, _read_manifest
 from mapd.report_readme import render_readme, _lookup, _shown, per_seed
 
+_OLD_COLUMNS = {"predicted_4": "predicted_main"}   # columns of committed files under the names they had before they said what they hold
+
 
 class NotRebuildable(Exception):
     "A claim whose number no committed file holds."
@@ -173,7 +175,7 @@ def rebuild(c: dict, f: Files):
         p = f.csv(f"{run}/probe_predictions.csv")
         return float((p.predicted == p.category).mean())
     if run in ("audit", "audit_noise20") and key == "probe_accuracy_main":
-        p = f.csv(f"{run}/probe_predictions.csv").rename(columns={"predicted_4": "predicted_main"})   # the column's name before it said what it holds
+        p = f.csv(f"{run}/probe_predictions.csv").rename(columns=_OLD_COLUMNS)
         if "predicted_main" in p:
             p = p[p.predicted_main.notna()]; return float((p.predicted_main == p.category).mean())
         raise NotRebuildable(f"needs {run}/trajectories (git-ignored): the four-category k-NN is refitted on the probes' "
@@ -191,7 +193,7 @@ def rebuild(c: dict, f: Files):
     if run == "probe_suites":
         head, _, name = key.partition(".")
         if head in ("accuracy_4", "accuracy_6"):
-            c = f.parquet("probe_suites/calls.parquet").rename(columns={"predicted_4": "predicted_main"}); suite, noise = name.split("_noise")
+            c = f.parquet("probe_suites/calls.parquet").rename(columns=_OLD_COLUMNS); suite, noise = name.split("_noise")
             c = c[(c.suite.astype(str) == suite) & (np.round(100 * c.noise) == int(noise))]
             col = "predicted_main" if head == "accuracy_4" else "predicted"
             c = c[c[col].notna()]
